@@ -1,0 +1,41 @@
+// Shared declarations of the pybind11 module. Only this folder includes pybind11; it
+// translates between Python objects and the engine and holds no cache logic.
+#pragma once
+#include <Python.h>
+#include <pybind11/pybind11.h>
+
+#include "herdcache/keys.hpp"
+#include "herdcache/memory.hpp"
+
+namespace herdcache::py_bindings {
+
+namespace py = pybind11;
+
+void register_errors(py::module_& m);
+void register_clock(py::module_& m);
+void register_policy(py::module_& m);
+void register_keys(py::module_& m);
+void register_engine(py::module_& m);
+void register_callsite(py::module_& m);
+
+// Exception types created by register_errors.
+extern PyObject* CacheError;
+extern PyObject* SerializationError;
+
+// Sets the Python error for the C++ exception being handled (inside a catch block);
+// for entry points that bypass pybind11's own translation (the raw fast-call functions).
+void set_python_error_from_current_exception() noexcept;
+
+// Appends one Python value to a key. Throws KeyTypeError for unsupported types and
+// py::error_already_set when Python itself raised (e.g. a str with lone surrogates).
+void encode_value(KeyBuilder& builder, PyObject* value, int depth = 0);
+
+// Wraps a Python object as an engine handle; the reference is dropped when the engine
+// lets go of the handle. The engine only releases handles on threads that hold the GIL
+// (every engine entry point is called from Python with the GIL held).
+Handle make_handle(PyObject* object);
+inline PyObject* handle_object(const Handle& handle) noexcept {
+  return static_cast<PyObject*>(handle.get());
+}
+
+}  // namespace herdcache::py_bindings

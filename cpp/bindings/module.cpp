@@ -1,0 +1,13 @@
+// The herdcache._native module: one register_<concept> call per engine concept.
+#include "bindings.hpp"
+
+PYBIND11_MODULE(_native, m) {
+  using namespace herdcache::py_bindings;
+  m.doc() = "herdcache's C++ engine (internal: use the herdcache package)";
+  register_errors(m);
+  register_clock(m);
+  register_policy(m);
+  register_keys(m);
+  register_engine(m);
+  register_callsite(m);
+}

@@ -1,0 +1,240 @@
+#include <cmath>
+#include <optional>
+
+#include <fmt/format.h>
+#include <pybind11/stl.h>
+
+#include "bindings.hpp"
+#include "engine_handle.hpp"
+#include "herdcache/errors.hpp"
+
+namespace herdcache::py_bindings {
+
+namespace {
+
+// get()/lookup states as Python sees them.
+constexpr int kMiss = 0, kFresh = 1, kStale = 2;
+
+void pin_value(void* ctx, const Handle& value, const EntryMeta&) {
+  PyObject* object = handle_object(value);
+  Py_INCREF(object);
+  *static_cast<PyObject**>(ctx) = object;
+}
+
+double ttl_arg(const std::optional<double>& ttl) {
+  if (!ttl) return -1.0;
+  if (!std::isfinite(*ttl) || *ttl < 0) {
+    throw InvalidArgument(fmt::format("ttl must be a finite number >= 0, got {}", *ttl));
+  }
+  return *ttl;
+}
+
+py::dict histogram_dict(const Histogram& h) {
+  auto s = h.snapshot();
+  py::dict d;
+  d["count"] = s.count;
+  d["p50"] = s.p50_ms;
+  d["p95"] = s.p95_ms;
+  d["p99"] = s.p99_ms;
+  d["max"] = s.max_ms;
+  d["sum"] = s.sum_ms;
+  return d;
+}
+
+py::dict counters_dict(const Counters& c, std::initializer_list<Counter> which) {
+  py::dict d;
+  for (Counter counter : which) d[py::str(std::string(counter_name(counter)))] = c.get(counter);
+  return d;
+}
+
+constexpr std::initializer_list<Counter> kTotals = {
+    Counter::Hits,     Counter::Misses,     Counter::StaleServed, Counter::Loads,
+    Counter::LoadErrors, Counter::Coalesced, Counter::Errors};
+
+double hit_rate(std::uint64_t hits, std::uint64_t misses) {
+  return hits + misses == 0 ? 0.0 : static_cast<double>(hits) / static_cast<double>(hits + misses);
+}
+
+py::dict policy_dict(const Policy& p) {
+  py::dict d;
+  d["ttl"] = p.ttl_s;
+  d["stale"] = p.stale_s;
+  d["jitter"] = p.jitter;
+  d["early_refresh"] = p.early_refresh;
+  d["memory"] = p.memory;
+  return d;
+}
+
+py::dict stats(Engine& engine) {
+  py::dict out, per_resource;
+  std::array<std::uint64_t, static_cast<std::size_t>(Counter::kCount)> totals{};
+  for (Resource* res : engine.resources()) {
+    for (std::size_t i = 0; i < totals.size(); ++i) totals[i] += res->counters.get(Counter(i));
+    py::dict d = counters_dict(res->counters, kTotals);
+    d["hit_rate"] = hit_rate(res->counters.get(Counter::Hits), res->counters.get(Counter::Misses));
+    d["memory"] = counters_dict(res->counters, {Counter::MemoryHits, Counter::MemoryMisses});
+    d["redis"] = counters_dict(res->counters, {Counter::RedisHits, Counter::RedisMisses});
+    d["load_ms"] = histogram_dict(res->load_latency);
+    d["miss_ms"] = histogram_dict(res->miss_latency);
+    d["policy"] = policy_dict(res->policy);
+    per_resource[py::str(res->name)] = d;
+  }
+  auto total = [&](Counter c) { return totals[static_cast<std::size_t>(c)]; };
+  out["namespace"] = engine.ns();
+  for (Counter c : kTotals) out[py::str(std::string(counter_name(c)))] = total(c);
+  out["hit_rate"] = hit_rate(total(Counter::Hits), total(Counter::Misses));
+  MemoryStats mem = engine.memory().stats();
+  py::dict memory;
+  memory["hits"] = total(Counter::MemoryHits);
+  memory["misses"] = total(Counter::MemoryMisses);
+  memory["bytes"] = mem.bytes;
+  memory["entries"] = mem.entries;
+  memory["max_bytes"] = mem.max_bytes;
+  memory["evictions"] = mem.evictions;
+  memory["expirations"] = mem.expirations;
+  memory["rejected"] = mem.rejected;
+  out["memory"] = memory;
+  out["memory_bytes"] = mem.bytes;
+  out["memory_entries"] = mem.entries;
+  out["resources"] = per_resource;
+  return out;
+}
+
+}  // namespace
+
+void register_engine(py::module_& m) {
+  py::class_<EngineHandle, std::shared_ptr<EngineHandle>>(m, "Engine")
+      .def(py::init([](const std::string& ns, std::size_t memory_max_bytes, const Policy& policy,
+                       std::shared_ptr<ManualClock> clock) {
+             EngineOptions options;
+             options.ns = ns;
+             options.memory_max_bytes = memory_max_bytes;
+             options.default_policy = policy;
+             std::shared_ptr<const Clock> c = clock;
+             return std::make_shared<EngineHandle>(options, c ? c : system_clock());
+           }),
+           py::arg("namespace"), py::arg("memory_max_bytes"), py::arg("default_policy"),
+           py::arg("clock") = nullptr)
+      .def_property_readonly("namespace", [](EngineHandle& e) { return e.engine.ns(); })
+      .def("set_policy",
+           [](EngineHandle& e, const std::string& res, const Policy& p) { e.engine.set_policy(res, p); })
+      .def("policy", [](EngineHandle& e, const std::string& res) { return e.engine.resource(res).policy; })
+      .def("key",
+           [](EngineHandle& e, const std::string& res, py::tuple args, py::object kwargs) {
+             e.engine.check_open();
+             KeyBuilder builder;
+             e.engine.begin_key(builder, res);
+             for (auto item : args) encode_value(builder, item.ptr());
+             if (!kwargs.is_none()) {
+               for (auto [name, value] : kwargs.cast<py::dict>()) {
+                 builder.begin_param(name.cast<std::string>());
+                 encode_value(builder, value.ptr());
+               }
+             }
+             return builder.finish();
+           },
+           py::arg("resource"), py::arg("args"), py::arg("kwargs") = py::none())
+      .def("get",
+           [](EngineHandle& e, const Key& key, bool count) -> py::tuple {
+             e.engine.check_open();
+             Resource& res = e.engine.resource(key.resource);
+             PyObject* value = nullptr;
+             Lookup found = count ? e.engine.lookup(key.str, key.hash, res, pin_value, &value)
+                                  : (res.policy.memory
+                                         ? e.engine.memory().get(key.str, key.hash, pin_value, &value)
+                                         : Lookup::Miss);
+             if (found == Lookup::Miss) return py::make_tuple(kMiss, py::none());
+             return py::make_tuple(found == Lookup::Fresh ? kFresh : kStale,
+                                   py::reinterpret_steal<py::object>(value));
+           },
+           py::arg("key"), py::arg("count") = true)
+      .def("serve_stale",
+           [](EngineHandle& e, const Key& key) {
+             Counters& c = e.engine.resource(key.resource).counters;
+             c.add(Counter::StaleServed);
+             c.add(Counter::Hits);
+             c.add(Counter::MemoryHits);
+           })
+      .def("store",
+           [](EngineHandle& e, const Key& key, py::object value, std::size_t value_bytes,
+              std::vector<std::string> tags, std::optional<double> ttl, double load_seconds) {
+             e.engine.check_open();
+             double ttl_s = ttl_arg(ttl);
+             Resource& res = e.engine.resource(key.resource);
+             e.engine.store(key, res, make_handle(value.ptr()), value_bytes, std::move(tags), ttl_s,
+                            seconds_to_nanos(load_seconds));
+           },
+           py::arg("key"), py::arg("value"), py::arg("value_bytes"), py::arg("tags"),
+           py::arg("ttl") = py::none(), py::arg("load_seconds") = 0.0)
+      .def("begin_load",
+           [](EngineHandle& e, const Key& key, py::object make_handle_fn, bool refresh) {
+             e.engine.check_open();
+             Resource& res = e.engine.resource(key.resource);
+             auto joined = e.engine.flights().join(
+                 key.str, [&] { return make_handle(make_handle_fn().ptr()); });
+             if (joined.leader) {
+               res.counters.add(Counter::Loads);
+               if (!refresh) res.counters.add(Counter::Misses);
+             } else if (!refresh) {
+               res.counters.add(Counter::Coalesced);
+               res.counters.add(Counter::Misses);
+             }
+             return py::make_tuple(joined.leader,
+                                   py::reinterpret_borrow<py::object>(handle_object(joined.handle)),
+                                   joined.id);
+           },
+           py::arg("key"), py::arg("make_handle"), py::arg("refresh") = false)
+      .def("finish_load",
+           [](EngineHandle& e, const Key& key, std::uint64_t id, bool ok, double seconds) -> py::object {
+             Resource& res = e.engine.resource(key.resource);
+             res.load_latency.record(seconds_to_nanos(seconds));
+             if (!ok) res.counters.add(Counter::LoadErrors);
+             auto done = e.engine.flights().finish(key.str, id);
+             if (!done) return py::none();
+             return py::make_tuple(py::reinterpret_borrow<py::object>(handle_object(done->first)),
+                                   done->second);
+           })
+      .def("record_miss", [](EngineHandle& e, const std::string& res, double seconds) {
+        e.engine.resource(res).miss_latency.record(seconds_to_nanos(seconds));
+      })
+      .def("count_miss", [](EngineHandle& e, const std::string& res) {
+        e.engine.resource(res).counters.add(Counter::Misses);
+      })
+      .def("count_error", [](EngineHandle& e, const std::string& res) {
+        e.engine.resource(res).counters.add(Counter::Errors);
+      })
+      .def("in_flight", [](EngineHandle& e, const Key& key) { return e.engine.flights().in_flight(key.str); })
+      .def("invalidate_key", [](EngineHandle& e, const Key& key) {
+        e.engine.check_open();
+        return e.engine.invalidate_key(key);
+      })
+      .def("invalidate",
+           [](EngineHandle& e, const std::string& res, py::tuple prefix) {
+             e.engine.check_open();
+             KeyBuilder builder;
+             e.engine.begin_key(builder, res);
+             for (auto item : prefix) encode_value(builder, item.ptr());
+             return e.engine.invalidate_prefix(res, builder.canonical());
+           })
+      .def("invalidate_tags", [](EngineHandle& e, const std::vector<std::string>& tags) {
+        e.engine.check_open();
+        return e.engine.invalidate_tags(tags);
+      })
+      .def("invalidate_pattern", [](EngineHandle& e, const std::string& pattern) {
+        e.engine.check_open();
+        return e.engine.invalidate_pattern(pattern);
+      })
+      .def("clear", [](EngineHandle& e) {
+        e.engine.check_open();
+        return e.engine.clear();
+      })
+      .def("now", [](EngineHandle& e) { return e.engine.clock().monotonic_ns() / 1e9; })
+      .def("stats", [](EngineHandle& e) { return stats(e.engine); })
+      .def("close", [](EngineHandle& e) {
+        e.engine.close();
+        e.engine.clear();  // drops every cached Python object now, not at garbage collection
+      })
+      .def_property_readonly("closed", [](EngineHandle& e) { return e.engine.closed(); });
+}
+
+}  // namespace herdcache::py_bindings

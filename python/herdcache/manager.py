@@ -1,0 +1,263 @@
+"""CacheManager: the async-first public API (see DESIGN.md, "Public Python API").
+
+The manager is a thin shell around the native engine: it validates arguments, owns the
+serializer, the decorated-function registry and the background tasks, and runs Python
+loaders. Every cache decision is the engine's.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import math
+import threading
+from collections.abc import Iterable, Mapping
+from typing import Any, Callable
+
+from . import _loading, _native
+from ._native import Key, Policy
+from .serializers import Codec, Serializer
+
+_NEW, _STARTED, _CLOSED = "new", "started", "closed"
+
+
+class UnknownResource(_native.CacheError, LookupError):
+    """No decorated function is registered for the resource (warm needs one)."""
+
+
+class CacheManager:
+    def __init__(
+        self,
+        redis_url: str | None = None,
+        namespace: str = "app",
+        policies: Mapping[str, Policy] | None = None,
+        default_policy: Policy | None = None,
+        memory_max_bytes: int = 64 * 2**20,
+        serializer: str | Serializer = "json",
+        signing_key: bytes | None = None,
+        lock_timeout: float = 10.0,
+        max_concurrent_loads: int | None = None,
+        *,
+        clock: _native.ManualClock | None = None,
+    ) -> None:
+        if redis_url:
+            raise ValueError("redis_url: the Redis tier is not available in this build")
+        if not isinstance(namespace, str):
+            raise TypeError(f"namespace must be a str, got {type(namespace).__name__}")
+        if isinstance(memory_max_bytes, bool) or not isinstance(memory_max_bytes, int) or memory_max_bytes <= 0:
+            raise ValueError(f"memory_max_bytes must be a positive int, got {memory_max_bytes!r}")
+        if default_policy is None:
+            default_policy = Policy(ttl=300)
+        if not isinstance(default_policy, Policy):
+            raise TypeError(f"default_policy must be a Policy, got {type(default_policy).__name__}")
+        policies = dict(policies or {})
+        for name, policy in policies.items():
+            if not isinstance(name, str) or not isinstance(policy, Policy):
+                raise TypeError(f"policies must map resource names to Policy objects, got {name!r}: {policy!r}")
+        if not isinstance(lock_timeout, (int, float)) or not math.isfinite(lock_timeout) or lock_timeout <= 0:
+            raise ValueError(f"lock_timeout must be a finite number of seconds > 0, got {lock_timeout!r}")
+        if max_concurrent_loads is not None and (
+            isinstance(max_concurrent_loads, bool) or not isinstance(max_concurrent_loads, int) or max_concurrent_loads < 1
+        ):
+            raise ValueError(f"max_concurrent_loads must be None or an int >= 1, got {max_concurrent_loads!r}")
+
+        self._codec = Codec(serializer, signing_key)
+        self._engine = _native.Engine(namespace, memory_max_bytes, default_policy, clock)
+        for name, policy in policies.items():
+            self._engine.set_policy(name, policy)
+        self.namespace = namespace
+        self.redis_url = redis_url or None
+        self.lock_timeout = float(lock_timeout)
+        self.max_concurrent_loads = max_concurrent_loads
+        self._state = _NEW
+        self._registry: dict[str, Any] = {}
+        self._tasks: set[asyncio.Future] = set()
+        self._pool: concurrent.futures.ThreadPoolExecutor | None = None
+        self._pool_lock = threading.Lock()
+        from .sync import SyncCache
+
+        self.sync = SyncCache(self)
+
+    # --- lifecycle ---------------------------------------------------------------------
+
+    async def start(self) -> None:
+        self._start()
+
+    async def close(self) -> None:
+        if self._state == _CLOSED:
+            return
+        self._state = _CLOSED
+        tasks = [t for t in self._tasks if not t.done()]
+        for task in tasks:
+            task.cancel()
+        if tasks:
+            await asyncio.gather(*tasks, return_exceptions=True)
+        self._close()
+
+    async def __aenter__(self) -> CacheManager:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.close()
+
+    @property
+    def closed(self) -> bool:
+        return self._state == _CLOSED
+
+    def _start(self) -> None:
+        if self._state == _CLOSED:
+            raise RuntimeError("the cache manager is closed")
+        self._state = _STARTED
+
+    def _close(self) -> None:
+        self._state = _CLOSED
+        self._engine.close()
+        with self._pool_lock:
+            pool, self._pool = self._pool, None
+        if pool is not None:
+            pool.shutdown(wait=True, cancel_futures=True)
+
+    def _ready(self) -> None:
+        if self._state != _STARTED:
+            self._start()
+
+    # --- keys --------------------------------------------------------------------------
+
+    def key(self, resource: str, *args: Any, **params: Any) -> Key:
+        self._ready()
+        return self._engine.key(resource, args, params)
+
+    # --- reads and writes ---------------------------------------------------------------
+
+    async def get(self, key: Key) -> Any:
+        self._ready()
+        return self._get(_check_key(key))
+
+    async def set(self, key: Key, value: Any, ttl: float | None = None, tags: Iterable[str] = ()) -> None:
+        self._ready()
+        self._store(_check_key(key), value, _tag_list(tags), ttl, 0.0)
+
+    async def get_or_load(self, key: Key, loader: Callable[[], Any], tags: Iterable[str] = (), ttl: float | None = None) -> Any:
+        self._ready()
+        _check_loader(loader)
+        return await _loading.get_or_load(self, _check_key(key), loader, _tag_list(tags), ttl)
+
+    async def delete(self, key: Key) -> bool:
+        self._ready()
+        return self._engine.invalidate_key(_check_key(key)) > 0
+
+    async def invalidate(self, resource: str, *prefix: Any) -> int:
+        self._ready()
+        return self._engine.invalidate(resource, prefix)
+
+    async def invalidate_tags(self, *tags: str) -> int:
+        self._ready()
+        return self._engine.invalidate_tags(_tag_list(tags))
+
+    async def invalidate_pattern(self, pattern: str) -> int:
+        self._ready()
+        return self._engine.invalidate_pattern(_check_pattern(pattern))
+
+    async def clear(self) -> int:
+        self._ready()
+        return self._engine.clear()
+
+    async def warm(self, resource: str, *args: Any, **params: Any) -> Any:
+        self._ready()
+        fn = self.registered(resource)
+        result = fn.warm(*args, **params)
+        return await result if asyncio.iscoroutine(result) else result
+
+    def stats(self) -> dict[str, Any]:
+        self._ready()
+        stats = self._engine.stats()
+        stats["redis"] = {"configured": False, "connected": False, "latency_ms": None, "circuit": "disabled", "errors": 0}
+        stats["background_tasks"] = len(self._tasks)
+        return stats
+
+    # --- decorators --------------------------------------------------------------------
+
+    def cached(self, resource: str, *, tags: Any = None, ttl: float | None = None, ignore: Iterable[str] = ()) -> Callable:
+        """Caches a function's results under `resource`; see herdcache.decorators."""
+        from .decorators import cached
+
+        return cached(self, resource, tags=tags, ttl=ttl, ignore=ignore)
+
+    def registered(self, resource: str) -> Any:
+        """The decorated function registered for `resource` (UnknownResource if none)."""
+        try:
+            return self._registry[resource]
+        except KeyError:
+            raise UnknownResource(f"no cached function is registered for resource {resource!r}") from None
+
+    @property
+    def resources(self) -> dict[str, Any]:
+        return dict(self._registry)
+
+    # --- internals shared with the sync facade, the decorators and _loading --------------
+
+    def _get(self, key: Key) -> Any:
+        state, value = self._engine.get(key)
+        if state == _loading.FRESH:
+            return value
+        if state == _loading.STALE:
+            self._engine.serve_stale(key)  # no loader here to refresh with: serve what we have
+            return value
+        self._engine.count_miss(key.resource)
+        return None
+
+    def _store(self, key: Key, value: Any, tags: list[str], ttl: float | None, load_seconds: float) -> bytes:
+        payload = self._codec.encode(value)  # raises SerializationError: nothing stored
+        self._engine.store(key, value, len(payload), tags, ttl, load_seconds)
+        return payload
+
+    def _track(self, task: asyncio.Future) -> asyncio.Future:
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        return task
+
+    def _executor(self) -> concurrent.futures.ThreadPoolExecutor:
+        with self._pool_lock:
+            if self._pool is None:
+                self._pool = concurrent.futures.ThreadPoolExecutor(max_workers=4, thread_name_prefix="herdcache-refresh")
+            return self._pool
+
+    def _run_coroutine(self, coro: Any) -> Any:
+        try:
+            asyncio.get_running_loop()
+        except RuntimeError:
+            return asyncio.run(_await(coro))
+        coro.close()
+        raise RuntimeError("an async loader cannot run from cache.sync inside a running event loop; await the async API")
+
+
+async def _await(awaitable: Any) -> Any:
+    return await awaitable
+
+
+def _check_key(key: Any) -> Key:
+    if not isinstance(key, Key):
+        raise TypeError(f"expected a Key from cache.key(...), got {type(key).__name__}")
+    return key
+
+
+def _check_loader(loader: Any) -> None:
+    if not callable(loader):
+        raise TypeError(f"loader must be a zero-argument callable, got {type(loader).__name__}")
+
+
+def _check_pattern(pattern: Any) -> str:
+    if not isinstance(pattern, str) or not pattern:
+        raise ValueError(f"pattern must be a non-empty str, got {pattern!r}")
+    return pattern
+
+
+def _tag_list(tags: Any) -> list[str]:
+    if isinstance(tags, str):
+        tags = (tags,)
+    out = list(tags)
+    for tag in out:
+        if not isinstance(tag, str) or not tag:
+            raise ValueError(f"tags must be non-empty str, got {tag!r}")
+    return out

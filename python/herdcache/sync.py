@@ -1,0 +1,70 @@
+"""cache.sync: the manager's methods, blocking, for threads, WSGI code and Django."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, Callable, Iterable
+
+from . import _loading
+from .manager import _check_key, _check_loader, _check_pattern, _tag_list
+
+if TYPE_CHECKING:
+    from ._native import Key
+    from .manager import CacheManager
+
+
+class SyncCache:
+    __slots__ = ("_m",)
+
+    def __init__(self, manager: CacheManager) -> None:
+        self._m = manager
+
+    def start(self) -> None:
+        self._m._start()
+
+    def close(self) -> None:
+        self._m._close()
+
+    def key(self, resource: str, *args: Any, **params: Any) -> Key:
+        return self._m.key(resource, *args, **params)
+
+    def get(self, key: Key) -> Any:
+        self._m._ready()
+        return self._m._get(_check_key(key))
+
+    def set(self, key: Key, value: Any, ttl: float | None = None, tags: Iterable[str] = ()) -> None:
+        self._m._ready()
+        self._m._store(_check_key(key), value, _tag_list(tags), ttl, 0.0)
+
+    def get_or_load(self, key: Key, loader: Callable[[], Any], tags: Iterable[str] = (), ttl: float | None = None) -> Any:
+        self._m._ready()
+        _check_loader(loader)
+        return _loading.get_or_load_sync(self._m, _check_key(key), loader, _tag_list(tags), ttl)
+
+    def delete(self, key: Key) -> bool:
+        self._m._ready()
+        return self._m._engine.invalidate_key(_check_key(key)) > 0
+
+    def invalidate(self, resource: str, *prefix: Any) -> int:
+        self._m._ready()
+        return self._m._engine.invalidate(resource, prefix)
+
+    def invalidate_tags(self, *tags: str) -> int:
+        self._m._ready()
+        return self._m._engine.invalidate_tags(_tag_list(tags))
+
+    def invalidate_pattern(self, pattern: str) -> int:
+        self._m._ready()
+        return self._m._engine.invalidate_pattern(_check_pattern(pattern))
+
+    def clear(self) -> int:
+        self._m._ready()
+        return self._m._engine.clear()
+
+    def warm(self, resource: str, *args: Any, **params: Any) -> Any:
+        self._m._ready()
+        fn = self._m.registered(resource)
+        result = fn.warm(*args, **params)
+        return self._m._run_coroutine(result) if hasattr(result, "__await__") else result
+
+    def stats(self) -> dict[str, Any]:
+        return self._m.stats()
