@@ -1,0 +1,426 @@
+// The memory tier. The contract is in memory.hpp; this is how it is kept.
+//
+// Each shard owns, under its one mutex:
+//   - `map`: key -> Entry*. Its key is a view into the entry's own key string plus the
+//     precomputed hash, and its hasher returns that hash, so a lookup neither rehashes nor
+//     allocates: a hit is one lock, one probe, one list splice and the visitor call;
+//   - an intrusive doubly-linked LRU list (head = most recently used, tail = next victim);
+//   - per resource, an intrusive list of that resource's entries (erase_prefix and
+//     resource-restricted erase_pattern walk only these);
+//   - per tag, the set of entries carrying it (erase_tags). An entry keeps its tags, so
+//     removing it unlinks it from exactly the sets it is in and an index never points at
+//     a freed entry.
+// Shard::remove is the one way out of every index: replace, evict, erase, expire and
+// clear all go through it (clear through its bulk twin, Shard::drain).
+//
+// Budget: bytes_ is global. put inserts under its shard's lock and, while the total is over
+// max_bytes, evicts that shard's LRU tail (never the entry it just stored); if still over,
+// enforce_budget visits the other shards in turn, taking one lock at a time, never two.
+//
+// Handles: a removal moves the entry's handle into a local of the caller, which destroys
+// it after the shard lock is released, because in production a handle's destructor runs
+// Python code that may call back into the tier.
+#include "herdcache/memory.hpp"
+
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <functional>
+#include <mutex>
+#include <unordered_map>
+#include <unordered_set>
+
+#include "herdcache/errors.hpp"
+
+namespace herdcache {
+namespace {
+
+constexpr std::size_t kMaxShards = std::size_t{1} << 16;
+
+// The map key: a view into the entry's own key string, with its precomputed hash.
+struct KeyRef {
+  std::string_view view;
+  std::uint64_t hash;
+  bool operator==(const KeyRef& other) const noexcept {
+    return hash == other.hash && view == other.view;
+  }
+};
+
+struct KeyRefHash {
+  std::size_t operator()(const KeyRef& key) const noexcept { return key.hash; }
+};
+
+// Lets the name indexes be searched with a string_view without building a std::string.
+struct NameHash {
+  using is_transparent = void;
+  std::size_t operator()(std::string_view name) const noexcept {
+    return std::hash<std::string_view>{}(name);
+  }
+};
+
+struct Entry;
+// Resource name -> its most recently inserted entry (the head of its list).
+using ResourceIndex = std::unordered_map<std::string, Entry*, NameHash, std::equal_to<>>;
+using TagIndex =
+    std::unordered_map<std::string, std::unordered_set<Entry*>, NameHash, std::equal_to<>>;
+
+struct Entry {
+  Entry* lru_prev = nullptr;
+  Entry* lru_next = nullptr;
+  Entry* res_prev = nullptr;
+  Entry* res_next = nullptr;
+  ResourceIndex::value_type* resource = nullptr;  // stable: the index is node-based
+  std::uint64_t hash = 0;
+  std::size_t charge = 0;
+  Lifetime life;
+  Nanos load_ns = 0;
+  Handle value;
+  std::string key;   // Key::str
+  std::string full;  // Key::full
+  std::vector<std::string> tags;
+
+  std::string_view canonical() const noexcept {
+    return full.empty() ? std::string_view(key) : std::string_view(full);
+  }
+};
+
+bool has_glob_meta(std::string_view text) noexcept {
+  return text.find_first_of("*?[\\") != std::string_view::npos;
+}
+
+// The key without its "<namespace>:", which is what erase_pattern globs over.
+std::string_view without_namespace(std::string_view canonical) noexcept {
+  const auto colon = canonical.find(':');
+  return colon == std::string_view::npos ? canonical : canonical.substr(colon + 1);
+}
+
+}  // namespace
+
+struct alignas(64) MemoryTier::Shard {
+  MemoryTier* tier = nullptr;
+  std::mutex mutex;
+  std::unordered_map<KeyRef, Entry*, KeyRefHash> map;
+  Entry* lru_head = nullptr;
+  Entry* lru_tail = nullptr;
+  ResourceIndex resources;
+  TagIndex tags;
+
+  ~Shard() { drain(); }  // the tier clears first; this only guards against leaks
+
+  Entry* find(std::string_view key, std::uint64_t hash) const {
+    auto it = map.find(KeyRef{key, hash});
+    return it == map.end() ? nullptr : it->second;
+  }
+
+  void lru_unlink(Entry* e) noexcept {
+    (e->lru_prev ? e->lru_prev->lru_next : lru_head) = e->lru_next;
+    (e->lru_next ? e->lru_next->lru_prev : lru_tail) = e->lru_prev;
+    e->lru_prev = e->lru_next = nullptr;
+  }
+
+  void lru_push_front(Entry* e) noexcept {
+    e->lru_prev = nullptr;
+    e->lru_next = lru_head;
+    (lru_head ? lru_head->lru_prev : lru_tail) = e;
+    lru_head = e;
+  }
+
+  void touch(Entry* e) noexcept {
+    if (e == lru_head) return;
+    lru_unlink(e);
+    lru_push_front(e);
+  }
+
+  // Tolerates tags that were never linked (rollback of a failed insert).
+  void unlink_tags(Entry* e) noexcept {
+    for (const std::string& tag : e->tags) {
+      auto it = tags.find(tag);
+      if (it == tags.end()) continue;
+      it->second.erase(e);
+      if (it->second.empty()) tags.erase(it);
+    }
+  }
+
+  // Takes ownership of `owned` and links it into every index. The caller has removed any
+  // entry under the same key. On an allocation failure nothing stays linked.
+  Entry* insert(std::unique_ptr<Entry> owned, std::string_view resource) {
+    Entry* e = owned.get();
+    auto res = resources.find(resource);
+    if (res == resources.end()) res = resources.emplace(std::string(resource), nullptr).first;
+    map.emplace(KeyRef{e->key, e->hash}, e);
+    try {
+      for (const std::string& tag : e->tags) tags[tag].insert(e);
+    } catch (...) {
+      unlink_tags(e);
+      map.erase(KeyRef{e->key, e->hash});
+      if (res->second == nullptr) resources.erase(res);
+      throw;
+    }
+    owned.release();
+    e->resource = &*res;
+    e->res_next = res->second;
+    if (e->res_next) e->res_next->res_prev = e;
+    res->second = e;
+    lru_push_front(e);
+    tier->bytes_.fetch_add(e->charge, std::memory_order_relaxed);
+    tier->entries_.fetch_add(1, std::memory_order_relaxed);
+    return e;
+  }
+
+  // Unlinks `e` from every index and frees it. Returns its handle, for the caller to
+  // destroy once the lock is released.
+  Handle remove(Entry* e) noexcept {
+    map.erase(KeyRef{e->key, e->hash});
+    lru_unlink(e);
+    (e->res_prev ? e->res_prev->res_next : e->resource->second) = e->res_next;
+    if (e->res_next) e->res_next->res_prev = e->res_prev;
+    if (e->resource->second == nullptr) resources.erase(resources.find(e->resource->first));
+    unlink_tags(e);
+    tier->bytes_.fetch_sub(e->charge, std::memory_order_relaxed);
+    tier->entries_.fetch_sub(1, std::memory_order_relaxed);
+    Handle value = std::move(e->value);
+    delete e;
+    return value;
+  }
+
+  // Evicts LRU tails, never `keep`, until the tier is within budget or only `keep` is left.
+  void evict(const Entry* keep, std::vector<Handle>& dead) {
+    const std::size_t max_bytes = tier->options_.max_bytes;
+    while (lru_tail != nullptr && lru_tail != keep &&
+           tier->bytes_.load(std::memory_order_relaxed) > max_bytes) {
+      dead.push_back(remove(lru_tail));
+      tier->evictions_.fetch_add(1, std::memory_order_relaxed);
+    }
+  }
+
+  // Removes every entry; appends the handles to `dead` (when given) and returns the count.
+  std::size_t drain(std::vector<Handle>* dead = nullptr) {
+    std::size_t count = 0, bytes = 0;
+    for (Entry* e = lru_head; e != nullptr; ++count) {
+      Entry* next = e->lru_next;
+      bytes += e->charge;
+      if (dead) dead->push_back(std::move(e->value));
+      delete e;
+      e = next;
+    }
+    map.clear();
+    resources.clear();
+    tags.clear();
+    lru_head = lru_tail = nullptr;
+    if (tier && count > 0) {
+      tier->bytes_.fetch_sub(bytes, std::memory_order_relaxed);
+      tier->entries_.fetch_sub(count, std::memory_order_relaxed);
+    }
+    return count;
+  }
+};
+
+MemoryTier::MemoryTier(Options options, std::shared_ptr<const Clock> clock)
+    : options_(options), clock_(std::move(clock)) {
+  const std::size_t n = options_.shards;
+  if (n == 0 || (n & (n - 1)) != 0 || n > kMaxShards) {
+    throw InvalidArgument(
+        fmt::format("MemoryTier: shards must be a power of two in [1, {}], got {}", kMaxShards, n));
+  }
+  if (options_.max_bytes == 0) throw InvalidArgument("MemoryTier: max_bytes must be > 0");
+  if (!clock_) throw InvalidArgument("MemoryTier: clock must not be null");
+  shards_ = std::make_unique<Shard[]>(n);
+  for (std::size_t i = 0; i < n; ++i) shards_[i].tier = this;
+}
+
+MemoryTier::~MemoryTier() { clear(); }
+
+MemoryTier::Shard& MemoryTier::shard_for(std::uint64_t hash) const noexcept {
+  // High bits fold in, so shard choice and the map's bucket choice are not the same bits.
+  return shards_[(hash ^ (hash >> 32)) & (options_.shards - 1)];
+}
+
+Lookup MemoryTier::get(std::string_view key, std::uint64_t hash, Visitor visit, void* ctx) {
+  Shard& shard = shard_for(hash);
+  const Nanos now = clock_->monotonic_ns();  // read before locking: keeps the lock short
+  Handle expired;  // declared before the lock, so destroyed after it is released
+  {
+    std::lock_guard lock(shard.mutex);
+    Entry* e = shard.find(key, hash);
+    if (e == nullptr) return Lookup::Miss;
+    const Freshness state = freshness(e->life, now);
+    if (state != Freshness::Expired) {
+      shard.touch(e);
+      if (visit) visit(ctx, e->value, EntryMeta{e->life, e->load_ns});
+      return state == Freshness::Fresh ? Lookup::Fresh : Lookup::Stale;
+    }
+    expired = shard.remove(e);
+  }
+  expirations_.fetch_add(1, std::memory_order_relaxed);
+  return Lookup::Miss;
+}
+
+bool MemoryTier::put(const Key& key, EntryData data) {
+  std::sort(data.tags.begin(), data.tags.end());
+  data.tags.erase(std::unique(data.tags.begin(), data.tags.end()), data.tags.end());
+  std::size_t charge = key.str.size() + key.full.size() + data.value_bytes + kEntryOverhead;
+  for (const std::string& tag : data.tags) charge += tag.size();
+
+  Shard& shard = shard_for(key.hash);
+  std::vector<Handle> dead;  // destroyed after the lock is released (declared before it)
+  if (charge > options_.max_bytes) {
+    rejected_.fetch_add(1, std::memory_order_relaxed);
+    // The caller meant to replace the old value: keeping it would serve what they replaced.
+    std::lock_guard lock(shard.mutex);
+    if (Entry* old = shard.find(key.str, key.hash)) dead.push_back(shard.remove(old));
+    return false;
+  }
+
+  // Built before locking, so the lock covers only the index updates.
+  auto entry = std::make_unique<Entry>();
+  entry->hash = key.hash;
+  entry->charge = charge;
+  entry->life = data.life;
+  entry->load_ns = data.load_ns;
+  entry->value = std::move(data.value);
+  entry->key = key.str;
+  entry->full = key.full;
+  entry->tags = std::move(data.tags);
+
+  bool over_budget;
+  {
+    std::lock_guard lock(shard.mutex);
+    if (Entry* old = shard.find(key.str, key.hash)) dead.push_back(shard.remove(old));
+    Entry* stored = shard.insert(std::move(entry), key.resource);
+    shard.evict(stored, dead);
+    over_budget = bytes_.load(std::memory_order_relaxed) > options_.max_bytes;
+  }
+  dead.clear();  // may run Python code: no lock held
+  if (over_budget) enforce_budget(static_cast<std::size_t>(&shard - shards_.get()));
+  return true;
+}
+
+void MemoryTier::enforce_budget(std::size_t first_shard) {
+  // The inserting shard was already trimmed under its lock; now the others, in turn.
+  const std::size_t n = options_.shards;
+  std::vector<Handle> dead;
+  for (std::size_t i = 1; i < n; ++i) {
+    if (bytes_.load(std::memory_order_relaxed) <= options_.max_bytes) return;
+    Shard& shard = shards_[(first_shard + i) & (n - 1)];
+    {
+      std::lock_guard lock(shard.mutex);
+      shard.evict(nullptr, dead);
+    }
+    dead.clear();
+  }
+}
+
+bool MemoryTier::erase(std::string_view key, std::uint64_t hash) {
+  Shard& shard = shard_for(hash);
+  Handle dead;
+  std::lock_guard lock(shard.mutex);  // destroyed before `dead`
+  Entry* e = shard.find(key, hash);
+  if (e == nullptr) return false;
+  dead = shard.remove(e);
+  return true;
+}
+
+std::size_t MemoryTier::erase_prefix(std::string_view resource, std::string_view prefix) {
+  std::size_t removed = 0;
+  std::vector<Handle> dead;
+  for (std::size_t i = 0; i < options_.shards; ++i) {
+    Shard& shard = shards_[i];
+    {
+      std::lock_guard lock(shard.mutex);
+      auto res = shard.resources.find(resource);
+      if (res == shard.resources.end()) continue;
+      // remove() may erase the resource's index node, so walk with `next` saved first.
+      for (Entry *e = res->second, *next; e != nullptr; e = next) {
+        next = e->res_next;
+        if (key_has_prefix(e->canonical(), prefix)) dead.push_back(shard.remove(e));
+      }
+    }
+    removed += dead.size();
+    dead.clear();
+  }
+  return removed;
+}
+
+std::size_t MemoryTier::erase_tags(const std::vector<std::string>& tags) {
+  std::size_t removed = 0;
+  std::vector<Entry*> victims;
+  std::vector<Handle> dead;
+  for (std::size_t i = 0; i < options_.shards; ++i) {
+    Shard& shard = shards_[i];
+    {
+      std::lock_guard lock(shard.mutex);
+      for (const std::string& tag : tags) {
+        auto it = shard.tags.find(tag);
+        if (it == shard.tags.end()) continue;
+        // Copied first: removing an entry edits this set (and may erase it). An entry
+        // carrying several of `tags` is gone from the later sets, so it counts once.
+        victims.assign(it->second.begin(), it->second.end());
+        for (Entry* e : victims) dead.push_back(shard.remove(e));
+      }
+    }
+    removed += dead.size();
+    dead.clear();
+  }
+  return removed;
+}
+
+std::size_t MemoryTier::erase_pattern(std::string_view pattern) {
+  // A literal first segment names the one resource whose keys can match: keys are
+  // "<ns>:<resource>[:...]" and a resource never contains ':'.
+  const std::string_view first = pattern.substr(0, pattern.find(':'));
+  const bool one_resource = !has_glob_meta(first);
+  std::size_t removed = 0;
+  std::vector<Handle> dead;
+  for (std::size_t i = 0; i < options_.shards; ++i) {
+    Shard& shard = shards_[i];
+    {
+      std::lock_guard lock(shard.mutex);
+      if (one_resource) {
+        auto res = shard.resources.find(first);
+        Entry* e = res == shard.resources.end() ? nullptr : res->second;
+        for (Entry* next; e != nullptr; e = next) {
+          next = e->res_next;
+          if (glob_match(pattern, without_namespace(e->canonical()))) {
+            dead.push_back(shard.remove(e));
+          }
+        }
+      } else {
+        for (Entry *e = shard.lru_head, *next; e != nullptr; e = next) {
+          next = e->lru_next;
+          if (glob_match(pattern, without_namespace(e->canonical()))) {
+            dead.push_back(shard.remove(e));
+          }
+        }
+      }
+    }
+    removed += dead.size();
+    dead.clear();
+  }
+  return removed;
+}
+
+std::size_t MemoryTier::clear() {
+  std::size_t removed = 0;
+  std::vector<Handle> dead;
+  for (std::size_t i = 0; i < options_.shards; ++i) {
+    {
+      std::lock_guard lock(shards_[i].mutex);
+      removed += shards_[i].drain(&dead);
+    }
+    dead.clear();
+  }
+  return removed;
+}
+
+MemoryStats MemoryTier::stats() const {
+  MemoryStats out;
+  out.bytes = bytes_.load(std::memory_order_relaxed);
+  out.entries = entries_.load(std::memory_order_relaxed);
+  out.max_bytes = options_.max_bytes;
+  out.evictions = evictions_.load(std::memory_order_relaxed);
+  out.expirations = expirations_.load(std::memory_order_relaxed);
+  out.rejected = rejected_.load(std::memory_order_relaxed);
+  return out;
+}
+
+}  // namespace herdcache

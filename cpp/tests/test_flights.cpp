@@ -1,0 +1,124 @@
+// Flights: one leader per key, followers share its handle, exceptions reach every follower.
+#include <catch2/catch.hpp>
+
+#include <atomic>
+#include <future>
+#include <latch>
+#include <memory>
+#include <stdexcept>
+#include <thread>
+#include <vector>
+
+#include "herdcache/flights.hpp"
+
+using namespace herdcache;
+
+TEST_CASE("flights: the first join leads, later joins follow with the same handle") {
+  FlightTable<std::shared_ptr<int>> table;
+  int made = 0;
+  auto make = [&] { return std::make_shared<int>(++made); };
+
+  auto first = table.join("k", make);
+  auto second = table.join("k", make);
+  auto third = table.join("k", make);
+  CHECK(first.leader);
+  CHECK_FALSE(second.leader);
+  CHECK_FALSE(third.leader);
+  CHECK(made == 1);
+  CHECK(second.handle == first.handle);
+  CHECK(third.handle == first.handle);
+  CHECK(second.id == first.id);
+  CHECK(table.in_flight("k"));
+  CHECK_FALSE(table.in_flight("other"));
+
+  auto other = table.join("other", make);  // another key is its own flight
+  CHECK(other.leader);
+  CHECK(other.id != first.id);
+  CHECK(table.size() == 2);
+
+  auto done = table.finish("k", first.id);
+  REQUIRE(done);
+  CHECK(done->first == first.handle);
+  CHECK(done->second == 2);
+  CHECK_FALSE(table.in_flight("k"));
+  CHECK(table.size() == 1);
+}
+
+TEST_CASE("flights: finish with a stale id or an unknown key yields nothing") {
+  FlightTable<int> table;
+  auto make = [] { return 1; };
+  auto first = table.join("k", make);
+  CHECK_FALSE(table.finish("k", first.id + 1));
+  CHECK_FALSE(table.finish("absent", first.id));
+  CHECK(table.in_flight("k"));
+  REQUIRE(table.finish("k", first.id));
+  CHECK_FALSE(table.finish("k", first.id));  // already finished
+
+  // After finish, a new join leads a new flight, which the old id cannot finish.
+  auto next = table.join("k", make);
+  CHECK(next.leader);
+  CHECK(next.id != first.id);
+  CHECK_FALSE(table.finish("k", first.id));
+  CHECK(table.finish("k", next.id));
+  CHECK(table.size() == 0);
+}
+
+TEST_CASE("flights: 500 concurrent joins make exactly one leader") {
+  constexpr int kThreads = 500;
+  FlightTable<std::shared_ptr<int>> table;
+  std::atomic<int> made{0}, leaders{0};
+  std::vector<FlightTable<std::shared_ptr<int>>::Joined> joined(kThreads);
+  std::vector<std::thread> threads;
+  for (int i = 0; i < kThreads; ++i) {
+    threads.emplace_back([&, i] {
+      joined[i] = table.join("k", [&] { return std::make_shared<int>(++made); });
+      if (joined[i].leader) ++leaders;
+    });
+  }
+  for (auto& thread : threads) thread.join();
+  CHECK(made == 1);
+  CHECK(leaders == 1);
+  for (const auto& j : joined) {
+    CHECK(j.handle == joined[0].handle);
+    CHECK(j.id == joined[0].id);
+  }
+  auto done = table.finish("k", joined[0].id);
+  REQUIRE(done);
+  CHECK(done->second == kThreads - 1);
+}
+
+TEST_CASE("flights: the leader's exception reaches every follower") {
+  constexpr int kFollowers = 16;
+  using Future = std::shared_future<int>;
+  FlightTable<Future> table;
+  std::promise<int> promise;  // only the leader's make() touches it
+  auto make = [&] { return promise.get_future().share(); };
+
+  auto lead = table.join("k", make);
+  REQUIRE(lead.leader);
+  std::latch joined(kFollowers);
+  std::atomic<int> rethrown{0};
+  std::vector<std::thread> followers;
+  for (int i = 0; i < kFollowers; ++i) {
+    followers.emplace_back([&] {
+      auto follow = table.join("k", make);
+      joined.count_down();
+      if (follow.leader) return;
+      try {
+        follow.handle.get();
+      } catch (const std::runtime_error& e) {
+        if (std::string(e.what()) == "load failed") ++rethrown;
+      }
+    });
+  }
+  // Finish only once everyone has joined, as the leader does after its load completes.
+  joined.wait();
+  auto done = table.finish("k", lead.id);
+  REQUIRE(done);
+  CHECK(done->second == kFollowers);
+  promise.set_exception(std::make_exception_ptr(std::runtime_error("load failed")));
+  for (auto& thread : followers) thread.join();
+  CHECK(rethrown == kFollowers);
+  CHECK_THROWS_AS(lead.handle.get(), std::runtime_error);
+  CHECK(table.size() == 0);  // nothing left behind to be reused
+}
