@@ -1,0 +1,197 @@
+#include "herdcache/redis_url.hpp"
+
+#include <fmt/format.h>
+
+#include <sys/un.h>
+
+#include <charconv>
+#include <optional>
+
+#include "herdcache/errors.hpp"
+
+namespace herdcache {
+
+namespace {
+
+[[noreturn]] void bad(std::string_view what, std::string_view detail) {
+  throw InvalidArgument(fmt::format("redis url: {}: '{}'", what, detail));
+}
+
+int hex_digit(char c) {
+  if (c >= '0' && c <= '9') return c - '0';
+  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+  return -1;
+}
+
+std::string percent_decode(std::string_view text, std::string_view what) {
+  std::string out;
+  out.reserve(text.size());
+  for (std::size_t i = 0; i < text.size(); ++i) {
+    if (text[i] != '%') {
+      out.push_back(text[i]);
+      continue;
+    }
+    const bool complete = i + 2 < text.size();
+    const int hi = complete ? hex_digit(text[i + 1]) : -1;
+    const int lo = complete ? hex_digit(text[i + 2]) : -1;
+    if (hi < 0 || lo < 0) {
+      // Never echo credentials into an error message (they end up in logs).
+      const bool secret = what != "path";
+      bad(fmt::format("bad percent escape in {}", what), secret ? "<redacted>" : text);
+    }
+    out.push_back(static_cast<char>(hi * 16 + lo));
+    i += 2;
+  }
+  return out;
+}
+
+std::optional<long long> to_integer(std::string_view text) {
+  long long value = 0;
+  const auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
+  if (text.empty() || ec != std::errc() || end != text.data() + text.size()) return {};
+  return value;
+}
+
+int parse_db(std::string_view text) {
+  const auto value = to_integer(text);
+  if (!value || *value < 0 || *value > INT32_MAX) {
+    bad("db must be a non-negative integer", text);
+  }
+  return static_cast<int>(*value);
+}
+
+// user:password, :password, or password-less user. Decoded into `url`.
+void parse_userinfo(std::string_view userinfo, RedisUrl& url) {
+  const auto colon = userinfo.find(':');
+  if (colon == std::string_view::npos) {
+    // redis-py reads a lone userinfo as a username without password; AUTH needs a
+    // password, so that would be silently ignored: refuse it instead.
+    bad("credentials need a password ('user:password@' or ':password@')", "<redacted>");
+  }
+  url.username = percent_decode(userinfo.substr(0, colon), "username");
+  url.password = percent_decode(userinfo.substr(colon + 1), "password");
+  if (url.password.empty()) bad("empty password", "<redacted>");
+}
+
+void parse_host_port(std::string_view hostport, RedisUrl& url) {
+  std::string_view host = hostport;
+  std::string_view port;
+  if (hostport.starts_with('[')) {  // [v6]:port
+    const auto close = hostport.find(']');
+    if (close == std::string_view::npos) bad("unterminated '[' in host", hostport);
+    host = hostport.substr(1, close - 1);
+    const auto rest = hostport.substr(close + 1);
+    if (!rest.empty()) {
+      if (rest.front() != ':') bad("expected ':port' after ']'", hostport);
+      port = rest.substr(1);
+      if (port.empty()) bad("empty port", hostport);
+    }
+  } else {
+    const auto colon = hostport.rfind(':');
+    if (colon != std::string_view::npos) {
+      host = hostport.substr(0, colon);
+      port = hostport.substr(colon + 1);
+      if (port.empty()) bad("empty port", hostport);
+    }
+  }
+  if (host.empty()) bad("missing host", hostport);
+  url.host = std::string(host);
+  if (!port.empty()) {
+    const auto value = to_integer(port);
+    if (!value || *value < 1 || *value > 65535) bad("port must be 1..65535", port);
+    url.port = static_cast<std::uint16_t>(*value);
+  }
+}
+
+void parse_query(std::string_view query, RedisUrl& url, bool& db_given) {
+  while (!query.empty()) {
+    const auto amp = query.find('&');
+    const auto pair = query.substr(0, amp);
+    query = amp == std::string_view::npos ? std::string_view() : query.substr(amp + 1);
+    if (pair.empty()) continue;
+    const auto eq = pair.find('=');
+    const auto name = pair.substr(0, eq);
+    const auto value = eq == std::string_view::npos ? std::string_view() : pair.substr(eq + 1);
+    if (name == "db") {
+      if (db_given) bad("db given twice", pair);
+      url.db = parse_db(value);
+      db_given = true;
+    } else if (name == "password") {
+      url.password = percent_decode(value, "password");
+    } else if (name == "username") {
+      url.username = percent_decode(value, "username");
+    } else {
+      bad("unknown query parameter (accepted: db, username, password)", name);
+    }
+  }
+}
+
+}  // namespace
+
+RedisUrl parse_redis_url(std::string_view text) {
+  const auto scheme_end = text.find("://");
+  if (scheme_end == std::string_view::npos) {
+    bad("expected redis://host:port/db or unix:///path", text);
+  }
+  const auto scheme = text.substr(0, scheme_end);
+  std::string_view rest = text.substr(scheme_end + 3);
+  if (rest.find('#') != std::string_view::npos) bad("fragments ('#') are not allowed", text);
+
+  RedisUrl url;
+  if (scheme == "unix" || scheme == "redis+unix") {
+    url.transport = RedisUrl::Transport::Unix;
+  } else if (scheme == "rediss") {
+    bad("TLS (rediss://) is not supported", scheme);
+  } else if (scheme != "redis") {
+    bad("unknown scheme (expected redis, unix or redis+unix)", scheme);
+  }
+
+  std::string_view query;
+  if (const auto q = rest.find('?'); q != std::string_view::npos) {
+    query = rest.substr(q + 1);
+    rest = rest.substr(0, q);
+  }
+
+  bool db_given = false;
+  if (url.transport == RedisUrl::Transport::Unix) {
+    // unix://[userinfo@]/path: the path starts at the first '/'.
+    const auto slash = rest.find('/');
+    if (slash == std::string_view::npos) bad("missing socket path", text);
+    const auto authority = rest.substr(0, slash);
+    if (!authority.empty()) {
+      if (!authority.ends_with('@')) bad("unix urls have no host (use unix:///path)", authority);
+      parse_userinfo(authority.substr(0, authority.size() - 1), url);
+    }
+    url.path = percent_decode(rest.substr(slash), "path");
+    if (url.path == "/") bad("missing socket path", text);
+    if (url.path.size() >= sizeof(sockaddr_un::sun_path)) {
+      bad(fmt::format("socket path longer than {} bytes", sizeof(sockaddr_un::sun_path) - 1),
+          url.path);
+    }
+  } else {
+    const auto slash = rest.find('/');
+    std::string_view authority = rest.substr(0, slash);
+    const std::string_view path =
+        slash == std::string_view::npos ? std::string_view() : rest.substr(slash + 1);
+    if (const auto at = authority.rfind('@'); at != std::string_view::npos) {
+      parse_userinfo(authority.substr(0, at), url);
+      authority = authority.substr(at + 1);
+    }
+    parse_host_port(authority, url);
+    if (!path.empty()) {
+      url.db = parse_db(path);
+      db_given = true;
+    }
+  }
+  parse_query(query, url, db_given);
+  return url;
+}
+
+std::string RedisUrl::describe() const {
+  if (transport == Transport::Unix) return fmt::format("unix://{}?db={}", path, db);
+  const bool v6 = host.find(':') != std::string::npos;
+  return fmt::format("redis://{}{}{}:{}/{}", v6 ? "[" : "", host, v6 ? "]" : "", port, db);
+}
+
+}  // namespace herdcache

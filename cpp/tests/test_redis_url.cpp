@@ -1,0 +1,115 @@
+// Redis URL parsing: every accepted form, and errors that say what is wrong.
+#include <catch2/catch.hpp>
+
+#include "herdcache/errors.hpp"
+#include "herdcache/redis_url.hpp"
+
+using herdcache::parse_redis_url;
+using herdcache::RedisUrl;
+using Catch::Matchers::Contains;
+
+TEST_CASE("redis_url: host only gets port 6379 and db 0", "[redis_url]") {
+  const RedisUrl url = parse_redis_url("redis://cache.internal");
+  CHECK(url.transport == RedisUrl::Transport::Tcp);
+  CHECK(url.host == "cache.internal");
+  CHECK(url.port == 6379);
+  CHECK(url.db == 0);
+  CHECK(url.username.empty());
+  CHECK(url.password.empty());
+  CHECK(url.describe() == "redis://cache.internal:6379/0");
+  CHECK(parse_redis_url("redis://h/").db == 0);
+}
+
+TEST_CASE("redis_url: user, password, port and db", "[redis_url]") {
+  const RedisUrl url = parse_redis_url("redis://app:s3cr%40t%3A%2F@10.0.0.5:6380/3");
+  CHECK(url.host == "10.0.0.5");
+  CHECK(url.port == 6380);
+  CHECK(url.db == 3);
+  CHECK(url.username == "app");
+  CHECK(url.password == "s3cr@t:/");
+  CHECK(url.describe() == "redis://10.0.0.5:6380/3");  // no credentials in logs
+
+  const RedisUrl password_only = parse_redis_url("redis://:pw@localhost:7000");
+  CHECK(password_only.username.empty());
+  CHECK(password_only.password == "pw");
+  CHECK(password_only.port == 7000);
+
+  // '@' inside the password, unescaped: the last '@' ends the credentials.
+  CHECK(parse_redis_url("redis://u:p@ss@h").password == "p@ss");
+}
+
+TEST_CASE("redis_url: IPv6 literals and query parameters", "[redis_url]") {
+  const RedisUrl v6 = parse_redis_url("redis://[::1]:6390/1");
+  CHECK(v6.host == "::1");
+  CHECK(v6.port == 6390);
+  CHECK(v6.db == 1);
+  CHECK(v6.describe() == "redis://[::1]:6390/1");
+  CHECK(parse_redis_url("redis://[fe80::1]").port == 6379);
+
+  const RedisUrl query = parse_redis_url("redis://h?db=4&password=p%26w&username=u");
+  CHECK(query.db == 4);
+  CHECK(query.password == "p&w");
+  CHECK(query.username == "u");
+}
+
+TEST_CASE("redis_url: unix sockets", "[redis_url]") {
+  const RedisUrl url = parse_redis_url("unix:///var/run/redis/redis.sock?db=2");
+  CHECK(url.transport == RedisUrl::Transport::Unix);
+  CHECK(url.path == "/var/run/redis/redis.sock");
+  CHECK(url.db == 2);
+  CHECK(url.describe() == "unix:///var/run/redis/redis.sock?db=2");
+
+  const RedisUrl plus = parse_redis_url("redis+unix:///tmp/r%20s.sock");
+  CHECK(plus.transport == RedisUrl::Transport::Unix);
+  CHECK(plus.path == "/tmp/r s.sock");
+  CHECK(plus.db == 0);
+
+  const RedisUrl creds = parse_redis_url("unix://u:p%40w@/tmp/r.sock?db=1");
+  CHECK(creds.username == "u");
+  CHECK(creds.password == "p@w");
+  CHECK(creds.path == "/tmp/r.sock");
+}
+
+TEST_CASE("redis_url: bad urls name what is wrong", "[redis_url]") {
+  auto fails_with = [](const char* text, const char* reason) {
+    CAPTURE(text);
+    try {
+      parse_redis_url(text);
+      FAIL("expected InvalidArgument");
+    } catch (const herdcache::InvalidArgument& e) {
+      CHECK_THAT(e.what(), Contains(reason));
+    }
+  };
+  fails_with("", "expected redis://");
+  fails_with("localhost:6379", "expected redis://");
+  fails_with("http://h", "unknown scheme");
+  fails_with("rediss://h", "TLS");
+  fails_with("redis://", "missing host");
+  fails_with("redis://:6379", "missing host");
+  fails_with("redis://h:0", "port must be 1..65535");
+  fails_with("redis://h:65536", "port must be 1..65535");
+  fails_with("redis://h:abc", "port must be 1..65535");
+  fails_with("redis://h:", "empty port");
+  fails_with("redis://[::1", "unterminated '['");
+  fails_with("redis://h/x", "db must be a non-negative integer");
+  fails_with("redis://h/-1", "db must be a non-negative integer");
+  fails_with("redis://h/1?db=2", "db given twice");
+  fails_with("redis://h?timeout=5", "unknown query parameter");
+  fails_with("redis://h#frag", "fragments");
+  fails_with("redis://user@h", "need a password");
+  fails_with("redis://u:@h", "empty password");
+  fails_with("redis://u:p%zz@h", "bad percent escape in password");
+  fails_with("unix://", "missing socket path");
+  fails_with("unix:///", "missing socket path");
+  fails_with("unix://host/path", "unix urls have no host");
+  fails_with(("unix:///" + std::string(200, 'p')).c_str(), "socket path longer than");
+}
+
+TEST_CASE("redis_url: errors never echo a password", "[redis_url]") {
+  try {
+    parse_redis_url("redis://u:hunter2%zz@h");
+    FAIL("expected InvalidArgument");
+  } catch (const herdcache::InvalidArgument& e) {
+    CHECK_THAT(e.what(), !Contains("hunter2"));
+  }
+}
