@@ -17,6 +17,7 @@ void register_policy(py::module_& m);
 void register_keys(py::module_& m);
 void register_engine(py::module_& m);
 void register_callsite(py::module_& m);
+void register_redis(py::module_& m);  // after register_engine: adds Engine methods
 
 // Exception types created by register_errors.
 extern PyObject* CacheError;
@@ -34,6 +35,8 @@ void encode_value(KeyBuilder& builder, PyObject* value, int depth = 0);
 // lets go of the handle. The engine only releases handles on threads that hold the GIL
 // (every engine entry point is called from Python with the GIL held).
 Handle make_handle(PyObject* object);
+// Releases handles that were dropped on threads without the GIL. Call with the GIL held.
+void release_parked_handles() noexcept;
 inline PyObject* handle_object(const Handle& handle) noexcept {
   return static_cast<PyObject*>(handle.get());
 }

@@ -10,4 +10,5 @@ PYBIND11_MODULE(_native, m) {
   register_keys(m);
   register_engine(m);
   register_callsite(m);
+  register_redis(m);
 }

@@ -157,6 +157,7 @@ PyObject* site_lookup(PyObject* capsule, PyObject* const* argv, Py_ssize_t nargs
   try {
     Engine& engine = site->owner->engine;
     engine.check_open();
+    release_parked_handles();
     thread_local KeyBuilder builder;
     engine.begin_key(builder, site->resource_name);
     bind_and_encode(*site, args, kwargs, builder);

@@ -137,6 +137,7 @@ void register_engine(py::module_& m) {
       .def("get",
            [](EngineHandle& e, const Key& key, bool count) -> py::tuple {
              e.engine.check_open();
+             release_parked_handles();
              Resource& res = e.engine.resource(key.resource);
              PyObject* value = nullptr;
              Lookup found = count ? e.engine.lookup(key.str, key.hash, res, pin_value, &value)
@@ -161,8 +162,10 @@ void register_engine(py::module_& m) {
              e.engine.check_open();
              double ttl_s = ttl_arg(ttl);
              Resource& res = e.engine.resource(key.resource);
-             e.engine.store(key, res, make_handle(value.ptr()), value_bytes, std::move(tags), ttl_s,
-                            seconds_to_nanos(load_seconds));
+             Lifetime life = e.engine.store(key, res, make_handle(value.ptr()), value_bytes,
+                                            std::move(tags), ttl_s, seconds_to_nanos(load_seconds));
+             Lifetime wall = e.engine.to_wall(life);  // for the shared tier
+             return py::make_tuple(wall.fresh_until, wall.stale_until);
            },
            py::arg("key"), py::arg("value"), py::arg("value_bytes"), py::arg("tags"),
            py::arg("ttl") = py::none(), py::arg("load_seconds") = 0.0)
@@ -172,13 +175,9 @@ void register_engine(py::module_& m) {
              Resource& res = e.engine.resource(key.resource);
              auto joined = e.engine.flights().join(
                  key.str, [&] { return make_handle(make_handle_fn().ptr()); });
-             if (joined.leader) {
-               res.counters.add(Counter::Loads);
-               if (!refresh) res.counters.add(Counter::Misses);
-             } else if (!refresh) {
-               res.counters.add(Counter::Coalesced);
-               res.counters.add(Counter::Misses);
-             }
+             // Leaders count what their load turns out to be (a shared hit, a miss);
+             // followers only that they waited.
+             if (!joined.leader && !refresh) res.counters.add(Counter::Coalesced);
              return py::make_tuple(joined.leader,
                                    py::reinterpret_borrow<py::object>(handle_object(joined.handle)),
                                    joined.id);
@@ -187,7 +186,7 @@ void register_engine(py::module_& m) {
       .def("finish_load",
            [](EngineHandle& e, const Key& key, std::uint64_t id, bool ok, double seconds) -> py::object {
              Resource& res = e.engine.resource(key.resource);
-             res.load_latency.record(seconds_to_nanos(seconds));
+             if (seconds >= 0) res.load_latency.record(seconds_to_nanos(seconds));  // < 0: no load ran
              if (!ok) res.counters.add(Counter::LoadErrors);
              auto done = e.engine.flights().finish(key.str, id);
              if (!done) return py::none();
@@ -216,6 +215,13 @@ void register_engine(py::module_& m) {
              for (auto item : prefix) encode_value(builder, item.ptr());
              return e.engine.invalidate_prefix(res, builder.canonical());
            })
+      .def("canonical_prefix",
+           [](EngineHandle& e, const std::string& res, py::tuple prefix) {
+             KeyBuilder builder;
+             e.engine.begin_key(builder, res);
+             for (auto item : prefix) encode_value(builder, item.ptr());
+             return std::string(builder.canonical());
+           })
       .def("invalidate_tags", [](EngineHandle& e, const std::vector<std::string>& tags) {
         e.engine.check_open();
         return e.engine.invalidate_tags(tags);
@@ -229,10 +235,17 @@ void register_engine(py::module_& m) {
         return e.engine.clear();
       })
       .def("now", [](EngineHandle& e) { return e.engine.clock().monotonic_ns() / 1e9; })
-      .def("stats", [](EngineHandle& e) { return stats(e.engine); })
+      .def("stats", [](EngineHandle& e) {
+        release_parked_handles();
+        return stats(e.engine);
+      })
       .def("close", [](EngineHandle& e) {
-        e.engine.close();
+        {
+          py::gil_scoped_release release;  // joins the Redis I/O threads, which never need it
+          e.engine.close();
+        }
         e.engine.clear();  // drops every cached Python object now, not at garbage collection
+        release_parked_handles();
       })
       .def_property_readonly("closed", [](EngineHandle& e) { return e.engine.closed(); });
 }

@@ -1,5 +1,9 @@
 #include <fmt/format.h>
 
+#include <atomic>
+#include <mutex>
+#include <vector>
+
 #include "bindings.hpp"
 #include "herdcache/errors.hpp"
 #include "herdcache/keys.hpp"
@@ -69,9 +73,37 @@ void encode_value(KeyBuilder& builder, PyObject* value, int depth) {
   }
 }
 
+namespace {
+// Handles released on a thread without the GIL (the Redis subscriber applying another
+// instance's invalidation to the memory tier) are parked here and released by the next
+// Python-side call: a C++ thread never touches a Python object.
+std::mutex graveyard_mutex;
+std::vector<PyObject*> graveyard;
+std::atomic<bool> graveyard_full{false};
+}  // namespace
+
 Handle make_handle(PyObject* object) {
   Py_INCREF(object);
-  return Handle(object, [](void* p) { Py_DECREF(static_cast<PyObject*>(p)); });
+  return Handle(object, [](void* p) {
+    if (PyGILState_Check()) {
+      Py_DECREF(static_cast<PyObject*>(p));
+      return;
+    }
+    std::lock_guard lock(graveyard_mutex);
+    graveyard.push_back(static_cast<PyObject*>(p));
+    graveyard_full.store(true, std::memory_order_release);
+  });
+}
+
+void release_parked_handles() noexcept {
+  if (!graveyard_full.load(std::memory_order_acquire)) return;
+  std::vector<PyObject*> dead;
+  {
+    std::lock_guard lock(graveyard_mutex);
+    dead.swap(graveyard);
+    graveyard_full.store(false, std::memory_order_release);
+  }
+  for (PyObject* p : dead) Py_DECREF(p);  // with the GIL: every caller holds it
 }
 
 void register_keys(py::module_& m) {

@@ -104,6 +104,37 @@ bool Engine::should_refresh_early(const Policy& policy, const EntryMeta& meta, N
   return static_cast<double>(now) + gap >= static_cast<double>(meta.life.fresh_until);
 }
 
+void Engine::connect_redis(const RedisUrl& url, RedisOptions options, std::string instance_id,
+                           RedisTier::LogCallback log) {
+  if (redis_) throw InvalidArgument("redis is already connected");
+  // Sockets wait in real time: the I/O threads use the system clock even when the
+  // engine's lifetimes run on an injected one.
+  redis_ = std::make_unique<RedisTier>(options_.ns, std::move(instance_id), url, options, memory_,
+                                       system_clock(), std::move(log));
+}
+
+Lifetime Engine::store_shared(const Key& key, Resource& res, Handle value, std::size_t value_bytes,
+                              std::vector<std::string> tags, Nanos fresh_until_wall,
+                              Nanos stale_until_wall, Nanos load_ns) {
+  Nanos mono = clock_->monotonic_ns();
+  Nanos wall = clock_->wall_ns();
+  Lifetime life{mono + (fresh_until_wall - wall), mono + (stale_until_wall - wall)};
+  if (res.policy.memory && life.stale_until > mono) {
+    memory_.put(key, EntryData{std::move(value), value_bytes, life, load_ns, std::move(tags)});
+  }
+  return life;
+}
+
+Lifetime Engine::to_wall(const Lifetime& life) const noexcept {
+  Nanos shift = clock_->wall_ns() - clock_->monotonic_ns();
+  return {life.fresh_until + shift, life.stale_until + shift};
+}
+
+void Engine::close() noexcept {
+  closed_.store(true, std::memory_order_release);
+  if (redis_) redis_->close();
+}
+
 void Engine::check_open() const {
   if (closed()) throw ClosedError("the cache manager is closed");
 }

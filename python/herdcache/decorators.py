@@ -15,7 +15,8 @@ import functools
 import inspect
 from typing import TYPE_CHECKING, Any, Callable, Iterable
 
-from . import _loading, _native
+from . import _native, _ops
+from ._ops import ASYNC, SYNC, drive
 from .manager import _tag_list
 
 if TYPE_CHECKING:
@@ -79,8 +80,8 @@ def cached(m: CacheManager, resource: str, *, tags: Any = None, ttl: float | Non
                     return value
                 m._ready()
                 key = make_key(args, kwargs)
-                return await _loading.get_or_load(
-                    m, key, lambda: fn(*args, **kwargs), tags_for(args, kwargs), ttl, counted=False
+                return await _ops.get_or_load(
+                    m, ASYNC, key, lambda: fn(*args, **kwargs), tags_for(args, kwargs), ttl, counted=False
                 )
 
             async def invalidate(*args: Any, **kwargs: Any) -> int:
@@ -89,7 +90,7 @@ def cached(m: CacheManager, resource: str, *, tags: Any = None, ttl: float | Non
             async def warm(*args: Any, **kwargs: Any) -> Any:
                 m._ready()
                 key = make_key(args, kwargs)
-                return await _loading.load(m, key, lambda: fn(*args, **kwargs), tags_for(args, kwargs), ttl, refresh=True)
+                return await _ops.load(m, ASYNC, key, lambda: fn(*args, **kwargs), tags_for(args, kwargs), ttl, refresh=True)
 
         else:
 
@@ -100,9 +101,9 @@ def cached(m: CacheManager, resource: str, *, tags: Any = None, ttl: float | Non
                     return value
                 m._ready()
                 key = make_key(args, kwargs)
-                return _loading.get_or_load_sync(
-                    m, key, lambda: fn(*args, **kwargs), tags_for(args, kwargs), ttl, counted=False
-                )
+                return drive(_ops.get_or_load(
+                    m, SYNC, key, lambda: fn(*args, **kwargs), tags_for(args, kwargs), ttl, counted=False
+                ))
 
             def invalidate(*args: Any, **kwargs: Any) -> int:
                 return m.sync.invalidate(resource, *prefix_of(args, kwargs))
@@ -110,7 +111,7 @@ def cached(m: CacheManager, resource: str, *, tags: Any = None, ttl: float | Non
             def warm(*args: Any, **kwargs: Any) -> Any:
                 m._ready()
                 key = make_key(args, kwargs)
-                return _loading.load_sync(m, key, lambda: fn(*args, **kwargs), tags_for(args, kwargs), ttl, refresh=True)
+                return drive(_ops.load(m, SYNC, key, lambda: fn(*args, **kwargs), tags_for(args, kwargs), ttl, refresh=True))
 
         wrapper.key = lambda *args, **kwargs: make_key(args, kwargs)  # type: ignore[attr-defined]
         wrapper.invalidate = invalidate  # type: ignore[attr-defined]

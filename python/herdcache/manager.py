@@ -11,14 +11,18 @@ import asyncio
 import concurrent.futures
 import math
 import threading
+import uuid
+import logging
 from collections.abc import Iterable, Mapping
 from typing import Any, Callable
 
-from . import _loading, _native
+from . import _native, _ops
+from ._ops import ASYNC
 from ._native import Key, Policy
 from .serializers import Codec, Serializer
 
 _NEW, _STARTED, _CLOSED = "new", "started", "closed"
+log = logging.getLogger("herdcache")
 
 
 class UnknownResource(_native.CacheError, LookupError):
@@ -40,8 +44,8 @@ class CacheManager:
         *,
         clock: _native.ManualClock | None = None,
     ) -> None:
-        if redis_url:
-            raise ValueError("redis_url: the Redis tier is not available in this build")
+        if redis_url is not None and not isinstance(redis_url, str):
+            raise TypeError(f"redis_url must be a str or None, got {type(redis_url).__name__}")
         if not isinstance(namespace, str):
             raise TypeError(f"namespace must be a str, got {type(namespace).__name__}")
         if isinstance(memory_max_bytes, bool) or not isinstance(memory_max_bytes, int) or memory_max_bytes <= 0:
@@ -70,6 +74,9 @@ class CacheManager:
         self.lock_timeout = float(lock_timeout)
         self.max_concurrent_loads = max_concurrent_loads
         self._state = _NEW
+        self._instance_id = uuid.uuid4().hex
+        self._bridges: dict[asyncio.AbstractEventLoop, _native.Bridge] = {}
+        self._redis_down_logged = False
         self._registry: dict[str, Any] = {}
         self._tasks: set[asyncio.Future] = set()
         self._pool: concurrent.futures.ThreadPoolExecutor | None = None
@@ -108,11 +115,26 @@ class CacheManager:
     def _start(self) -> None:
         if self._state == _CLOSED:
             raise RuntimeError("the cache manager is closed")
+        if self._state == _NEW and self.redis_url:
+            # Connecting happens on the engine's I/O thread; nothing here waits for it.
+            self._engine.connect_redis(self.redis_url, self._instance_id)
         self._state = _STARTED
 
     def _close(self) -> None:
         self._state = _CLOSED
+        for loop, bridge in list(self._bridges.items()):
+            if not loop.is_closed():
+                try:
+                    running = asyncio.get_running_loop()
+                except RuntimeError:
+                    running = None
+                if running is loop:
+                    loop.remove_reader(bridge.fd)
+                else:
+                    loop.call_soon_threadsafe(loop.remove_reader, bridge.fd)
+        self._bridges.clear()
         self._engine.close()
+        self._flush_logs()
         with self._pool_lock:
             pool, self._pool = self._pool, None
         if pool is not None:
@@ -132,36 +154,36 @@ class CacheManager:
 
     async def get(self, key: Key) -> Any:
         self._ready()
-        return self._get(_check_key(key))
+        return await _ops.get(self, ASYNC, _check_key(key))
 
     async def set(self, key: Key, value: Any, ttl: float | None = None, tags: Iterable[str] = ()) -> None:
         self._ready()
-        self._store(_check_key(key), value, _tag_list(tags), ttl, 0.0)
+        await _ops.store(self, ASYNC, _check_key(key), value, _tag_list(tags), ttl)
 
     async def get_or_load(self, key: Key, loader: Callable[[], Any], tags: Iterable[str] = (), ttl: float | None = None) -> Any:
         self._ready()
         _check_loader(loader)
-        return await _loading.get_or_load(self, _check_key(key), loader, _tag_list(tags), ttl)
+        return await _ops.get_or_load(self, ASYNC, _check_key(key), loader, _tag_list(tags), ttl)
 
     async def delete(self, key: Key) -> bool:
         self._ready()
-        return self._engine.invalidate_key(_check_key(key)) > 0
+        return await self._invalidate(ASYNC, "key", *self._delete_local(key)) > 0
 
     async def invalidate(self, resource: str, *prefix: Any) -> int:
         self._ready()
-        return self._engine.invalidate(resource, prefix)
+        return await self._invalidate(ASYNC, "prefix", *self._invalidate_local(resource, prefix))
 
     async def invalidate_tags(self, *tags: str) -> int:
         self._ready()
-        return self._engine.invalidate_tags(_tag_list(tags))
+        return await self._invalidate(ASYNC, "tags", *self._tags_local(tags))
 
     async def invalidate_pattern(self, pattern: str) -> int:
         self._ready()
-        return self._engine.invalidate_pattern(_check_pattern(pattern))
+        return await self._invalidate(ASYNC, "pattern", *self._pattern_local(pattern))
 
     async def clear(self) -> int:
         self._ready()
-        return self._engine.clear()
+        return await self._invalidate(ASYNC, "clear", [], self._engine.clear())
 
     async def warm(self, resource: str, *args: Any, **params: Any) -> Any:
         self._ready()
@@ -172,7 +194,9 @@ class CacheManager:
     def stats(self) -> dict[str, Any]:
         self._ready()
         stats = self._engine.stats()
-        stats["redis"] = {"configured": False, "connected": False, "latency_ms": None, "circuit": "disabled", "errors": 0}
+        self._flush_logs()
+        stats["redis"] = self._engine.redis_stats() or {
+            "configured": False, "connected": False, "latency_ms": None, "circuit": "disabled", "errors": 0}
         stats["background_tasks"] = len(self._tasks)
         return stats
 
@@ -195,22 +219,54 @@ class CacheManager:
     def resources(self) -> dict[str, Any]:
         return dict(self._registry)
 
-    # --- internals shared with the sync facade, the decorators and _loading --------------
+    # --- internals shared with the sync facade, the decorators and _ops ------------------
 
-    def _get(self, key: Key) -> Any:
-        state, value = self._engine.get(key)
-        if state == _loading.FRESH:
-            return value
-        if state == _loading.STALE:
-            self._engine.serve_stale(key)  # no loader here to refresh with: serve what we have
-            return value
-        self._engine.count_miss(key.resource)
-        return None
+    # Invalidations apply to this instance's memory at once, then go to Redis (which
+    # broadcasts them). Each *_local returns (targets for Redis, entries removed here).
+    def _delete_local(self, key: Any) -> tuple[list[str], int]:
+        key = _check_key(key)
+        return [str(key)], self._engine.invalidate_key(key)
 
-    def _store(self, key: Key, value: Any, tags: list[str], ttl: float | None, load_seconds: float) -> bytes:
-        payload = self._codec.encode(value)  # raises SerializationError: nothing stored
-        self._engine.store(key, value, len(payload), tags, ttl, load_seconds)
-        return payload
+    def _invalidate_local(self, resource: str, prefix: tuple) -> tuple[list[str], int]:
+        canonical = self._engine.canonical_prefix(resource, prefix)
+        return [resource, canonical], self._engine.invalidate(resource, prefix)
+
+    def _tags_local(self, tags: Any) -> tuple[list[str], int]:
+        tags = _tag_list(tags)
+        if not tags:
+            raise ValueError("invalidate_tags needs at least one tag")
+        return tags, self._engine.invalidate_tags(tags)
+
+    def _pattern_local(self, pattern: Any) -> tuple[list[str], int]:
+        pattern = _check_pattern(pattern)
+        return [pattern], self._engine.invalidate_pattern(pattern)
+
+    def _invalidate(self, mode: Any, kind: str, targets: list[str], removed: int) -> Any:
+        return _ops.invalidate(self, mode, kind, targets, removed)
+
+    def _bridge(self) -> _native.Bridge:
+        loop = asyncio.get_running_loop()
+        bridge = self._bridges.get(loop)
+        if bridge is None:
+            bridge = _native.Bridge(loop)
+
+            def on_ready() -> None:
+                bridge.drain()
+                self._flush_logs()
+
+            loop.add_reader(bridge.fd, on_ready)
+            self._bridges[loop] = bridge
+        return bridge
+
+    def _shared_fault(self, key: Key | None, error: str) -> None:
+        """Redis could not answer: counted, served from memory, never raised."""
+        if key is not None:
+            self._engine.count(key.resource, "errors")
+        self._flush_logs()
+
+    def _flush_logs(self) -> None:
+        for level, line in self._engine.drain_logs() if self.redis_url else ():
+            log.log(level, line)
 
     def _track(self, task: asyncio.Future) -> asyncio.Future:
         self._tasks.add(task)

@@ -1,11 +1,16 @@
-"""cache.sync: the manager's methods, blocking, for threads, WSGI code and Django."""
+"""cache.sync: the manager's methods, blocking, for threads, WSGI code and Django.
+
+Each method runs the same code as its async twin (herdcache._ops) in blocking mode: a
+Redis round trip blocks the calling thread with the GIL released.
+"""
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, Callable, Iterable
 
-from . import _loading
-from .manager import _check_key, _check_loader, _check_pattern, _tag_list
+from . import _ops
+from ._ops import SYNC, drive
+from .manager import _check_key, _check_loader, _tag_list
 
 if TYPE_CHECKING:
     from ._native import Key
@@ -29,36 +34,36 @@ class SyncCache:
 
     def get(self, key: Key) -> Any:
         self._m._ready()
-        return self._m._get(_check_key(key))
+        return drive(_ops.get(self._m, SYNC, _check_key(key)))
 
     def set(self, key: Key, value: Any, ttl: float | None = None, tags: Iterable[str] = ()) -> None:
         self._m._ready()
-        self._m._store(_check_key(key), value, _tag_list(tags), ttl, 0.0)
+        drive(_ops.store(self._m, SYNC, _check_key(key), value, _tag_list(tags), ttl))
 
     def get_or_load(self, key: Key, loader: Callable[[], Any], tags: Iterable[str] = (), ttl: float | None = None) -> Any:
         self._m._ready()
         _check_loader(loader)
-        return _loading.get_or_load_sync(self._m, _check_key(key), loader, _tag_list(tags), ttl)
+        return drive(_ops.get_or_load(self._m, SYNC, _check_key(key), loader, _tag_list(tags), ttl))
 
     def delete(self, key: Key) -> bool:
         self._m._ready()
-        return self._m._engine.invalidate_key(_check_key(key)) > 0
+        return drive(self._m._invalidate(SYNC, "key", *self._m._delete_local(key))) > 0
 
     def invalidate(self, resource: str, *prefix: Any) -> int:
         self._m._ready()
-        return self._m._engine.invalidate(resource, prefix)
+        return drive(self._m._invalidate(SYNC, "prefix", *self._m._invalidate_local(resource, prefix)))
 
     def invalidate_tags(self, *tags: str) -> int:
         self._m._ready()
-        return self._m._engine.invalidate_tags(_tag_list(tags))
+        return drive(self._m._invalidate(SYNC, "tags", *self._m._tags_local(tags)))
 
     def invalidate_pattern(self, pattern: str) -> int:
         self._m._ready()
-        return self._m._engine.invalidate_pattern(_check_pattern(pattern))
+        return drive(self._m._invalidate(SYNC, "pattern", *self._m._pattern_local(pattern)))
 
     def clear(self) -> int:
         self._m._ready()
-        return self._m._engine.clear()
+        return drive(self._m._invalidate(SYNC, "clear", [], self._m._engine.clear()))
 
     def warm(self, resource: str, *args: Any, **params: Any) -> Any:
         self._m._ready()

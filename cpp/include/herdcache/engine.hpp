@@ -17,6 +17,7 @@
 #include "herdcache/memory.hpp"
 #include "herdcache/metrics.hpp"
 #include "herdcache/policy.hpp"
+#include "herdcache/redis_tier.hpp"
 
 namespace herdcache {
 
@@ -75,7 +76,20 @@ class Engine {
   // XFetch (early refresh): true when this read should refresh a still-fresh entry early.
   bool should_refresh_early(const Policy& policy, const EntryMeta& meta, Nanos now);
 
-  void close() noexcept { closed_.store(true, std::memory_order_release); }
+  // The shared tier. Without it the engine is memory-only (the embedded default).
+  void connect_redis(const RedisUrl& url, RedisOptions options, std::string instance_id,
+                     RedisTier::LogCallback log);
+  RedisTier* redis() noexcept { return redis_.get(); }
+
+  // Stores a value read from the shared tier in memory, for what remains of its lifetime
+  // there (wall-clock deadlines, as other processes wrote them).
+  Lifetime store_shared(const Key& key, Resource& resource, Handle value, std::size_t value_bytes,
+                        std::vector<std::string> tags, Nanos fresh_until_wall,
+                        Nanos stale_until_wall, Nanos load_ns);
+  // A memory lifetime as wall-clock deadlines, for writing to the shared tier.
+  Lifetime to_wall(const Lifetime& life) const noexcept;
+
+  void close() noexcept;
   bool closed() const noexcept { return closed_.load(std::memory_order_acquire); }
   void check_open() const;  // throws ClosedError
 
@@ -91,6 +105,7 @@ class Engine {
   std::unordered_map<std::string, Resource*> resources_;
   std::unordered_map<std::string, Policy> policies_;
   std::atomic<bool> closed_{false};
+  std::unique_ptr<RedisTier> redis_;  // after memory_: destroyed first, it applies to memory_
 };
 
 }  // namespace herdcache

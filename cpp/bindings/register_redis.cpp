@@ -1,0 +1,250 @@
+// The asyncio bridge and the shared tier's entry points.
+//
+// Async: each event loop gets a Bridge. An operation registers a future under a fresh id
+// and hands the engine a callback that, on the Redis I/O thread, only pushes
+// {id, result} onto the bridge's WakeQueue (the eventfd is written on empty -> non-empty
+// only). The loop's add_reader callback, drain(), takes the whole batch with the GIL and
+// resolves the futures: one wakeup and one GIL acquisition per batch, not per reply. A
+// future that was cancelled meanwhile is skipped; ids are never reused, so a late reply
+// cannot resolve someone else's future.
+//
+// Sync: the caller blocks on a OneShot with the GIL released.
+#include <deque>
+#include <mutex>
+#include <unordered_map>
+
+#include <fmt/format.h>
+#include <pybind11/stl.h>
+
+#include "bindings.hpp"
+#include "engine_handle.hpp"
+#include "herdcache/completions.hpp"
+#include "herdcache/errors.hpp"
+#include "herdcache/redis_url.hpp"
+
+namespace herdcache::py_bindings {
+
+namespace {
+
+struct Completion {
+  std::uint64_t id;
+  TierResult result;
+};
+
+struct BridgeCore {
+  WakeQueue<Completion> queue;
+};
+
+class Bridge {
+ public:
+  explicit Bridge(py::object loop) : core_(std::make_shared<BridgeCore>()), loop_(std::move(loop)) {}
+
+  int fd() const { return core_->queue.fd(); }
+  std::size_t pending() const { return futures_.size(); }
+
+  // A future for one operation, and the I/O-thread callback that completes it.
+  std::pair<py::object, RedisTier::Callback> expect() {
+    py::object future = loop_.attr("create_future")();
+    std::uint64_t id = ++next_id_;
+    futures_.emplace(id, future);
+    std::weak_ptr<BridgeCore> core = core_;
+    return {future, [core, id](TierResult result) {
+              if (auto c = core.lock()) c->queue.push(Completion{id, std::move(result)});
+            }};
+  }
+
+  void drain() {
+    core_->queue.drain(batch_);
+    for (auto& completion : batch_) {
+      auto it = futures_.find(completion.id);
+      if (it == futures_.end()) continue;
+      py::object future = std::move(it->second);
+      futures_.erase(it);
+      if (!future.attr("done")().cast<bool>()) future.attr("set_result")(to_python(completion.result));
+    }
+    batch_.clear();
+    release_parked_handles();
+  }
+
+  static py::tuple to_python(TierResult& r) {
+    py::object payload = r.status == TierResult::Status::Hit
+                             ? py::object(py::bytes(r.payload.data(), r.payload.size()))
+                             : py::object(py::none());
+    return py::make_tuple(static_cast<int>(r.status), payload, r.fresh_until_wall, r.stale_until_wall,
+                          r.load_ns / 1e9, py::cast(r.tags), py::cast(r.versions), r.count, r.error);
+  }
+
+ private:
+  std::shared_ptr<BridgeCore> core_;
+  py::object loop_;
+  std::unordered_map<std::uint64_t, py::object> futures_;
+  std::uint64_t next_id_ = 0;
+  std::vector<Completion> batch_;
+};
+
+// Log lines from the I/O threads, kept until Python drains them (bounded).
+struct LogQueue {
+  std::mutex mutex;
+  std::deque<std::pair<int, std::string>> lines;
+  std::size_t dropped = 0;
+};
+
+RedisTier& tier(EngineHandle& e) {
+  e.engine.check_open();
+  if (RedisTier* t = e.engine.redis()) return *t;
+  throw InvalidArgument("redis is not configured");
+}
+
+// Runs `start(callback)` against the tier: async with a bridge, blocking without one.
+template <class Start>
+py::object run(py::object bridge, Start&& start) {
+  if (!bridge.is_none()) {
+    auto [future, callback] = bridge.cast<Bridge&>().expect();
+    start(std::move(callback));
+    return future;
+  }
+  auto done = std::make_shared<OneShot<TierResult>>();
+  start([done](TierResult r) { done->set(std::move(r)); });
+  TierResult result;
+  {
+    py::gil_scoped_release release;  // the I/O thread completes `done` without the GIL
+    result = done->wait();
+  }
+  release_parked_handles();
+  return Bridge::to_python(result);
+}
+
+Invalidation make_invalidation(RedisTier& t, const std::string& kind, const std::vector<std::string>& targets) {
+  const std::string& origin = t.instance_id();
+  if (kind == "key" && targets.size() == 1) return Invalidation::key(origin, targets[0]);
+  if (kind == "prefix" && targets.size() == 2) return Invalidation::prefix(origin, targets[0], targets[1]);
+  if (kind == "tags" && !targets.empty()) return Invalidation::tags(origin, targets);
+  if (kind == "pattern" && targets.size() == 1) return Invalidation::pattern(origin, targets[0]);
+  if (kind == "clear" && targets.empty()) return Invalidation::clear(origin);
+  throw InvalidArgument(fmt::format("bad invalidation: {} with {} target(s)", kind, targets.size()));
+}
+
+}  // namespace
+
+void register_redis(py::module_& m) {
+  py::class_<Bridge>(m, "Bridge", "Completes asyncio futures from the Redis I/O thread.")
+      .def(py::init<py::object>(), py::arg("loop"))
+      .def_property_readonly("fd", &Bridge::fd)
+      .def_property_readonly("pending", &Bridge::pending)
+      .def("drain", &Bridge::drain);
+
+  auto logs = std::make_shared<LogQueue>();
+  auto engine = py::reinterpret_borrow<py::class_<EngineHandle, std::shared_ptr<EngineHandle>>>(m.attr("Engine"));
+  engine
+      .def("connect_redis",
+           [logs](EngineHandle& e, const std::string& url, const std::string& instance_id,
+                  std::int64_t connect_timeout_ms, std::int64_t command_timeout_ms) {
+             RedisOptions options;
+             options.connect_timeout_ms = connect_timeout_ms;
+             options.command_timeout_ms = command_timeout_ms;
+             options.validate();
+             RedisUrl parsed = parse_redis_url(url);
+             e.engine.connect_redis(parsed, options, instance_id, [logs](int level, const std::string& line) {
+               std::lock_guard lock(logs->mutex);
+               if (logs->lines.size() >= 1000) {
+                 ++logs->dropped;
+                 return;
+               }
+               logs->lines.emplace_back(level, line);
+             });
+           },
+           py::arg("url"), py::arg("instance_id"), py::arg("connect_timeout_ms") = 2000,
+           py::arg("command_timeout_ms") = 1000)
+      .def_property_readonly("has_redis", [](EngineHandle& e) { return e.engine.redis() != nullptr; })
+      .def("drain_logs",
+           [logs](EngineHandle&) {
+             std::deque<std::pair<int, std::string>> lines;
+             std::size_t dropped;
+             {
+               std::lock_guard lock(logs->mutex);
+               lines.swap(logs->lines);
+               dropped = std::exchange(logs->dropped, 0);
+             }
+             py::list out;
+             for (auto& [level, line] : lines) out.append(py::make_tuple(level, line));
+             if (dropped) out.append(py::make_tuple(30, fmt::format("{} log line(s) dropped", dropped)));
+             return out;
+           })
+      .def("l2_read",
+           [](EngineHandle& e, const Key& key, std::vector<std::string> tags, py::object bridge) {
+             RedisTier& t = tier(e);
+             return run(bridge, [&](RedisTier::Callback cb) { t.read(key, tags, std::move(cb)); });
+           },
+           py::arg("key"), py::arg("tags"), py::arg("bridge"))
+      .def("l2_write",
+           [](EngineHandle& e, const Key& key, py::bytes payload, Nanos fresh_until_wall,
+              Nanos stale_until_wall, double load_seconds, std::vector<std::string> tags,
+              std::optional<std::vector<std::string>> expected, py::object bridge) {
+             RedisTier& t = tier(e);
+             std::string bytes = payload;
+             return run(bridge, [&](RedisTier::Callback cb) {
+               t.write(key, std::move(bytes), fresh_until_wall, stale_until_wall,
+                       seconds_to_nanos(load_seconds), tags, expected ? &*expected : nullptr,
+                       std::move(cb));
+             });
+           },
+           py::arg("key"), py::arg("payload"), py::arg("fresh_until_wall"), py::arg("stale_until_wall"),
+           py::arg("load_seconds"), py::arg("tags"), py::arg("expected"), py::arg("bridge"))
+      .def("l2_invalidate",
+           [](EngineHandle& e, const std::string& kind, std::vector<std::string> targets, py::object bridge) {
+             RedisTier& t = tier(e);
+             Invalidation inv = make_invalidation(t, kind, targets);
+             return run(bridge, [&](RedisTier::Callback cb) { t.invalidate(inv, std::move(cb)); });
+           },
+           py::arg("kind"), py::arg("targets"), py::arg("bridge"))
+      .def("l2_announce",
+           [](EngineHandle& e, const std::string& kind, std::vector<std::string> targets, py::object bridge) {
+             RedisTier& t = tier(e);
+             Invalidation inv = make_invalidation(t, kind, targets);
+             return run(bridge, [&](RedisTier::Callback cb) { t.announce(inv, std::move(cb)); });
+           },
+           py::arg("kind"), py::arg("targets"), py::arg("bridge"))
+      .def("fill",
+           [](EngineHandle& e, const Key& key, py::object value, std::size_t value_bytes,
+              std::vector<std::string> tags, Nanos fresh_until_wall, Nanos stale_until_wall, double load_seconds) {
+             Resource& res = e.engine.resource(key.resource);
+             e.engine.store_shared(key, res, make_handle(value.ptr()), value_bytes, std::move(tags),
+                                   fresh_until_wall, stale_until_wall, seconds_to_nanos(load_seconds));
+           })
+      .def("wall_ns", [](EngineHandle& e) { return e.engine.clock().wall_ns(); })
+      .def("count", [](EngineHandle& e, const std::string& res, const std::string& name) {
+        Counters& c = e.engine.resource(res).counters;
+        for (std::size_t i = 0; i < static_cast<std::size_t>(Counter::kCount); ++i) {
+          if (counter_name(Counter(i)) == name) return c.add(Counter(i));
+        }
+        throw InvalidArgument(fmt::format("unknown counter {}", name));
+      })
+      .def("redis_stats", [](EngineHandle& e) -> py::object {
+        RedisTier* t = e.engine.redis();
+        if (!t) return py::none();
+        RedisHealth h = t->health();
+        TierStats s = t->stats();
+        py::dict d;
+        d["configured"] = true;
+        d["connected"] = h.connected;
+        d["latency_ms"] = h.latency_ms < 0 ? py::object(py::none()) : py::object(py::float_(h.latency_ms));
+        d["circuit"] = h.circuit;
+        d["consecutive_failures"] = h.consecutive_failures;
+        d["errors"] = h.errors;
+        d["timeouts"] = h.timeouts;
+        d["rejected"] = h.rejected;
+        d["reconnects"] = h.reconnects;
+        d["pending"] = h.pending;
+        d["last_error"] = h.last_error;
+        d["subscriber_connected"] = s.subscriber_connected;
+        d["invalidations_received"] = s.messages_received;
+        d["invalidations_malformed"] = s.messages_malformed;
+        d["memory_flushes"] = s.memory_flushes;
+        d["writes_refused"] = s.writes_refused;
+        d["journal_pending"] = s.journal_pending;
+        d["journal_overflows"] = s.journal_overflows;
+        return d;
+      });
+}
+
+}  // namespace herdcache::py_bindings

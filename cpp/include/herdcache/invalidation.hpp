@@ -1,0 +1,50 @@
+// Invalidations as values: what one removes, how it applies to a memory tier, and the
+// wire form broadcast to every instance of a namespace over Redis pub/sub.
+//
+// Wire form (binary safe, no I/O, tested with byte strings):
+//   "HCI1" <kind byte> then length-prefixed fields "<decimal length>:<bytes>", the first
+//   field being the sender's instance id (so an instance skips its own messages).
+//   k: key          p: resource, canonical prefix     t: tag...
+//   g: pattern      c: (nothing)
+#pragma once
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "herdcache/memory.hpp"
+
+namespace herdcache {
+
+struct Invalidation {
+  enum class Kind : char { Key = 'k', Prefix = 'p', Tags = 't', Pattern = 'g', Clear = 'c' };
+  Kind kind = Kind::Clear;
+  std::string origin;                // instance id of the sender
+  std::vector<std::string> targets;  // k: {key}  p: {resource, prefix}  t: tags  g: {pattern}
+
+  static Invalidation key(std::string origin, std::string key);
+  static Invalidation prefix(std::string origin, std::string resource, std::string canonical_prefix);
+  static Invalidation tags(std::string origin, std::vector<std::string> tags);
+  static Invalidation pattern(std::string origin, std::string pattern);
+  static Invalidation clear(std::string origin);
+
+  // Removes what it names from `memory`; returns how many entries went.
+  std::size_t apply(MemoryTier& memory) const;
+
+  bool operator==(const Invalidation&) const = default;
+};
+
+std::string encode_invalidation(const Invalidation& inv);
+// nullopt for anything that is not a well-formed message (counted by the caller).
+std::optional<Invalidation> decode_invalidation(std::string_view bytes);
+
+// The dependencies of a key, as version-key names: one per prefix level of its positional
+// arguments ("<ns>#p:<resource>", "<ns>#p:<resource>:<arg1>", ...), then one per tag
+// ("<ns>#t:<tag>"). Invalidating a prefix or a tag increments its version key, which
+// invalidates every entry depending on it in O(1) round trips.
+std::vector<std::string> prefix_levels(std::string_view canonical_key);  // "ns:res", "ns:res:a1", ...
+std::string prefix_version_key(std::string_view ns, std::string_view canonical_prefix);
+std::string tag_version_key(std::string_view ns, std::string_view tag);
+
+}  // namespace herdcache

@@ -1,0 +1,136 @@
+// The shared tier: entries in Redis, read and written through Lua scripts (scripts.hpp),
+// invalidations broadcast on the namespace's pub/sub channel.
+//
+// Every operation is asynchronous: it submits to the RedisClient's I/O thread and calls
+// its callback there, once, with a TierResult. Callbacks never see Python; the bindings
+// forward results to the event loop (or to a blocked sync caller).
+//
+// Messages from other instances are applied to the memory tier on the subscriber's I/O
+// thread (the memory tier is thread-safe, and the handles it releases there are not
+// destroyed on that thread: see the bindings' handle deleter). When the subscriber
+// reconnects after a loss it cannot know what it missed, so it flushes the memory tier
+// (the rule Redis' client-side caching documents) and counts it.
+//
+// Invalidations made while Redis is unreachable are kept in a bounded journal and
+// replayed on reconnect. If the journal overflows, the replay is a whole-namespace clear.
+#pragma once
+#include <atomic>
+#include <deque>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include "herdcache/invalidation.hpp"
+#include "herdcache/keys.hpp"
+#include "herdcache/memory.hpp"
+#include "herdcache/redis.hpp"
+#include "herdcache/redis_subscriber.hpp"
+
+namespace herdcache {
+
+struct TierResult {
+  enum class Status : std::uint8_t {
+    Hit,      // payload + lifetimes
+    Miss,     // versions: the key's dependency versions, for a later write
+    Done,     // count: what the operation reports (1 written, n removed, ...)
+    Refused,  // a write whose dependencies moved while it loaded: not stored
+    Fault,    // Redis unavailable / timed out / error reply: error says which
+  };
+  Status status = Status::Fault;
+  std::string payload;
+  Nanos fresh_until_wall = 0;
+  Nanos stale_until_wall = 0;
+  Nanos load_ns = 0;
+  std::vector<std::string> tags;
+  std::vector<std::string> versions;
+  std::int64_t count = 0;
+  std::string error;
+
+  static TierResult fault(std::string error) {
+    TierResult r;
+    r.error = std::move(error);
+    return r;
+  }
+};
+
+struct TierStats {
+  std::uint64_t messages_received = 0;   // invalidations from other instances applied
+  std::uint64_t messages_malformed = 0;
+  std::uint64_t memory_flushes = 0;      // L1 flushed after a subscriber reconnect
+  std::uint64_t writes_refused = 0;      // stale writes refused (dependencies moved)
+  std::uint64_t journal_pending = 0;     // invalidations waiting for Redis
+  std::uint64_t journal_overflows = 0;
+  bool subscriber_connected = false;
+};
+
+class RedisTier {
+ public:
+  using Callback = std::function<void(TierResult)>;
+  using LogCallback = std::function<void(int level, const std::string& message)>;  // I/O thread
+  static constexpr std::size_t kJournalMax = 10000;
+  static constexpr int kScanCount = 500;  // keys per SCAN step / UNLINK batch
+
+  RedisTier(std::string ns, std::string instance_id, const RedisUrl& url, RedisOptions options,
+            MemoryTier& memory, std::shared_ptr<const Clock> clock, LogCallback log = {});
+  ~RedisTier();
+
+  // Reads an entry; `tags` are the tags a later write would carry (for a miss's versions).
+  void read(const Key& key, const std::vector<std::string>& tags, Callback cb);
+  // Writes an entry. With `expected` (from the read's Miss) the write is refused if an
+  // invalidation touched the key's dependencies since; without, current versions apply.
+  void write(const Key& key, std::string payload, Nanos fresh_until_wall, Nanos stale_until_wall,
+             Nanos load_ns, const std::vector<std::string>& tags,
+             const std::vector<std::string>* expected, Callback cb);
+
+  // Invalidations: applied in Redis and broadcast to every instance. Done.count is what
+  // Redis reports (entries removed, or version keys bumped).
+  void invalidate(const Invalidation& inv, Callback cb);
+  // Broadcasts without touching Redis' data: after a write that replaced a value, so
+  // other instances drop the copy they hold in memory.
+  void announce(const Invalidation& inv, Callback cb);
+
+  RedisHealth health() const;
+  TierStats stats() const;
+  const std::string& instance_id() const noexcept { return instance_id_; }
+  const std::string& channel() const noexcept { return channel_; }
+  void close();
+
+ private:
+  struct Script;
+  void eval(const Script& script, std::vector<std::string> keys, std::vector<std::string> args,
+            std::function<void(RedisResult)> done);
+  void scan_unlink(std::string match, std::string cursor, std::int64_t removed, Invalidation inv,
+                   Callback cb);
+  void publish_then(const Invalidation& inv, std::int64_t count, Callback cb);
+  std::vector<std::string> dependencies(const Key& key, const std::vector<std::string>& tags) const;
+  void journal(const Invalidation& inv);
+  void replay_journal();
+  void on_message(const std::string& payload);
+  void on_subscriber_event(const ConnectionEvent& event);
+  void on_client_event(const ConnectionEvent& event);
+  void on_connected();
+
+  std::string ns_;
+  std::string instance_id_;
+  std::string channel_;
+  MemoryTier& memory_;
+  std::shared_ptr<const Clock> clock_;
+  LogCallback log_;
+  std::unique_ptr<Script> read_, write_, bump_, delete_;
+  std::unique_ptr<RedisClient> client_;
+  std::unique_ptr<RedisSubscriber> subscriber_;
+
+  mutable std::mutex journal_mutex_;
+  std::deque<Invalidation> journal_;
+  bool journal_overflowed_ = false;
+
+  std::atomic<std::uint64_t> messages_received_{0}, messages_malformed_{0}, memory_flushes_{0},
+      writes_refused_{0}, journal_overflows_{0};
+  std::atomic<bool> subscriber_connected_{false};
+  std::atomic<bool> subscriber_seen_{false};
+  std::atomic<bool> started_{false}, connected_once_{false};
+};
+
+}  // namespace herdcache

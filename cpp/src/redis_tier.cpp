@@ -1,0 +1,374 @@
+#include "herdcache/redis_tier.hpp"
+
+#include <charconv>
+
+#include <fmt/format.h>
+
+#include "herdcache/scripts.hpp"
+
+namespace herdcache {
+
+namespace {
+constexpr Nanos kNanosPerMs = 1'000'000;
+
+std::int64_t parse_int(const std::string& text) {
+  std::int64_t value = 0;
+  std::from_chars(text.data(), text.data() + text.size(), value);
+  return value;
+}
+
+std::vector<std::string> split_lines(const std::string& text) {
+  std::vector<std::string> out;
+  std::size_t start = 0;
+  while (start < text.size()) {
+    std::size_t end = text.find('\n', start);
+    if (end == std::string::npos) end = text.size();
+    out.emplace_back(text.substr(start, end - start));
+    start = end + 1;
+  }
+  return out;
+}
+
+std::string join_lines(const std::vector<std::string>& parts) {
+  std::string out;
+  for (std::size_t i = 0; i < parts.size(); ++i) {
+    if (i) out.push_back('\n');
+    out += parts[i];
+  }
+  return out;
+}
+
+std::string glob_escape(std::string_view text) {
+  std::string out;
+  for (char c : text) {
+    if (c == '*' || c == '?' || c == '[' || c == ']' || c == '\\') out.push_back('\\');
+    out.push_back(c);
+  }
+  return out;
+}
+
+std::string describe(const RedisResult& result) {
+  if (!result.ok()) return fmt::format("{}: {}", to_string(result.error_kind()), result.error_message());
+  return result.reply().is_error() ? result.reply().str() : result.reply().debug_string();
+}
+}  // namespace
+
+struct RedisTier::Script {
+  std::string_view source;
+  mutable std::mutex mutex;
+  mutable std::string sha;  // empty until SCRIPT LOAD answered (EVAL is used meanwhile)
+
+  std::string get_sha() const {
+    std::lock_guard lock(mutex);
+    return sha;
+  }
+  void set_sha(std::string value) const {
+    std::lock_guard lock(mutex);
+    sha = std::move(value);
+  }
+};
+
+RedisTier::RedisTier(std::string ns, std::string instance_id, const RedisUrl& url,
+                     RedisOptions options, MemoryTier& memory, std::shared_ptr<const Clock> clock,
+                     LogCallback log)
+    : ns_(std::move(ns)),
+      instance_id_(std::move(instance_id)),
+      channel_(fmt::format("herdcache:{}:invalidate", ns_)),
+      memory_(memory),
+      clock_(std::move(clock)),
+      log_(std::move(log)),
+      read_(new Script{scripts::kRead, {}, {}}),
+      write_(new Script{scripts::kWrite, {}, {}}),
+      bump_(new Script{scripts::kBump, {}, {}}),
+      delete_(new Script{scripts::kDelete, {}, {}}) {
+  client_ = std::make_unique<RedisClient>(
+      url, options, [this](const ConnectionEvent& e) { on_client_event(e); }, clock_);
+  subscriber_ = std::make_unique<RedisSubscriber>(
+      url, options, std::vector<std::string>{channel_},
+      [this](const std::string&, const std::string& payload) { on_message(payload); },
+      [this](const ConnectionEvent& e) { on_subscriber_event(e); }, clock_);
+  // The client's first "connected" event may have fired before client_ was assigned.
+  started_.store(true);
+  if (connected_once_.load()) on_connected();
+}
+
+RedisTier::~RedisTier() { close(); }
+
+void RedisTier::close() {
+  if (subscriber_) subscriber_->close();
+  if (client_) client_->close();
+}
+
+void RedisTier::eval(const Script& script, std::vector<std::string> keys,
+                     std::vector<std::string> args, std::function<void(RedisResult)> done) {
+  auto build = [&script, keys, args](bool by_sha) {
+    std::vector<std::string> argv;
+    argv.reserve(3 + keys.size() + args.size());
+    std::string sha = by_sha ? script.get_sha() : std::string();
+    argv.emplace_back(sha.empty() ? "EVAL" : "EVALSHA");
+    argv.emplace_back(sha.empty() ? std::string(script.source) : sha);
+    argv.emplace_back(std::to_string(keys.size()));
+    argv.insert(argv.end(), keys.begin(), keys.end());
+    argv.insert(argv.end(), args.begin(), args.end());
+    return argv;
+  };
+  bool by_sha = !script.get_sha().empty();
+  auto retry_argv = by_sha ? build(false) : std::vector<std::string>{};
+  client_->submit(build(true), [this, &script, retry_argv = std::move(retry_argv),
+                                done = std::move(done)](RedisResult result) mutable {
+    // A restarted or flushed server forgot the script: run it by source once, reload it.
+    if (result.ok() && result.reply().is_error() && result.reply().str().rfind("NOSCRIPT", 0) == 0 &&
+        !retry_argv.empty()) {
+      script.set_sha({});
+      client_->submit({"SCRIPT", "LOAD", std::string(script.source)}, [&script](RedisResult r) {
+        if (r.ok() && r.reply().is_bulk()) script.set_sha(r.reply().str());
+      });
+      client_->submit(std::move(retry_argv), std::move(done));
+      return;
+    }
+    done(std::move(result));
+  });
+}
+
+std::vector<std::string> RedisTier::dependencies(const Key& key, const std::vector<std::string>& tags) const {
+  std::vector<std::string> deps;
+  for (const auto& level : prefix_levels(key.canonical())) deps.push_back(prefix_version_key(ns_, level));
+  for (const auto& tag : tags) deps.push_back(tag_version_key(ns_, tag));
+  return deps;
+}
+
+void RedisTier::read(const Key& key, const std::vector<std::string>& tags, Callback cb) {
+  eval(*read_, {key.str}, dependencies(key, tags), [cb = std::move(cb)](RedisResult result) {
+    if (!result.ok() || !result.reply().is_array() || result.reply().elements().empty()) {
+      cb(TierResult::fault(describe(result)));
+      return;
+    }
+    auto& e = result.reply().elements();
+    TierResult out;
+    if (e[0].as_int() == 1 && e.size() == 6) {
+      out.status = TierResult::Status::Hit;
+      out.payload = std::move(e[1].str());
+      out.fresh_until_wall = parse_int(e[2].str()) * kNanosPerMs;
+      out.stale_until_wall = parse_int(e[3].str()) * kNanosPerMs;
+      out.load_ns = parse_int(e[4].str()) * kNanosPerMs;
+      out.tags = split_lines(e[5].str());
+    } else {
+      out.status = TierResult::Status::Miss;
+      for (std::size_t i = 1; i < e.size(); ++i) out.versions.push_back(std::move(e[i].str()));
+    }
+    cb(std::move(out));
+  });
+}
+
+void RedisTier::write(const Key& key, std::string payload, Nanos fresh_until_wall,
+                      Nanos stale_until_wall, Nanos load_ns, const std::vector<std::string>& tags,
+                      const std::vector<std::string>* expected, Callback cb) {
+  auto deps = dependencies(key, tags);
+  std::vector<std::string> args;
+  args.reserve(6 + deps.size() * 2);
+  args.push_back(std::move(payload));
+  args.push_back(std::to_string(fresh_until_wall / kNanosPerMs));
+  args.push_back(std::to_string(std::max<Nanos>(stale_until_wall / kNanosPerMs, 1)));
+  args.push_back(std::to_string(load_ns / kNanosPerMs));
+  args.push_back(join_lines(tags));
+  bool checked = expected != nullptr && expected->size() == deps.size();
+  args.emplace_back(checked ? "e" : "c");
+  for (std::size_t i = 0; i < deps.size(); ++i) {
+    args.push_back(deps[i]);
+    if (checked) args.push_back((*expected)[i]);
+  }
+  eval(*write_, {key.str}, std::move(args), [this, cb = std::move(cb)](RedisResult result) {
+    if (!result.ok() || !result.reply().is_integer()) {
+      cb(TierResult::fault(describe(result)));
+      return;
+    }
+    TierResult out;
+    out.status = result.reply().as_int() == 1 ? TierResult::Status::Done : TierResult::Status::Refused;
+    out.count = result.reply().as_int();
+    if (out.status == TierResult::Status::Refused) writes_refused_.fetch_add(1, std::memory_order_relaxed);
+    cb(std::move(out));
+  });
+}
+
+void RedisTier::invalidate(const Invalidation& inv, Callback cb) {
+  std::string message = encode_invalidation(inv);
+  // Built only by the branches that finish with one script call (the others need cb).
+  auto finish = [&] {
+    return [this, inv, cb = std::move(cb)](RedisResult result) mutable {
+    if (!result.ok() || !result.reply().is_integer()) {
+      journal(inv);
+      cb(TierResult::fault(describe(result)));
+      return;
+    }
+    TierResult out;
+    out.status = TierResult::Status::Done;
+    out.count = result.reply().as_int();
+    cb(std::move(out));
+    };
+  };
+  switch (inv.kind) {
+    case Invalidation::Kind::Key:
+      eval(*delete_, {inv.targets[0]}, {channel_, message}, finish());
+      return;
+    case Invalidation::Kind::Prefix:
+      eval(*bump_, {prefix_version_key(ns_, inv.targets[1])}, {channel_, message}, finish());
+      return;
+    case Invalidation::Kind::Tags: {
+      std::vector<std::string> keys;
+      for (const auto& tag : inv.targets) keys.push_back(tag_version_key(ns_, tag));
+      eval(*bump_, std::move(keys), {channel_, message}, finish());
+      return;
+    }
+    case Invalidation::Kind::Pattern: {
+      // glob_match accepts [!x] for negation; Redis' MATCH only knows [^x].
+      std::string pattern = inv.targets[0];
+      for (std::size_t i = 0; i + 1 < pattern.size(); ++i) {
+        if (pattern[i] == '\\') ++i;
+        else if (pattern[i] == '[' && pattern[i + 1] == '!') pattern[i + 1] = '^';
+      }
+      scan_unlink(glob_escape(ns_) + ":" + pattern, "0", 0, inv, std::move(cb));
+      return;
+    }
+    case Invalidation::Kind::Clear:
+      scan_unlink(glob_escape(ns_) + ":*", "0", 0, inv, std::move(cb));
+      return;
+  }
+}
+
+// SCAN + UNLINK, one batch per round trip, so no single command runs long.
+void RedisTier::scan_unlink(std::string match, std::string cursor, std::int64_t removed,
+                            Invalidation inv, Callback cb) {
+  client_->submit(
+      {"SCAN", cursor, "MATCH", match, "COUNT", std::to_string(kScanCount)},
+      [this, match, removed, inv = std::move(inv), cb = std::move(cb)](RedisResult result) mutable {
+        if (!result.ok() || !result.reply().is_array() || result.reply().elements().size() != 2) {
+          journal(inv);
+          cb(TierResult::fault(describe(result)));
+          return;
+        }
+        auto& e = result.reply().elements();
+        std::string next = e[0].str();
+        std::vector<std::string> keys{"UNLINK"};
+        for (auto& k : e[1].elements()) keys.push_back(std::move(k.str()));
+        auto step = [this, match, next, removed, inv = std::move(inv), cb = std::move(cb)](std::int64_t n) mutable {
+          if (next == "0") {
+            publish_then(inv, removed + n, std::move(cb));
+          } else {
+            scan_unlink(match, next, removed + n, std::move(inv), std::move(cb));
+          }
+        };
+        if (keys.size() == 1) {
+          step(0);
+          return;
+        }
+        client_->submit(std::move(keys), [step = std::move(step)](RedisResult r) mutable {
+          step(r.ok() && r.reply().is_integer() ? r.reply().as_int() : 0);
+        });
+      });
+}
+
+void RedisTier::announce(const Invalidation& inv, Callback cb) { publish_then(inv, 0, std::move(cb)); }
+
+void RedisTier::publish_then(const Invalidation& inv, std::int64_t count, Callback cb) {
+  client_->submit({"PUBLISH", channel_, encode_invalidation(inv)},
+                  [count, cb = std::move(cb)](RedisResult result) {
+                    TierResult out;
+                    out.status = TierResult::Status::Done;
+                    out.count = count;
+                    if (!result.ok()) out.error = describe(result);
+                    cb(std::move(out));
+                  });
+}
+
+void RedisTier::journal(const Invalidation& inv) {
+  std::lock_guard lock(journal_mutex_);
+  if (journal_overflowed_) return;
+  if (journal_.size() >= kJournalMax) {
+    journal_.clear();
+    journal_overflowed_ = true;
+    journal_overflows_.fetch_add(1, std::memory_order_relaxed);
+    return;
+  }
+  journal_.push_back(inv);
+}
+
+void RedisTier::replay_journal() {
+  std::deque<Invalidation> pending;
+  bool overflowed;
+  {
+    std::lock_guard lock(journal_mutex_);
+    pending.swap(journal_);
+    overflowed = journal_overflowed_;
+    journal_overflowed_ = false;
+  }
+  if (overflowed) {
+    pending.clear();
+    pending.push_back(Invalidation::clear(instance_id_));
+  }
+  if (!pending.empty() && log_) {
+    log_(30, fmt::format("replaying {} invalidation(s) made while Redis was unreachable", pending.size()));
+  }
+  for (auto& inv : pending) invalidate(inv, [](TierResult) {});
+}
+
+void RedisTier::on_message(const std::string& payload) {
+  auto inv = decode_invalidation(payload);
+  if (!inv) {
+    messages_malformed_.fetch_add(1, std::memory_order_relaxed);
+    return;
+  }
+  if (inv->origin == instance_id_) return;  // applied locally when it was made
+  inv->apply(memory_);
+  messages_received_.fetch_add(1, std::memory_order_relaxed);
+}
+
+void RedisTier::on_subscriber_event(const ConnectionEvent& event) {
+  subscriber_connected_.store(event.connected, std::memory_order_relaxed);
+  if (!event.connected) return;
+  bool reconnect = subscriber_seen_.exchange(true) || event.after_loss;
+  if (reconnect) {
+    std::size_t dropped = memory_.clear();
+    memory_flushes_.fetch_add(1, std::memory_order_relaxed);
+    if (log_) {
+      log_(30, fmt::format("invalidation channel reconnected: flushed the memory tier ({} entries) "
+                           "because invalidations may have been missed", dropped));
+    }
+  }
+}
+
+void RedisTier::on_client_event(const ConnectionEvent& event) {
+  if (log_) {
+    log_(event.connected ? 20 : 30, event.connected ? fmt::format("redis connected: {}", event.detail)
+                                                    : fmt::format("redis unavailable: {}", event.detail));
+  }
+  if (event.connected) {
+    connected_once_.store(true);
+    if (started_.load()) on_connected();
+  }
+}
+
+void RedisTier::on_connected() {
+  for (const Script* s : {read_.get(), write_.get(), bump_.get(), delete_.get()}) {
+    client_->submit({"SCRIPT", "LOAD", std::string(s->source)}, [s](RedisResult r) {
+      if (r.ok() && r.reply().is_bulk()) s->set_sha(r.reply().str());
+    });
+  }
+  replay_journal();
+}
+
+RedisHealth RedisTier::health() const { return client_->health(); }
+
+TierStats RedisTier::stats() const {
+  TierStats s;
+  s.messages_received = messages_received_.load();
+  s.messages_malformed = messages_malformed_.load();
+  s.memory_flushes = memory_flushes_.load();
+  s.writes_refused = writes_refused_.load();
+  s.journal_overflows = journal_overflows_.load();
+  s.subscriber_connected = subscriber_connected_.load();
+  std::lock_guard lock(journal_mutex_);
+  s.journal_pending = journal_.size();
+  return s;
+}
+
+}  // namespace herdcache
