@@ -460,9 +460,13 @@ void RedisClient::Impl::expire(Nanos now) {
   }
   if (expired == 0 && !probe_failed) return;
   // One failure per pass, however many requests it expired: a burst of timeouts from a
-  // single stall must not count as breaker_failures separate failures.
-  breaker_.record_failure();
-  sync_breaker();
+  // single stall must not count as breaker_failures separate failures. Requests that
+  // expired waiting for a connection attempt are not counted: the attempt's own outcome
+  // is the verdict (and may be the half-open probe).
+  if (phase_ == Phase::Ready) {
+    breaker_.record_failure();
+    sync_breaker();
+  }
   std::lock_guard lock(stats_mu_);
   stats_.timeouts += expired;
   stats_.errors += expired;

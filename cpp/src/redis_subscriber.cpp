@@ -95,7 +95,7 @@ class RedisSubscriber::Impl {
   void on_socket(short revents, Nanos now);
   void apply_ops();
   void start_attempt(Nanos now);
-  void begin_session(Nanos now);
+  void begin_session();
   void on_reply(const Reply& reply, Nanos now);
   void send(std::vector<std::string> argv) { append_command(conn_.output(), argv); }
   void flush();
@@ -196,7 +196,7 @@ void RedisSubscriber::Impl::on_timers(Nanos now) {
 void RedisSubscriber::Impl::on_socket(short revents, Nanos now) {
   try {
     if (phase_ == Phase::Connecting) {
-      if (conn_.finish_connect() == RedisConnection::Progress::Connected) begin_session(now);
+      if (conn_.finish_connect() == RedisConnection::Progress::Connected) begin_session();
       return;
     }
     if ((revents & (POLLIN | POLLERR | POLLHUP)) != 0) {
@@ -233,14 +233,13 @@ void RedisSubscriber::Impl::start_attempt(Nanos now) {
   phase_deadline_ = now + opt_.connect_timeout_ms * kMs;
   phase_ = Phase::Connecting;
   try {
-    if (conn_.connect(url_) == RedisConnection::Progress::Connected) begin_session(now);
+    if (conn_.connect(url_) == RedisConnection::Progress::Connected) begin_session();
   } catch (const ConnectionError& e) {
     fail_connection(e.what());
   }
 }
 
-void RedisSubscriber::Impl::begin_session(Nanos now) {
-  (void)now;
+void RedisSubscriber::Impl::begin_session() {
   phase_ = Phase::Subscribing;
   auto commands = handshake_commands(url_);
   commands.push_back({"PING"});

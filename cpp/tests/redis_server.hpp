@@ -1,8 +1,9 @@
-// Test helper: a real redis-server on a free loopback port, started and stopped by the
-// test itself. Readiness is a notification, not a polling sleep: the server's log is read
-// through a pipe and start() returns when it prints "Ready to accept connections".
+// Test helper: a real redis-server on a free loopback port (never a fixed one), started
+// and stopped by the test itself. Readiness is a notification, not a polling sleep: the
+// server's log is read through a pipe; start() returns when it says "Ready to accept".
 #pragma once
 #include <arpa/inet.h>
+#include <fcntl.h>
 #include <netinet/in.h>
 #include <poll.h>
 #include <signal.h>
@@ -10,8 +11,6 @@
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
-
-#include <fcntl.h>
 
 #include <chrono>
 #include <condition_variable>

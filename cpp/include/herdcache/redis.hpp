@@ -11,8 +11,10 @@
 // Callbacks. Every accepted request's callback is called exactly once, on the I/O thread,
 // within about command_timeout_ms of submit(). A request refused up front (circuit open,
 // too many pending, client closed) has its callback called inline, before submit()
-// returns. Callbacks must be short and must not throw (an exception escaping one
-// terminates: it would otherwise leave a request unanswered). They may call submit().
+// returns; close() may answer the last few (Disconnected) on the closing thread.
+// Callbacks must be short and must not throw (an exception escaping one terminates: it
+// would otherwise leave a request unanswered). They may call submit(), but not close(),
+// execute() or the destructor.
 //
 // Errors. A Redis error reply ("-ERR", "-WRONGTYPE", "-NOSCRIPT") is a successful
 // RedisResult holding a Reply of type Error: it is that request's answer, the connection
