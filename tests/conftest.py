@@ -1,0 +1,132 @@
+"""Shared pytest fixtures: real redis-server and PostgreSQL servers (see servers.py).
+
+Redis
+  redis_server   a running server with an empty dataset at the start of each test (one
+                 server for the session: restarted if an earlier test stopped or killed
+                 it, FLUSHALL'd). Has .url, .unix_url, .port, .command(), .stop(),
+                 .kill(), .start() (same port).
+  redis_url      redis_server.url ("redis://127.0.0.1:PORT/0").
+  redis_factory  call it for a server of your own, e.g. two servers in one test, or one
+                 to break without disturbing the others. Stopped at the end of the session.
+PostgreSQL
+  postgres_server  a running cluster (one for the session, restarted like redis_server):
+                   .dsn(dbname="postgres"), .port, .stop(), .kill(), .start().
+  postgres_dsn     the DSN of a new empty database, made for this test and dropped after.
+  postgres_factory a cluster of your own.
+
+Tests using these fixtures are marked `redis` / `postgres` automatically, so
+`pytest -m "not redis and not postgres"` runs without servers. The fixtures skip only
+when the server binaries are missing (scripts/setup.sh installs them).
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+import pytest
+
+from servers import PostgresServer, RedisServer, find_postgres_bindir, find_redis_server
+
+REDIS_FIXTURES = {"redis_server", "redis_url", "redis_factory"}
+POSTGRES_FIXTURES = {"postgres_server", "postgres_dsn", "postgres_factory"}
+
+
+def pytest_collection_modifyitems(items):
+    for item in items:
+        names = set(getattr(item, "fixturenames", ()))
+        if names & REDIS_FIXTURES:
+            item.add_marker(pytest.mark.redis)
+        if names & POSTGRES_FIXTURES:
+            item.add_marker(pytest.mark.postgres)
+
+
+# --- Redis -----------------------------------------------------------------------------
+
+@pytest.fixture(scope="session")
+def redis_factory(tmp_path_factory):
+    binary = find_redis_server()
+    if binary is None:
+        pytest.skip("redis-server not found (Debian package redis-server; scripts/setup.sh installs it)")
+    servers: list[RedisServer] = []
+
+    def make() -> RedisServer:
+        server = RedisServer(binary, tmp_path_factory.mktemp("redis"))
+        servers.append(server)
+        server.start()
+        return server
+
+    yield make
+    for server in servers:
+        server.stop()
+
+
+@pytest.fixture(scope="session")
+def _shared_redis(redis_factory) -> RedisServer:
+    return redis_factory()
+
+
+@pytest.fixture
+def redis_server(_shared_redis) -> RedisServer:
+    _shared_redis.start()  # no-op when running
+    _shared_redis.flushall()
+    return _shared_redis
+
+
+@pytest.fixture
+def redis_url(redis_server) -> str:
+    return redis_server.url
+
+
+# --- PostgreSQL ------------------------------------------------------------------------
+
+@pytest.fixture(scope="session")
+def postgres_factory():
+    bindir = find_postgres_bindir()
+    if bindir is None:
+        pytest.skip("PostgreSQL server binaries not found (Debian package postgresql; "
+                    "scripts/setup.sh installs it)")
+    servers: list[PostgresServer] = []
+
+    def make() -> PostgresServer:
+        # Not under pytest's tmp_path: its root is private to our user, and when we are
+        # root the server runs as the postgres user, which must reach its directory.
+        server = PostgresServer(bindir, Path(tempfile.mkdtemp(prefix="herdcache-pg-")))
+        servers.append(server)
+        server.start()
+        return server
+
+    yield make
+    for server in servers:
+        server.stop()
+        shutil.rmtree(server.directory, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def _shared_postgres(postgres_factory) -> PostgresServer:
+    return postgres_factory()
+
+
+@pytest.fixture
+def postgres_server(_shared_postgres) -> PostgresServer:
+    _shared_postgres.start()  # no-op when running
+    return _shared_postgres
+
+
+_database_numbers = itertools.count(1)
+
+
+@pytest.fixture
+def postgres_dsn(postgres_server):
+    import psycopg  # dev extra; imported here so tests without PostgreSQL do not need it
+
+    name = f"test_{os.getpid()}_{next(_database_numbers)}"
+    with psycopg.connect(postgres_server.dsn(), autocommit=True) as admin:
+        admin.execute(f'CREATE DATABASE "{name}"')
+    yield postgres_server.dsn(name)
+    postgres_server.start()  # the test may have stopped or killed it
+    with psycopg.connect(postgres_server.dsn(), autocommit=True) as admin:
+        admin.execute(f'DROP DATABASE "{name}" WITH (FORCE)')

@@ -1,0 +1,290 @@
+"""Real redis-server and PostgreSQL servers for the integration tests.
+
+Each server runs from the Debian binaries in its own temporary directory, on a loopback
+port the kernel picked as free, in its own process group. Start-up is awaited by polling
+a readiness probe with a deadline (a raw-socket PING for Redis, the "ready" line of
+postmaster.pid for PostgreSQL, the file `pg_ctl -w` reads), never by a fixed sleep. Tests
+may stop, kill and restart a server: it comes back on the same port, as a restarted
+server does for a client that reconnects.
+
+conftest.py turns these classes into fixtures; nothing here imports herdcache.
+"""
+
+from __future__ import annotations
+
+import glob
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import time
+from pathlib import Path
+
+START_TIMEOUT_S = 30.0
+STOP_TIMEOUT_S = 15.0
+POLL_INTERVAL_S = 0.01
+PORT_ATTEMPTS = 5  # a port found free can be taken before the server binds it
+
+
+class ServerError(RuntimeError):
+    """A test server failed to start or stop; the message carries its log's tail."""
+
+
+def free_port() -> int:
+    """A loopback TCP port that was free a moment ago (the kernel's pick for port 0)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _log_tail(path: Path, lines: int = 30) -> str:
+    try:
+        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+    except OSError:
+        return "(no log)"
+
+
+class _Process:
+    """One server process in its own session (process group), its output in a log file."""
+
+    def __init__(self, argv: list[str], log_path: Path, **popen_kwargs) -> None:
+        self.log_path = log_path
+        with open(log_path, "ab") as log:  # the child keeps its own copy of the fd
+            self.popen = subprocess.Popen(
+                argv, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+                start_new_session=True, **popen_kwargs,
+            )
+
+    @property
+    def running(self) -> bool:
+        return self.popen.poll() is None
+
+    def wait_until(self, ready, what: str) -> None:
+        """Poll `ready()` until it is true; raise if the process exits or time runs out."""
+        deadline = time.monotonic() + START_TIMEOUT_S
+        while not ready():
+            if not self.running:
+                raise ServerError(f"{what} exited with {self.popen.returncode}:\n{_log_tail(self.log_path)}")
+            if time.monotonic() > deadline:
+                self.kill()
+                raise ServerError(f"{what} not ready after {START_TIMEOUT_S}s:\n{_log_tail(self.log_path)}")
+            time.sleep(POLL_INTERVAL_S)
+
+    def stop(self, sig: int) -> None:
+        """Send `sig` and wait for the exit; SIGKILL the whole group if it takes too long."""
+        if self.running:
+            self.popen.send_signal(sig)
+            try:
+                self.popen.wait(STOP_TIMEOUT_S)
+                return
+            except subprocess.TimeoutExpired:
+                pass
+        self.kill()
+
+    def kill(self) -> None:
+        """SIGKILL every process of the group (a server's children too) and reap the leader."""
+        if self.popen.returncode is None:  # not reaped yet, so the group id is still ours
+            try:
+                os.killpg(self.popen.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        self.popen.wait()
+
+
+class _Server:
+    """What both servers share: a port kept across restarts, start/stop/kill."""
+
+    stop_signal = signal.SIGTERM
+
+    def __init__(self) -> None:
+        self.port: int | None = None  # chosen at the first start, kept across restarts
+        self._process: _Process | None = None
+
+    @property
+    def running(self) -> bool:
+        return self._process is not None and self._process.running
+
+    def start(self) -> None:
+        """Start the server (on the same port after a stop or kill); no-op when running."""
+        if self.running:
+            return
+        if self.port is not None:
+            self._spawn(self.port)
+            return
+        for attempt in range(PORT_ATTEMPTS):
+            try:
+                self._spawn(free_port())
+                return
+            except ServerError:
+                self.port = None
+                if attempt == PORT_ATTEMPTS - 1:
+                    raise
+
+    def _spawn(self, port: int) -> None:
+        """Start on `port` and wait until ready (sets self.port and self._process)."""
+        raise NotImplementedError
+
+    def stop(self) -> None:
+        """Graceful shutdown, waited for (SIGKILL after STOP_TIMEOUT_S)."""
+        if self._process is not None:
+            self._process.stop(self.stop_signal)
+
+    def kill(self) -> None:
+        """SIGKILL the server and all its processes at once, as in a crash."""
+        if self._process is not None:
+            self._process.kill()
+
+
+# --- Redis -----------------------------------------------------------------------------
+
+def find_redis_server() -> str | None:
+    return shutil.which("redis-server") or next(
+        (p for p in ("/usr/bin/redis-server", "/usr/local/bin/redis-server") if os.access(p, os.X_OK)), None)
+
+
+def resp_command(address: tuple[str, int] | str, *args: str | bytes, timeout_s: float = 2.0):
+    """Send one command over a new raw socket and return its reply, decoded minimally:
+    simple string → str, error → ServerError raised, integer → int, bulk → bytes or None.
+    `address` is (host, port) or a Unix socket path."""
+    parts = [f"*{len(args)}\r\n".encode()]
+    for arg in args:
+        data = arg.encode() if isinstance(arg, str) else arg
+        parts.append(b"$%d\r\n%s\r\n" % (len(data), data))
+    family = socket.AF_UNIX if isinstance(address, str) else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as sock:
+        sock.settimeout(timeout_s)
+        sock.connect(address)
+        sock.sendall(b"".join(parts))
+        with sock.makefile("rb") as reader:
+            line = reader.readline().rstrip(b"\r\n")
+            kind, rest = line[:1], line[1:]
+            if kind == b"+":
+                return rest.decode()
+            if kind == b"-":
+                raise ServerError(f"redis replied {rest.decode()!r}")
+            if kind == b":":
+                return int(rest)
+            if kind == b"$":
+                size = int(rest)
+                return None if size < 0 else reader.read(size + 2)[:-2]
+            raise ServerError(f"unexpected reply {line!r}")
+
+
+class RedisServer(_Server):
+    """redis-server on 127.0.0.1:`port` and on a Unix socket, no persistence.
+    stop() is SIGTERM (a clean shutdown)."""
+
+    def __init__(self, binary: str, directory: Path) -> None:
+        super().__init__()
+        self.binary = binary
+        self.directory = directory
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    @property
+    def unix_socket(self) -> str:
+        return str(self.directory / "redis.sock")
+
+    @property
+    def unix_url(self) -> str:
+        return f"unix://{self.unix_socket}?db=0"
+
+    def command(self, *args: str | bytes):
+        """One command over a raw TCP socket (see resp_command)."""
+        return resp_command(("127.0.0.1", self.port), *args)
+
+    def ping(self) -> bool:
+        try:
+            return self.command("PING") == "PONG"
+        except (OSError, ServerError):
+            return False
+
+    def flushall(self) -> None:
+        self.command("FLUSHALL")
+
+    def _spawn(self, port: int) -> None:
+        self.port = port
+        self._process = _Process(
+            [self.binary, "--port", str(port), "--bind", "127.0.0.1",
+             "--unixsocket", self.unix_socket, "--unixsocketperm", "700",
+             "--dir", str(self.directory), "--save", "", "--appendonly", "no",
+             "--daemonize", "no", "--logfile", ""],
+            self.directory / "redis.log", cwd=self.directory,
+        )
+        self._process.wait_until(self.ping, f"redis-server on port {port}")
+
+
+
+# --- PostgreSQL ------------------------------------------------------------------------
+
+def find_postgres_bindir() -> Path | None:
+    """The newest Debian PostgreSQL server (/usr/lib/postgresql/N/bin), else initdb on PATH."""
+    def major(bindir: Path) -> int:
+        return int(bindir.parent.name) if bindir.parent.name.isdigit() else 0
+
+    debian = [Path(p) for p in glob.glob("/usr/lib/postgresql/*/bin")]
+    on_path = shutil.which("initdb")
+    for bindir in sorted(debian, key=major, reverse=True) + ([Path(on_path).parent] if on_path else []):
+        if (bindir / "initdb").exists() and (bindir / "postgres").exists():
+            return bindir
+    return None
+
+
+class PostgresServer(_Server):
+    """A PostgreSQL cluster of its own: trust auth, superuser `postgres`, no fsync.
+    stop() is SIGINT, the fast shutdown (clients disconnected at once); after kill() the
+    next start() runs crash recovery.
+
+    PostgreSQL refuses to run as root, so when we are root the cluster's directory is
+    given to the `postgres` system user (created by Debian's package) and the server runs
+    as that user; otherwise it runs as us. `directory` must be reachable by that user.
+    """
+
+    superuser = "postgres"
+    stop_signal = signal.SIGINT
+
+    def __init__(self, bindir: Path, directory: Path) -> None:
+        super().__init__()
+        self.bindir = bindir
+        self.directory = directory
+        self.data_dir = directory / "data"
+        self._as_user: dict = {}
+        if os.geteuid() == 0:
+            self._as_user = {"user": "postgres", "group": "postgres", "extra_groups": []}
+            shutil.chown(directory, "postgres", "postgres")
+        self._run([str(bindir / "initdb"), "-D", str(self.data_dir), "-U", self.superuser,
+                   "-A", "trust", "-E", "UTF8", "--no-locale", "--no-sync"], "initdb")
+
+    def dsn(self, dbname: str = "postgres") -> str:
+        return f"postgresql://{self.superuser}@127.0.0.1:{self.port}/{dbname}"
+
+    @property
+    def socket_dir(self) -> str:
+        return str(self.directory)
+
+    def _run(self, argv: list[str], what: str) -> None:
+        result = subprocess.run(argv, cwd=self.directory, stdin=subprocess.DEVNULL,
+                                capture_output=True, text=True, **self._as_user)
+        if result.returncode != 0:
+            raise ServerError(f"{what} failed ({result.returncode}):\n{result.stdout}{result.stderr}")
+
+    def _ready(self) -> bool:
+        """postmaster.pid names this postmaster and its status line says "ready"."""
+        try:
+            lines = (self.data_dir / "postmaster.pid").read_text().splitlines()
+        except OSError:
+            return False
+        return len(lines) >= 8 and lines[0].strip() == str(self._process.popen.pid) and lines[7].strip() == "ready"
+
+    def _spawn(self, port: int) -> None:
+        self.port = port
+        self._process = _Process(
+            [str(self.bindir / "postgres"), "-D", str(self.data_dir), "-p", str(port),
+             "-k", self.socket_dir, "-c", "listen_addresses=127.0.0.1",
+             "-c", "fsync=off", "-c", "synchronous_commit=off", "-c", "full_page_writes=off"],
+            self.directory / "postgres.log", cwd=self.directory, **self._as_user,
+        )
+        self._process.wait_until(self._ready, f"postgres on port {port}")
