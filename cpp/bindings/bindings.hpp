@@ -19,6 +19,10 @@ void register_engine(py::module_& m);
 void register_callsite(py::module_& m);
 void register_redis(py::module_& m);  // after register_engine: adds Engine methods
 
+// Set by a decorated function's fast path when XFetch picked the read for an early refresh;
+// consumed by the slow path's Engine.get on the same thread.
+inline thread_local bool early_refresh_chosen = false;
+
 // Exception types created by register_errors.
 extern PyObject* CacheError;
 extern PyObject* SerializationError;

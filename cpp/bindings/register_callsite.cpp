@@ -143,10 +143,16 @@ bool unpack(PyObject* const* argv, Py_ssize_t nargs, PyObject** args, PyObject**
   return true;
 }
 
-void pin_value(void* ctx, const Handle& value, const EntryMeta&) {
-  PyObject* object = handle_object(value);
-  Py_INCREF(object);
-  *static_cast<PyObject**>(ctx) = object;
+struct Pinned {
+  PyObject* value = nullptr;
+  EntryMeta meta{};
+};
+
+void pin_entry(void* ctx, const Handle& value, const EntryMeta& meta) {
+  auto* pinned = static_cast<Pinned*>(ctx);
+  pinned->value = handle_object(value);
+  Py_INCREF(pinned->value);
+  pinned->meta = meta;
 }
 
 // lookup(args, kwargs) -> the cached object on a fresh memory hit, else MISS.
@@ -162,10 +168,19 @@ PyObject* site_lookup(PyObject* capsule, PyObject* const* argv, Py_ssize_t nargs
     engine.begin_key(builder, site->resource_name);
     bind_and_encode(*site, args, kwargs, builder);
     KeyBuilder::View key = builder.finish_view();
-    PyObject* value = nullptr;
-    Lookup found = engine.lookup(key.str, key.hash, *site->resource, pin_value, &value);
-    if (found == Lookup::Fresh) return value;
-    Py_XDECREF(value);
+    Pinned pinned;
+    Lookup found = engine.lookup(key.str, key.hash, *site->resource, pin_entry, &pinned);
+    if (found == Lookup::Fresh) {
+      const Policy& policy = site->resource->policy;
+      if (policy.early_refresh <= 0 ||
+          !engine.should_refresh_early(policy, pinned.meta, engine.clock().monotonic_ns())) {
+        return pinned.value;
+      }
+      // XFetch chose this read to refresh early: the slow path serves the value and starts
+      // the refresh. It runs next on this thread, before any other lookup can.
+      early_refresh_chosen = true;
+    }
+    Py_XDECREF(pinned.value);
     Py_INCREF(MISS);
     return MISS;
   } catch (...) {

@@ -13,12 +13,18 @@ namespace herdcache::py_bindings {
 namespace {
 
 // get()/lookup states as Python sees them.
-constexpr int kMiss = 0, kFresh = 1, kStale = 2;
+constexpr int kMiss = 0, kFresh = 1, kStale = 2, kEarly = 3;
 
-void pin_value(void* ctx, const Handle& value, const EntryMeta&) {
-  PyObject* object = handle_object(value);
-  Py_INCREF(object);
-  *static_cast<PyObject**>(ctx) = object;
+struct Pinned {
+  PyObject* value = nullptr;
+  EntryMeta meta{};
+};
+
+void pin_entry(void* ctx, const Handle& value, const EntryMeta& meta) {
+  auto* pinned = static_cast<Pinned*>(ctx);
+  pinned->value = handle_object(value);
+  Py_INCREF(pinned->value);
+  pinned->meta = meta;
 }
 
 double ttl_arg(const std::optional<double>& ttl) {
@@ -49,7 +55,8 @@ py::dict counters_dict(const Counters& c, std::initializer_list<Counter> which) 
 
 constexpr std::initializer_list<Counter> kTotals = {
     Counter::Hits,     Counter::Misses,     Counter::StaleServed, Counter::Loads,
-    Counter::LoadErrors, Counter::Coalesced, Counter::Errors};
+    Counter::LoadErrors, Counter::Coalesced, Counter::Errors, Counter::LeaseWaits,
+    Counter::LeaseTimeouts};
 
 double hit_rate(std::uint64_t hits, std::uint64_t misses) {
   return hits + misses == 0 ? 0.0 : static_cast<double>(hits) / static_cast<double>(hits + misses);
@@ -135,18 +142,26 @@ void register_engine(py::module_& m) {
            },
            py::arg("resource"), py::arg("args"), py::arg("kwargs") = py::none())
       .def("get",
+           // (state, value, fresh_until_wall): state 0 miss, 1 fresh, 2 stale, 3 fresh but
+           // chosen for an early refresh (XFetch).
            [](EngineHandle& e, const Key& key, bool count) -> py::tuple {
              e.engine.check_open();
              release_parked_handles();
              Resource& res = e.engine.resource(key.resource);
-             PyObject* value = nullptr;
-             Lookup found = count ? e.engine.lookup(key.str, key.hash, res, pin_value, &value)
+             Pinned pinned;
+             Lookup found = count ? e.engine.lookup(key.str, key.hash, res, pin_entry, &pinned)
                                   : (res.policy.memory
-                                         ? e.engine.memory().get(key.str, key.hash, pin_value, &value)
+                                         ? e.engine.memory().get(key.str, key.hash, pin_entry, &pinned)
                                          : Lookup::Miss);
-             if (found == Lookup::Miss) return py::make_tuple(kMiss, py::none());
-             return py::make_tuple(found == Lookup::Fresh ? kFresh : kStale,
-                                   py::reinterpret_steal<py::object>(value));
+             if (found == Lookup::Miss) return py::make_tuple(kMiss, py::none(), 0);
+             int state = found == Lookup::Stale ? kStale : kFresh;
+             bool chosen = std::exchange(early_refresh_chosen, false);
+             if (state == kFresh &&
+                 (chosen || e.engine.should_refresh_early(res.policy, pinned.meta, e.engine.clock().monotonic_ns()))) {
+               state = kEarly;
+             }
+             Nanos fresh_until_wall = e.engine.to_wall(pinned.meta.life).fresh_until;
+             return py::make_tuple(state, py::reinterpret_steal<py::object>(pinned.value), fresh_until_wall);
            },
            py::arg("key"), py::arg("count") = true)
       .def("serve_stale",

@@ -71,7 +71,8 @@ class Bridge {
                              ? py::object(py::bytes(r.payload.data(), r.payload.size()))
                              : py::object(py::none());
     return py::make_tuple(static_cast<int>(r.status), payload, r.fresh_until_wall, r.stale_until_wall,
-                          r.load_ns / 1e9, py::cast(r.tags), py::cast(r.versions), r.count, r.error);
+                          r.load_ns / 1e9, py::cast(r.tags), py::cast(r.versions), r.count, r.error,
+                          static_cast<int>(r.lease), r.generation);
   }
 
  private:
@@ -80,6 +81,19 @@ class Bridge {
   std::unordered_map<std::uint64_t, py::object> futures_;
   std::uint64_t next_id_ = 0;
   std::vector<Completion> batch_;
+};
+
+// A blocking caller's wait for another process to fill a key.
+struct FillWaiter {
+  OneShot<TierResult> done;
+  bool wait(double timeout_seconds) {
+    std::optional<TierResult> result;
+    {
+      py::gil_scoped_release release;  // set by the subscriber thread, which needs no GIL
+      result = done.wait_for(seconds_to_nanos(timeout_seconds));
+    }
+    return result && result->status == TierResult::Status::Done;
+  }
 };
 
 // Log lines from the I/O threads, kept until Python drains them (bounded).
@@ -133,6 +147,9 @@ void register_redis(py::module_& m) {
       .def_property_readonly("pending", &Bridge::pending)
       .def("drain", &Bridge::drain);
 
+  py::class_<FillWaiter, std::shared_ptr<FillWaiter>>(m, "FillWaiter")
+      .def("wait", &FillWaiter::wait, py::arg("timeout_seconds"));
+
   auto logs = std::make_shared<LogQueue>();
   auto engine = py::reinterpret_borrow<py::class_<EngineHandle, std::shared_ptr<EngineHandle>>>(m.attr("Engine"));
   engine
@@ -171,25 +188,57 @@ void register_redis(py::module_& m) {
              return out;
            })
       .def("l2_read",
-           [](EngineHandle& e, const Key& key, std::vector<std::string> tags, py::object bridge) {
+           [](EngineHandle& e, const Key& key, std::vector<std::string> tags, const std::string& lease_token,
+              double lease_seconds, Nanos refresh_before_wall, py::object bridge) {
              RedisTier& t = tier(e);
-             return run(bridge, [&](RedisTier::Callback cb) { t.read(key, tags, std::move(cb)); });
+             return run(bridge, [&](RedisTier::Callback cb) {
+               t.read(key, tags, lease_token, seconds_to_nanos(lease_seconds), refresh_before_wall, std::move(cb));
+             });
            },
-           py::arg("key"), py::arg("tags"), py::arg("bridge"))
+           py::arg("key"), py::arg("tags"), py::arg("lease_token"), py::arg("lease_seconds"),
+           py::arg("refresh_before_wall"), py::arg("bridge"))
       .def("l2_write",
            [](EngineHandle& e, const Key& key, py::bytes payload, Nanos fresh_until_wall,
               Nanos stale_until_wall, double load_seconds, std::vector<std::string> tags,
-              std::optional<std::vector<std::string>> expected, py::object bridge) {
+              py::object guard, py::object bridge) {
              RedisTier& t = tier(e);
+             RedisTier::WriteGuard g;
+             if (!guard.is_none()) {  // (lease token, generation, versions) from the read
+               auto parts = guard.cast<py::tuple>();
+               g.lease_token = parts[0].cast<std::string>();
+               g.generation = parts[1].cast<std::string>();
+               g.versions = parts[2].cast<std::vector<std::string>>();
+             }
              std::string bytes = payload;
              return run(bridge, [&](RedisTier::Callback cb) {
                t.write(key, std::move(bytes), fresh_until_wall, stale_until_wall,
-                       seconds_to_nanos(load_seconds), tags, expected ? &*expected : nullptr,
-                       std::move(cb));
+                       seconds_to_nanos(load_seconds), tags, g, std::move(cb));
              });
            },
            py::arg("key"), py::arg("payload"), py::arg("fresh_until_wall"), py::arg("stale_until_wall"),
-           py::arg("load_seconds"), py::arg("tags"), py::arg("expected"), py::arg("bridge"))
+           py::arg("load_seconds"), py::arg("tags"), py::arg("guard"), py::arg("bridge"))
+      .def("l2_wait_fill",
+           // Registers now; the caller awaits the future (async) or calls wait() (sync).
+           // Registering before the read that follows closes the race with the filler.
+           [](EngineHandle& e, const Key& key, double timeout_seconds, py::object bridge) -> py::object {
+             RedisTier& t = tier(e);
+             Nanos timeout = seconds_to_nanos(timeout_seconds);
+             if (!bridge.is_none()) {
+               auto [future, callback] = bridge.cast<Bridge&>().expect();
+               t.wait_fill(key, timeout, std::move(callback));
+               return future;
+             }
+             auto waiter = std::make_shared<FillWaiter>();
+             t.wait_fill(key, timeout, [waiter](TierResult r) { waiter->done.set(std::move(r)); });
+             return py::cast(waiter);
+           },
+           py::arg("key"), py::arg("timeout_seconds"), py::arg("bridge"))
+      .def("l2_release",
+           [](EngineHandle& e, const Key& key, const std::string& token, py::object bridge) {
+             RedisTier& t = tier(e);
+             return run(bridge, [&](RedisTier::Callback cb) { t.release(key, token, std::move(cb)); });
+           },
+           py::arg("key"), py::arg("token"), py::arg("bridge"))
       .def("l2_invalidate",
            [](EngineHandle& e, const std::string& kind, std::vector<std::string> targets, py::object bridge) {
              RedisTier& t = tier(e);

@@ -64,6 +64,8 @@ std::string_view counter_name(Counter c) noexcept {
     case Counter::MemoryMisses: return "memory_misses";
     case Counter::RedisHits: return "redis_hits";
     case Counter::RedisMisses: return "redis_misses";
+    case Counter::LeaseWaits: return "lease_waits";
+    case Counter::LeaseTimeouts: return "lease_timeouts";
     case Counter::kCount: break;
   }
   return "unknown";

@@ -1,5 +1,6 @@
 #include "herdcache/redis_tier.hpp"
 
+#include <algorithm>
 #include <charconv>
 
 #include <fmt/format.h>
@@ -74,18 +75,21 @@ RedisTier::RedisTier(std::string ns, std::string instance_id, const RedisUrl& ur
     : ns_(std::move(ns)),
       instance_id_(std::move(instance_id)),
       channel_(fmt::format("herdcache:{}:invalidate", ns_)),
+      fill_channel_(fmt::format("herdcache:{}:filled", ns_)),
+      generation_key_(ns_ + "#gen"),
       memory_(memory),
       clock_(std::move(clock)),
       log_(std::move(log)),
       read_(new Script{scripts::kRead, {}, {}}),
       write_(new Script{scripts::kWrite, {}, {}}),
       bump_(new Script{scripts::kBump, {}, {}}),
-      delete_(new Script{scripts::kDelete, {}, {}}) {
+      delete_(new Script{scripts::kDelete, {}, {}}),
+      release_(new Script{scripts::kRelease, {}, {}}) {
   client_ = std::make_unique<RedisClient>(
       url, options, [this](const ConnectionEvent& e) { on_client_event(e); }, clock_);
   subscriber_ = std::make_unique<RedisSubscriber>(
-      url, options, std::vector<std::string>{channel_},
-      [this](const std::string&, const std::string& payload) { on_message(payload); },
+      url, options, std::vector<std::string>{channel_, fill_channel_},
+      [this](const std::string& channel, const std::string& payload) { on_message(channel, payload); },
       [this](const ConnectionEvent& e) { on_subscriber_event(e); }, clock_);
   // The client's first "connected" event may have fired before client_ was assigned.
   started_.store(true);
@@ -137,57 +141,102 @@ std::vector<std::string> RedisTier::dependencies(const Key& key, const std::vect
   return deps;
 }
 
-void RedisTier::read(const Key& key, const std::vector<std::string>& tags, Callback cb) {
-  eval(*read_, {key.str}, dependencies(key, tags), [cb = std::move(cb)](RedisResult result) {
-    if (!result.ok() || !result.reply().is_array() || result.reply().elements().empty()) {
-      cb(TierResult::fault(describe(result)));
-      return;
-    }
-    auto& e = result.reply().elements();
-    TierResult out;
-    if (e[0].as_int() == 1 && e.size() == 6) {
-      out.status = TierResult::Status::Hit;
-      out.payload = std::move(e[1].str());
-      out.fresh_until_wall = parse_int(e[2].str()) * kNanosPerMs;
-      out.stale_until_wall = parse_int(e[3].str()) * kNanosPerMs;
-      out.load_ns = parse_int(e[4].str()) * kNanosPerMs;
-      out.tags = split_lines(e[5].str());
-    } else {
-      out.status = TierResult::Status::Miss;
-      for (std::size_t i = 1; i < e.size(); ++i) out.versions.push_back(std::move(e[i].str()));
-    }
-    cb(std::move(out));
-  });
+void RedisTier::read(const Key& key, const std::vector<std::string>& tags, const std::string& lease_token,
+                     Nanos lease_ns, Nanos refresh_before_wall, Callback cb) {
+  std::vector<std::string> args{lease_token, std::to_string(std::max<Nanos>(lease_ns / kNanosPerMs, 1)),
+                                std::to_string(refresh_before_wall / kNanosPerMs)};
+  for (auto& dep : dependencies(key, tags)) args.push_back(std::move(dep));
+  eval(*read_, {key.str, lease_key(key), waiters_key(key), generation_key_}, std::move(args),
+       [cb = std::move(cb)](RedisResult result) {
+         if (!result.ok() || !result.reply().is_array() || result.reply().elements().empty()) {
+           cb(TierResult::fault(describe(result)));
+           return;
+         }
+         auto& e = result.reply().elements();
+         TierResult out;
+         if (e[0].as_int() == 1 && e.size() == 7) {
+           out.status = TierResult::Status::Hit;
+           out.payload = std::move(e[1].str());
+           out.fresh_until_wall = parse_int(e[2].str()) * kNanosPerMs;
+           out.stale_until_wall = parse_int(e[3].str()) * kNanosPerMs;
+           out.load_ns = parse_int(e[4].str()) * kNanosPerMs;
+           out.tags = split_lines(e[5].str());
+           out.lease = e[6].as_int() == 1 ? TierResult::Lease::Granted : TierResult::Lease::None;
+         } else if (e[0].as_int() == 0 && e.size() >= 3) {
+           out.status = TierResult::Status::Miss;
+           out.lease = static_cast<TierResult::Lease>(std::clamp<std::int64_t>(e[1].as_int(), 0, 2));
+           out.generation = std::move(e[2].str());
+           for (std::size_t i = 3; i < e.size(); ++i) out.versions.push_back(std::move(e[i].str()));
+         } else {
+           cb(TierResult::fault("unexpected reply to the read script: " + result.reply().debug_string()));
+           return;
+         }
+         cb(std::move(out));
+       });
 }
 
 void RedisTier::write(const Key& key, std::string payload, Nanos fresh_until_wall,
                       Nanos stale_until_wall, Nanos load_ns, const std::vector<std::string>& tags,
-                      const std::vector<std::string>* expected, Callback cb) {
+                      const WriteGuard& guard, Callback cb) {
   auto deps = dependencies(key, tags);
+  bool checked = guard.versions.size() == deps.size() && !deps.empty();
   std::vector<std::string> args;
-  args.reserve(6 + deps.size() * 2);
+  args.reserve(9 + deps.size() * 2);
   args.push_back(std::move(payload));
   args.push_back(std::to_string(fresh_until_wall / kNanosPerMs));
   args.push_back(std::to_string(std::max<Nanos>(stale_until_wall / kNanosPerMs, 1)));
   args.push_back(std::to_string(load_ns / kNanosPerMs));
   args.push_back(join_lines(tags));
-  bool checked = expected != nullptr && expected->size() == deps.size();
   args.emplace_back(checked ? "e" : "c");
+  args.push_back(guard.lease_token);
+  args.push_back(guard.generation);
+  args.push_back(fill_channel_);
   for (std::size_t i = 0; i < deps.size(); ++i) {
     args.push_back(deps[i]);
-    if (checked) args.push_back((*expected)[i]);
+    if (checked) args.push_back(guard.versions[i]);
   }
-  eval(*write_, {key.str}, std::move(args), [this, cb = std::move(cb)](RedisResult result) {
-    if (!result.ok() || !result.reply().is_integer()) {
-      cb(TierResult::fault(describe(result)));
-      return;
+  eval(*write_, {key.str, lease_key(key), waiters_key(key), generation_key_}, std::move(args),
+       [this, cb = std::move(cb)](RedisResult result) {
+         if (!result.ok() || !result.reply().is_integer()) {
+           cb(TierResult::fault(describe(result)));
+           return;
+         }
+         TierResult out;
+         out.status = result.reply().as_int() == 1 ? TierResult::Status::Done : TierResult::Status::Refused;
+         out.count = result.reply().as_int();
+         if (out.status == TierResult::Status::Refused) writes_refused_.fetch_add(1, std::memory_order_relaxed);
+         cb(std::move(out));
+       });
+}
+
+void RedisTier::wait_fill(const Key& key, Nanos timeout_ns, Callback cb) {
+  Nanos now = clock_->monotonic_ns();
+  std::vector<Callback> expired;
+  {
+    std::lock_guard lock(waiters_mutex_);
+    for (auto it = fill_waiters_.begin(); it != fill_waiters_.end();) {
+      if (it->second.deadline <= now) {
+        expired.push_back(std::move(it->second.cb));
+        it = fill_waiters_.erase(it);
+      } else {
+        ++it;
+      }
     }
-    TierResult out;
-    out.status = result.reply().as_int() == 1 ? TierResult::Status::Done : TierResult::Status::Refused;
-    out.count = result.reply().as_int();
-    if (out.status == TierResult::Status::Refused) writes_refused_.fetch_add(1, std::memory_order_relaxed);
-    cb(std::move(out));
-  });
+    fill_waiters_.emplace(key.str, FillWaiter{now + timeout_ns, std::move(cb)});
+  }
+  for (auto& waiter : expired) waiter(TierResult::fault("timed out waiting for the lease holder"));
+}
+
+void RedisTier::release(const Key& key, const std::string& lease_token, Callback cb) {
+  eval(*release_, {lease_key(key), waiters_key(key)}, {lease_token, fill_channel_, key.str},
+       [cb = std::move(cb)](RedisResult result) {
+         TierResult out;
+         out.status = result.ok() && result.reply().is_integer() ? TierResult::Status::Done
+                                                                 : TierResult::Status::Fault;
+         out.count = result.ok() && result.reply().is_integer() ? result.reply().as_int() : 0;
+         if (out.status == TierResult::Status::Fault) out.error = describe(result);
+         cb(std::move(out));
+       });
 }
 
 void RedisTier::invalidate(const Invalidation& inv, Callback cb) {
@@ -208,7 +257,7 @@ void RedisTier::invalidate(const Invalidation& inv, Callback cb) {
   };
   switch (inv.kind) {
     case Invalidation::Kind::Key:
-      eval(*delete_, {inv.targets[0]}, {channel_, message}, finish());
+      eval(*delete_, {inv.targets[0], ns_ + "#l:" + inv.targets[0]}, {channel_, message}, finish());
       return;
     case Invalidation::Kind::Prefix:
       eval(*bump_, {prefix_version_key(ns_, inv.targets[1])}, {channel_, message}, finish());
@@ -252,7 +301,17 @@ void RedisTier::scan_unlink(std::string match, std::string cursor, std::int64_t 
         for (auto& k : e[1].elements()) keys.push_back(std::move(k.str()));
         auto step = [this, match, next, removed, inv = std::move(inv), cb = std::move(cb)](std::int64_t n) mutable {
           if (next == "0") {
-            publish_then(inv, removed + n, std::move(cb));
+            // Bumping the generation revokes every lease in the namespace: a load that
+            // began before this invalidation cannot write its result after it.
+            std::int64_t total = removed + n;
+            eval(*bump_, {generation_key_}, {channel_, encode_invalidation(inv)},
+                 [total, cb = std::move(cb)](RedisResult r) {
+                   TierResult out;
+                   out.status = TierResult::Status::Done;
+                   out.count = total;
+                   if (!r.ok() || r.reply().is_error()) out.error = describe(r);
+                   cb(std::move(out));
+                 });
           } else {
             scan_unlink(match, next, removed + n, std::move(inv), std::move(cb));
           }
@@ -311,7 +370,22 @@ void RedisTier::replay_journal() {
   for (auto& inv : pending) invalidate(inv, [](TierResult) {});
 }
 
-void RedisTier::on_message(const std::string& payload) {
+void RedisTier::on_message(const std::string& channel, const std::string& payload) {
+  if (channel == fill_channel_) {
+    std::vector<Callback> woken;
+    {
+      std::lock_guard lock(waiters_mutex_);
+      auto [first, last] = fill_waiters_.equal_range(payload);
+      for (auto it = first; it != last; ++it) woken.push_back(std::move(it->second.cb));
+      fill_waiters_.erase(first, last);
+    }
+    for (auto& waiter : woken) {
+      TierResult done;
+      done.status = TierResult::Status::Done;
+      waiter(std::move(done));
+    }
+    return;
+  }
   auto inv = decode_invalidation(payload);
   if (!inv) {
     messages_malformed_.fetch_add(1, std::memory_order_relaxed);
@@ -348,7 +422,7 @@ void RedisTier::on_client_event(const ConnectionEvent& event) {
 }
 
 void RedisTier::on_connected() {
-  for (const Script* s : {read_.get(), write_.get(), bump_.get(), delete_.get()}) {
+  for (const Script* s : {read_.get(), write_.get(), bump_.get(), delete_.get(), release_.get()}) {
     client_->submit({"SCRIPT", "LOAD", std::string(s->source)}, [s](RedisResult r) {
       if (r.ok() && r.reply().is_bulk()) s->set_sha(r.reply().str());
     });

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import inspect
 import logging
+import secrets
 from typing import TYPE_CHECKING, Any, Callable
 
 from ._flight import Flight
@@ -23,7 +24,9 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("herdcache")
 
-FRESH, STALE = 1, 2  # engine.get states
+FRESH, STALE, EARLY = 1, 2, 3  # engine.get states (EARLY: fresh, picked for an XFetch refresh)
+LEASE_NONE, LEASE_GRANTED, LEASE_HELD = 0, 1, 2
+LEASE_ATTEMPTS = 3  # reads before a follower stops waiting for other processes
 HIT, MISS, DONE, REFUSED, FAULT = 0, 1, 2, 3, 4  # shared-tier result statuses
 Loader = Callable[[], Any]
 
@@ -71,6 +74,22 @@ class AsyncMode:
     def settle(m: CacheManager, value: Any) -> Any:
         return value
 
+    @staticmethod
+    def fill_waiter(m: CacheManager, key: Key) -> Any:
+        return m._engine.l2_wait_fill(key, m.lock_timeout, m._bridge())
+
+    @staticmethod
+    async def wait_filled(m: CacheManager, waiter: Any) -> bool:
+        try:
+            result = await asyncio.wait_for(waiter, m.lock_timeout)
+        except asyncio.TimeoutError:
+            return False
+        return result[0] == DONE
+
+    @staticmethod
+    def acquire(m: CacheManager) -> Any:
+        return m._bulkhead.acquire()
+
 
 class SyncMode:
     blocking = True
@@ -92,6 +111,18 @@ class SyncMode:
     def settle(m: CacheManager, value: Any) -> Any:
         return _Done(m._run_coroutine(value))
 
+    @staticmethod
+    def fill_waiter(m: CacheManager, key: Key) -> Any:
+        return m._engine.l2_wait_fill(key, m.lock_timeout, None)
+
+    @staticmethod
+    def wait_filled(m: CacheManager, waiter: Any) -> Any:
+        return _Done(waiter.wait(m.lock_timeout))
+
+    @staticmethod
+    def acquire(m: CacheManager) -> Any:
+        return _Done(m._bulkhead.acquire_sync())
+
 
 ASYNC, SYNC = AsyncMode(), SyncMode()
 
@@ -100,136 +131,232 @@ ASYNC, SYNC = AsyncMode(), SyncMode()
 
 
 async def get(m: CacheManager, mode: Any, key: Key) -> Any:
-    state, value = m._engine.get(key)
+    state, value, _ = m._engine.get(key)
     if state:
         if state == STALE:
             m._engine.serve_stale(key)
         return value
     if m._engine.has_redis:
-        found = await _read_shared(m, mode, key, [])
-        if isinstance(found, tuple):
-            state, value = found
-            if state == STALE:
-                m._engine.serve_stale(key)
-            else:
+        result = await mode.l2(m, "l2_read", key, [], "", m.lock_timeout, 0)
+        status, payload, fresh_until, stale_until, load_s, stored_tags = result[:6]
+        if status == FAULT:
+            m._shared_fault(key, result[8])
+        elif status == HIT:
+            value = _decode(m, key, payload)
+            if value is not _UNUSABLE:
+                m._engine.count(key.resource, "redis_hits")
+                m._engine.fill(key, value, len(payload), stored_tags, fresh_until, stale_until, load_s)
                 m._engine.count(key.resource, "hits")
-            return value
+                if m._engine.wall_ns() >= fresh_until:
+                    m._engine.count(key.resource, "stale_served")
+                return value
+        else:
+            m._engine.count(key.resource, "redis_misses")
     m._engine.count_miss(key.resource)
     return None
 
 
 async def get_or_load(m: CacheManager, mode: Any, key: Key, loader: Loader, tags: list[str], ttl: Any, *, counted: bool = True) -> Any:
-    state, value = m._engine.get(key, counted)
+    state, value, fresh_until = m._engine.get(key, counted)
     if state == FRESH:
         return value
-    if state == STALE:
-        m._engine.serve_stale(key)
-        refresh(m, mode, key, loader, tags, ttl)
+    if state:
+        if state == STALE:
+            m._engine.serve_stale(key)
+        refresh(m, mode, key, loader, tags, ttl, fresh_until)
         return value
     return await load(m, mode, key, loader, tags, ttl)
 
 
 async def load(m: CacheManager, mode: Any, key: Key, loader: Loader, tags: list[str], ttl: Any, *, refresh: bool = False) -> Any:
-    """Joins the key's flight, leading it if there is none, and returns its value."""
+    """Joins the key's flight, leading it if there is none, and returns its value.
+    With refresh=True (warm) the value is reloaded even if one is cached."""
     started = m._engine.now()
     leader, flight, flight_id = m._engine.begin_load(key, Flight, refresh)
     if not leader:
         value = await mode.wait(flight)
-    elif mode.blocking:
-        value = await _lead(m, mode, key, loader, tags, ttl, flight, flight_id, refresh)
     else:
-        # The load runs as its own task: a leader that is cancelled does not cancel the
-        # load its followers are waiting for.
-        task = m._track(asyncio.get_running_loop().create_task(
-            _lead(m, mode, key, loader, tags, ttl, flight, flight_id, refresh)))
-        value = await asyncio.shield(task)
+        replace_before = m._engine.wall_ns() + 1 if refresh else None
+        lead = _lead(m, mode, key, loader, tags, ttl, flight, flight_id, replace_before)
+        if mode.blocking:
+            value = await lead
+        else:
+            # The load runs as its own task: a leader that is cancelled does not cancel
+            # the load its followers are waiting for.
+            value = await asyncio.shield(m._track(asyncio.get_running_loop().create_task(lead)))
     m._engine.record_miss(key.resource, m._engine.now() - started)
     return value
 
 
-def refresh(m: CacheManager, mode: Any, key: Key, loader: Loader, tags: list[str], ttl: Any) -> None:
-    """Starts one background refresh of `key` unless a load of it is already running."""
+def refresh(m: CacheManager, mode: Any, key: Key, loader: Loader, tags: list[str], ttl: Any, fresh_until: int) -> None:
+    """Starts one background refresh of `key` unless a load of it is already running.
+    `fresh_until` (wall ns) is how fresh this instance's copy is: a shared copy fresher
+    than that means another process refreshed it already."""
     if m._engine.in_flight(key):
         return
     leader, flight, flight_id = m._engine.begin_load(key, Flight, True)
     if leader:
-        mode.spawn(m, _lead(m, mode, key, loader, tags, ttl, flight, flight_id, True), key)
+        mode.spawn(m, _lead(m, mode, key, loader, tags, ttl, flight, flight_id, fresh_until + 1), key)
 
 
-async def _lead(m: CacheManager, mode: Any, key: Key, loader: Loader, tags, ttl, flight: Flight, flight_id: int, refreshing: bool) -> Any:
+async def _lead(m: CacheManager, mode: Any, key: Key, loader: Loader, tags, ttl, flight: Flight, flight_id: int,
+                replace_before: int | None) -> Any:
+    """Leads one flight: takes the value from Redis or the lease to load it, loads, stores.
+    `replace_before` set: a refresh of a copy fresh until then (wall ns)."""
     engine = m._engine
     started = engine.now()
-    stale_from_shared = False
+    guard = None
     try:
-        versions = None
         if engine.has_redis:
-            found = await _read_shared(m, mode, key, tags)
-            if isinstance(found, tuple):
-                state, value = found
-                if state == FRESH or not refreshing:
-                    engine.count(key.resource, "hits")
-                    if state == STALE:
-                        engine.count(key.resource, "stale_served")
-                        stale_from_shared = True
-                    engine.finish_load(key, flight_id, True, -1.0)
-                    flight.set_result(value)
-                    if stale_from_shared:
-                        refresh(m, mode, key, loader, tags, ttl)
-                    return value
-            elif isinstance(found, list):
-                versions = found
-        if not refreshing:
+            found, guard = await _coordinate(m, mode, key, tags, replace_before)
+            if found is not None:
+                value, stale = found
+                engine.finish_load(key, flight_id, True, -1.0)
+                flight.set_result(value)
+                if guard is not None:  # stale, and the lease to refresh it is ours
+                    _refresh_under(m, mode, key, loader, tags, ttl, guard)
+                return value
+        elif replace_before is None:
             engine.count_miss(key.resource)
-        engine.count(key.resource, "loads")
-        value = loader()
-        if inspect.isawaitable(value):
-            value = await mode.settle(m, value)
-        elapsed = engine.now() - started
-        await _store(m, mode, key, value, tags, ttl, elapsed, versions, replaces=refreshing)
+        value = await _run_loader(m, mode, key, loader)
+        await _store(m, mode, key, value, tags, ttl, engine.now() - started, guard, replaces=replace_before is not None)
     except BaseException as exc:
         engine.finish_load(key, flight_id, False, engine.now() - started)
         flight.set_exception(exc)
+        if guard is not None and guard[0]:
+            await mode.l2(m, "l2_release", key, guard[0])  # let a waiting process load it now
         raise
     engine.finish_load(key, flight_id, True, engine.now() - started)
     flight.set_result(value)
     return value
 
 
-async def _read_shared(m: CacheManager, mode: Any, key: Key, tags: list[str]) -> Any:
-    """(state, value) on a usable shared hit (also filling memory); the dependency
-    versions (a list) on a miss; None when Redis could not answer."""
-    status, payload, fresh_until, stale_until, load_s, stored_tags, versions, _, error = await mode.l2(
-        m, "l2_read", key, tags)
-    if status == FAULT:
-        m._shared_fault(key, error)
-        return None
-    if status == HIT:
-        try:
-            value = m._codec.decode(payload)
-        except BadSignature:
-            log.warning("ignoring %s in redis: its signature does not verify", key)
-            m._engine.count(key.resource, "errors")
-        except SerializationError as exc:
-            log.warning("ignoring %s in redis: %s", key, exc)
-            m._engine.count(key.resource, "errors")
-        else:
-            m._engine.count(key.resource, "redis_hits")
-            m._engine.fill(key, value, len(payload), stored_tags, fresh_until, stale_until, load_s)
-            return (FRESH if m._engine.wall_ns() < fresh_until else STALE), value
-        return []  # unusable: treat as a miss, write without a version check
-    m._engine.count(key.resource, "redis_misses")
-    return versions
+async def _run_loader(m: CacheManager, mode: Any, key: Key, loader: Loader) -> Any:
+    """Runs the loader inside the bulkhead, counted, timed, slow loads logged."""
+    engine = m._engine
+    if m._bulkhead is not None:
+        await mode.acquire(m)
+    started = engine.now()
+    try:
+        engine.count(key.resource, "loads")
+        value = loader()
+        if inspect.isawaitable(value):
+            value = await mode.settle(m, value)
+    finally:
+        if m._bulkhead is not None:
+            m._bulkhead.release()
+        elapsed = engine.now() - started
+        if elapsed >= m.slow_load_threshold:
+            log.warning("slow load: %s took %.3f s", key, elapsed)
+    return value
+
+
+async def _coordinate(m: CacheManager, mode: Any, key: Key, tags: list[str], replace_before: int | None) -> tuple:
+    """Asks Redis for the key with a lease. Returns ((value, stale), None) when Redis has a
+    value to serve, or (None, guard) when this process must load: guard is the
+    (lease token, generation, versions) its write must prove, or None without a lease
+    (Redis unreachable, or waiting for another process ran out)."""
+    engine = m._engine
+    token = secrets.token_hex(8)
+    waiter = None
+    for _attempt in range(LEASE_ATTEMPTS * 2):
+        before = engine.wall_ns() if replace_before is None else replace_before
+        result = await mode.l2(m, "l2_read", key, tags, token, m.lock_timeout, before)
+        status, payload, fresh_until, stale_until, load_s, stored_tags, versions, _, error, lease, generation = result
+        if status == FAULT:
+            m._shared_fault(key, error)
+            if replace_before is None:
+                engine.count_miss(key.resource)
+            return None, None
+        if status == HIT:
+            value = _decode(m, key, payload)
+            if value is not _UNUSABLE:
+                engine.count(key.resource, "redis_hits")
+                engine.fill(key, value, len(payload), stored_tags, fresh_until, stale_until, load_s)
+                stale = engine.wall_ns() >= fresh_until
+                if lease == LEASE_GRANTED and replace_before is not None:
+                    return None, (token, "", [])  # ours to refresh
+                if replace_before is None:
+                    engine.count(key.resource, "hits")
+                    if stale:
+                        engine.count(key.resource, "stale_served")
+                # A stale value with the lease granted: serve it, refresh it under the lease.
+                return (value, stale), ((token, "", []) if lease == LEASE_GRANTED else None)
+            return None, None  # unusable payload: load and overwrite it, unguarded
+        engine.count(key.resource, "redis_misses")
+        if lease != LEASE_HELD:
+            if replace_before is None:
+                engine.count_miss(key.resource)
+            return None, (token if lease == LEASE_GRANTED else "", generation, versions)
+        # Another process is loading it: wait for its "filled" notice, then read again.
+        # The waiter is registered before a second read, so a fill landing between the
+        # first read and the wait is not missed.
+        if waiter is None:
+            engine.count(key.resource, "lease_waits")
+            waiter = mode.fill_waiter(m, key)
+            continue
+        filled = await mode.wait_filled(m, waiter)
+        waiter = None
+        if not filled:
+            engine.count(key.resource, "lease_timeouts")
+    if replace_before is None:
+        engine.count_miss(key.resource)
+    return None, None  # waited long enough: load it ourselves (counted as lease_timeouts)
+
+
+def _refresh_under(m: CacheManager, mode: Any, key: Key, loader: Loader, tags, ttl, guard: tuple) -> None:
+    """Refreshes `key` in the background with a lease already granted to this process."""
+    leader, flight, flight_id = m._engine.begin_load(key, Flight, True)
+    if leader:
+        mode.spawn(m, _load_guarded(m, mode, key, loader, tags, ttl, flight, flight_id, guard), key)
+    else:  # this process already refreshes it: the lease is not needed
+        mode.spawn(m, _release(m, mode, key, guard[0]), key)
+
+
+async def _release(m: CacheManager, mode: Any, key: Key, token: str) -> None:
+    await mode.l2(m, "l2_release", key, token)
+
+
+async def _load_guarded(m: CacheManager, mode: Any, key: Key, loader: Loader, tags, ttl, flight: Flight,
+                        flight_id: int, guard: tuple) -> Any:
+    engine = m._engine
+    started = engine.now()
+    try:
+        value = await _run_loader(m, mode, key, loader)
+        await _store(m, mode, key, value, tags, ttl, engine.now() - started, guard, replaces=True)
+    except BaseException as exc:
+        engine.finish_load(key, flight_id, False, engine.now() - started)
+        flight.set_exception(exc)
+        await mode.l2(m, "l2_release", key, guard[0])
+        raise
+    engine.finish_load(key, flight_id, True, engine.now() - started)
+    flight.set_result(value)
+    return value
+
+
+_UNUSABLE = object()
+
+
+def _decode(m: CacheManager, key: Key, payload: bytes) -> Any:
+    try:
+        return m._codec.decode(payload)
+    except BadSignature:
+        log.warning("ignoring %s in redis: its signature does not verify", key)
+    except SerializationError as exc:
+        log.warning("ignoring %s in redis: %s", key, exc)
+    m._engine.count(key.resource, "errors")
+    return _UNUSABLE
 
 
 # --- writes and invalidations ----------------------------------------------------------
 
 
 async def _store(m: CacheManager, mode: Any, key: Key, value: Any, tags: list[str], ttl: Any, load_s: float,
-                 versions: Any, *, replaces: bool) -> None:
+                 guard: Any, *, replaces: bool) -> None:
     payload = m._codec.encode(value)  # raises SerializationError: nothing stored
     fresh_until, stale_until = m._engine.store(key, value, len(payload), tags, ttl, max(load_s, 0.0))
     if m._engine.has_redis:
-        result = await mode.l2(m, "l2_write", key, payload, fresh_until, stale_until, load_s, tags, versions)
+        result = await mode.l2(m, "l2_write", key, payload, fresh_until, stale_until, load_s, tags, guard)
         if result[0] == FAULT:
             m._shared_fault(key, result[8])
         elif result[0] == REFUSED:

@@ -19,6 +19,7 @@ from typing import Any, Callable
 from . import _native, _ops
 from ._ops import ASYNC
 from ._native import Key, Policy
+from ._bulkhead import Bulkhead
 from .serializers import Codec, Serializer
 
 _NEW, _STARTED, _CLOSED = "new", "started", "closed"
@@ -42,6 +43,7 @@ class CacheManager:
         lock_timeout: float = 10.0,
         max_concurrent_loads: int | None = None,
         *,
+        slow_load_threshold: float = 1.0,
         clock: _native.ManualClock | None = None,
     ) -> None:
         if redis_url is not None and not isinstance(redis_url, str):
@@ -65,6 +67,9 @@ class CacheManager:
         ):
             raise ValueError(f"max_concurrent_loads must be None or an int >= 1, got {max_concurrent_loads!r}")
 
+        if not isinstance(slow_load_threshold, (int, float)) or not slow_load_threshold > 0:
+            raise ValueError(f"slow_load_threshold must be a number of seconds > 0, got {slow_load_threshold!r}")
+
         self._codec = Codec(serializer, signing_key)
         self._engine = _native.Engine(namespace, memory_max_bytes, default_policy, clock)
         for name, policy in policies.items():
@@ -73,6 +78,8 @@ class CacheManager:
         self.redis_url = redis_url or None
         self.lock_timeout = float(lock_timeout)
         self.max_concurrent_loads = max_concurrent_loads
+        self._bulkhead = Bulkhead(max_concurrent_loads) if max_concurrent_loads else None
+        self.slow_load_threshold = float(slow_load_threshold)
         self._state = _NEW
         self._instance_id = uuid.uuid4().hex
         self._bridges: dict[asyncio.AbstractEventLoop, _native.Bridge] = {}

@@ -24,6 +24,8 @@ enum class Counter : std::uint8_t {
   MemoryMisses,
   RedisHits,
   RedisMisses,
+  LeaseWaits,     // loads this process waited for while another process held the lease
+  LeaseTimeouts,  // waits that ran out (lock_timeout): this process loaded it itself
   kCount
 };
 

@@ -19,6 +19,7 @@
 #include <functional>
 #include <memory>
 #include <mutex>
+#include <unordered_map>
 #include <string>
 #include <vector>
 
@@ -45,6 +46,9 @@ struct TierResult {
   Nanos load_ns = 0;
   std::vector<std::string> tags;
   std::vector<std::string> versions;
+  enum class Lease : std::uint8_t { None = 0, Granted = 1, HeldElsewhere = 2 };
+  Lease lease = Lease::None;  // Hit (stale: refresh it) or Miss: load it / wait for it
+  std::string generation;     // Miss: the namespace generation, for the write
   std::int64_t count = 0;
   std::string error;
 
@@ -76,13 +80,27 @@ class RedisTier {
             MemoryTier& memory, std::shared_ptr<const Clock> clock, LogCallback log = {});
   ~RedisTier();
 
+  // What a write that follows a read must prove: its lease, and the versions the read saw.
+  struct WriteGuard {
+    std::string lease_token;             // "" = no lease held
+    std::string generation;              // "" = unchecked
+    std::vector<std::string> versions;   // one per dependency, or empty = unchecked
+  };
+
   // Reads an entry; `tags` are the tags a later write would carry (for a miss's versions).
-  void read(const Key& key, const std::vector<std::string>& tags, Callback cb);
-  // Writes an entry. With `expected` (from the read's Miss) the write is refused if an
-  // invalidation touched the key's dependencies since; without, current versions apply.
+  // With a lease token, a miss or an entry not fresh at `refresh_before_wall` grants the
+  // lease (or reports it held elsewhere) in the same round trip.
+  void read(const Key& key, const std::vector<std::string>& tags, const std::string& lease_token,
+            Nanos lease_ns, Nanos refresh_before_wall, Callback cb);
+  // Writes an entry; refused (Refused) when the guard no longer holds.
   void write(const Key& key, std::string payload, Nanos fresh_until_wall, Nanos stale_until_wall,
-             Nanos load_ns, const std::vector<std::string>& tags,
-             const std::vector<std::string>* expected, Callback cb);
+             Nanos load_ns, const std::vector<std::string>& tags, const WriteGuard& guard,
+             Callback cb);
+  // Done when another process fills `key` (its lease holder wrote it). Waiters whose
+  // deadline passed are dropped without a call: the caller stops waiting on its own.
+  void wait_fill(const Key& key, Nanos timeout_ns, Callback cb);
+  // Gives a lease back (a failed load) and wakes whoever waits for the key.
+  void release(const Key& key, const std::string& lease_token, Callback cb);
 
   // Invalidations: applied in Redis and broadcast to every instance. Done.count is what
   // Redis reports (entries removed, or version keys bumped).
@@ -107,7 +125,16 @@ class RedisTier {
   std::vector<std::string> dependencies(const Key& key, const std::vector<std::string>& tags) const;
   void journal(const Invalidation& inv);
   void replay_journal();
-  void on_message(const std::string& payload);
+  void on_message(const std::string& channel, const std::string& payload);
+  std::string lease_key(const Key& key) const { return ns_ + "#l:" + key.str; }
+  std::string waiters_key(const Key& key) const { return ns_ + "#w:" + key.str; }
+
+  struct FillWaiter {
+    Nanos deadline;
+    Callback cb;
+  };
+  std::mutex waiters_mutex_;
+  std::unordered_multimap<std::string, FillWaiter> fill_waiters_;
   void on_subscriber_event(const ConnectionEvent& event);
   void on_client_event(const ConnectionEvent& event);
   void on_connected();
@@ -115,10 +142,12 @@ class RedisTier {
   std::string ns_;
   std::string instance_id_;
   std::string channel_;
+  std::string fill_channel_;
+  std::string generation_key_;
   MemoryTier& memory_;
   std::shared_ptr<const Clock> clock_;
   LogCallback log_;
-  std::unique_ptr<Script> read_, write_, bump_, delete_;
+  std::unique_ptr<Script> read_, write_, bump_, delete_, release_;
   std::unique_ptr<RedisClient> client_;
   std::unique_ptr<RedisSubscriber> subscriber_;
 

@@ -5,14 +5,33 @@
 //   x dependencies: "<version key>\n<version>\n" repeated (prefix levels and tags)
 // An entry is valid while every dependency's version key still holds the version it was
 // written under (a missing version key reads as "0").
+//
+// Leases (Facebook's memcache leases, NSDI 2013): "<ns>#l:<key>" holds the token of the one
+// process allowed to load a missing or stale key; "<ns>#w:<key>" says someone waits for
+// it, so the write publishes "filled" only when it matters. Invalidations revoke leases:
+// a key delete removes its lease, a prefix or tag bump changes a version the write
+// checks, and a pattern or clear bumps "<ns>#gen", which every write checks.
 #pragma once
 #include <string_view>
 
 namespace herdcache::scripts {
 
-// KEYS[1] entry; ARGV: the key's dependency version keys (used on a miss).
-// Hit: {1, v, f, s, d, t}.  Miss (absent or invalidated): {0, version of each ARGV}.
+// KEYS[1] entry, KEYS[2] its lease, KEYS[3] its waiters flag, KEYS[4] the namespace
+// generation; ARGV[1] lease token ("" = no lease wanted), ARGV[2] lease ms, ARGV[3] now
+// (wall ms), then the key's dependency version keys (their versions are returned on a
+// miss, for the write that follows).
+// Hit:  {1, v, f, s, d, t, lease}    lease: 1 granted (stale: refresh it), 0 not needed
+//                                           or held elsewhere
+// Miss: {0, lease, generation, versions...}   lease: 1 granted, 2 held elsewhere, 0 none
+// A holder's lease is taken over by someone else only once it expired (PX), so a leader
+// that died is replaced after lock_timeout and never sooner.
 inline constexpr std::string_view kRead = R"lua(
+local function lease()
+  if ARGV[1] == '' then return 0 end
+  if redis.call('SET', KEYS[2], ARGV[1], 'NX', 'PX', ARGV[2]) then return 1 end
+  redis.call('SET', KEYS[3], '1', 'PX', ARGV[2])
+  return 2
+end
 local e = redis.call('HMGET', KEYS[1], 'v', 'f', 's', 'd', 'x', 't')
 if e[1] then
   local names, want = {}, {}
@@ -28,39 +47,71 @@ if e[1] then
       if (have[j] or '0') ~= want[j] then valid = false break end
     end
   end
-  if valid then return {1, e[1], e[2], e[3], e[4] or '0', e[6] or ''} end
+  if valid then
+    local l = 0
+    if tonumber(e[2]) <= tonumber(ARGV[3]) and lease() == 1 then l = 1 end
+    return {1, e[1], e[2], e[3], e[4] or '0', e[6] or '', l}
+  end
   redis.call('UNLINK', KEYS[1])
 end
-local out = {0}
-if #ARGV > 0 then
-  local cur = redis.call('MGET', unpack(ARGV))
-  for j = 1, #ARGV do out[j + 1] = cur[j] or '0' end
+local out = {0, lease(), redis.call('GET', KEYS[4]) or '0'}
+if #ARGV > 3 then
+  local cur = redis.call('MGET', unpack(ARGV, 4))
+  for j = 4, #ARGV do out[j] = cur[j - 3] or '0' end
 end
 return out
 )lua";
 
-// KEYS[1] entry; ARGV: v, f, s, d, t, mode, then dependencies.
-// mode "e": pairs (version key, expected version); the write is refused (0) if any
-// version moved since it was read: an invalidation happened while the value loaded.
-// mode "c": version keys only; the entry records their current versions.
+// KEYS[1] entry, KEYS[2] lease, KEYS[3] waiters flag, KEYS[4] namespace generation;
+// ARGV: v, f, s, d, t, mode, lease token ("" = none), expected generation ("" = any),
+// fill channel, then dependencies.
+// mode "e": pairs (version key, expected version); "c": version keys only (the entry
+// records their current versions). Refused (0) when the lease is no longer ours or any
+// version or the generation moved since the read: an invalidation happened while the
+// value loaded, and its result must not land after it. Written (1) otherwise; waiters
+// are told on the fill channel.
 inline constexpr std::string_view kWrite = R"lua(
+local ours = ARGV[7] ~= '' and redis.call('GET', KEYS[2]) == ARGV[7]
+local function refuse()
+  -- A refused leader gives its lease back and wakes the waiters: one of them loads the
+  -- new data now instead of waiting for the lease to expire.
+  if ours then
+    redis.call('DEL', KEYS[2])
+    if redis.call('DEL', KEYS[3]) == 1 then redis.call('PUBLISH', ARGV[9], KEYS[1]) end
+  end
+  return 0
+end
+if ARGV[7] ~= '' and not ours then return 0 end
+if ARGV[8] ~= '' and (redis.call('GET', KEYS[4]) or '0') ~= ARGV[8] then return refuse() end
 local names, want = {}, {}
 if ARGV[6] == 'e' then
-  for j = 7, #ARGV, 2 do names[#names + 1] = ARGV[j]; want[#want + 1] = ARGV[j + 1] end
+  for j = 10, #ARGV, 2 do names[#names + 1] = ARGV[j]; want[#want + 1] = ARGV[j + 1] end
 else
-  for j = 7, #ARGV do names[#names + 1] = ARGV[j] end
+  for j = 10, #ARGV do names[#names + 1] = ARGV[j] end
 end
 local deps = {}
 if #names > 0 then
   local have = redis.call('MGET', unpack(names))
   for j = 1, #names do
     local h = have[j] or '0'
-    if want[j] and h ~= want[j] then return 0 end
+    if want[j] and h ~= want[j] then return refuse() end
     deps[#deps + 1] = names[j] .. '\n' .. h .. '\n'
   end
 end
 redis.call('HSET', KEYS[1], 'v', ARGV[1], 'f', ARGV[2], 's', ARGV[3], 'd', ARGV[4], 't', ARGV[5], 'x', table.concat(deps))
 redis.call('PEXPIREAT', KEYS[1], ARGV[3])
+if ours then redis.call('DEL', KEYS[2]) end
+if redis.call('DEL', KEYS[3]) == 1 then redis.call('PUBLISH', ARGV[9], KEYS[1]) end
+return 1
+)lua";
+
+// KEYS[1] lease, KEYS[2] waiters flag; ARGV[1] token, ARGV[2] fill channel, ARGV[3] entry
+// key. A leader whose load failed gives its lease back and wakes the waiters, so one of
+// them loads now rather than after lock_timeout. Returns 1 if the lease was still ours.
+inline constexpr std::string_view kRelease = R"lua(
+if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
+redis.call('DEL', KEYS[1])
+if redis.call('DEL', KEYS[2]) == 1 then redis.call('PUBLISH', ARGV[2], ARGV[3]) end
 return 1
 )lua";
 
@@ -71,9 +122,11 @@ redis.call('PUBLISH', ARGV[1], ARGV[2])
 return #KEYS
 )lua";
 
-// KEYS[1] entry; ARGV[1] channel, ARGV[2] message. Returns 1 if the entry existed.
+// KEYS[1] entry, KEYS[2] its lease (revoked); ARGV[1] channel, ARGV[2] message.
+// Returns 1 if the entry existed.
 inline constexpr std::string_view kDelete = R"lua(
 local n = redis.call('UNLINK', KEYS[1])
+redis.call('DEL', KEYS[2])
 redis.call('PUBLISH', ARGV[1], ARGV[2])
 return n
 )lua";

@@ -1,0 +1,81 @@
+"""The bulkhead: at most `limit` loaders of one manager run at once.
+
+One bound shared by async callers (which wait on a future of their own loop) and
+blocking callers (which wait on an event), so a burst of distinct misses cannot take more
+than `limit` database connections whichever API it arrives through. Slots are handed
+over in arrival order.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import threading
+from typing import Any
+
+
+class Bulkhead:
+    __slots__ = ("limit", "_free", "_lock", "_waiters", "running_peak")
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self._free = limit
+        self._lock = threading.Lock()
+        self._waiters: collections.deque[Any] = collections.deque()
+        self.running_peak = 0
+
+    def _take(self) -> bool:
+        if self._free > 0 and not self._waiters:
+            self._free -= 1
+            self.running_peak = max(self.running_peak, self.limit - self._free)
+            return True
+        return False
+
+    async def acquire(self) -> None:
+        with self._lock:
+            if self._take():
+                return
+            loop = asyncio.get_running_loop()
+            future = loop.create_future()
+            self._waiters.append((loop, future))
+        try:
+            await future
+        except asyncio.CancelledError:
+            with self._lock:
+                try:
+                    self._waiters.remove((loop, future))
+                    handed = False
+                except ValueError:
+                    handed = True  # the slot was handed to us as we were cancelled
+            # Handed over while being cancelled: if the future still got its result we hold
+            # the slot; if it was cancelled first, _grant passes the slot on.
+            if handed and not future.cancelled():
+                self.release()
+            raise
+
+    def acquire_sync(self) -> None:
+        with self._lock:
+            if self._take():
+                return
+            event = threading.Event()
+            self._waiters.append(event)
+        event.wait()
+
+    def release(self) -> None:
+        with self._lock:
+            if not self._waiters:
+                self._free += 1
+                return
+            waiter = self._waiters.popleft()  # the slot passes straight to the next waiter
+        if isinstance(waiter, threading.Event):
+            waiter.set()
+        else:
+            loop, future = waiter
+            loop.call_soon_threadsafe(_grant, future, self)
+
+
+def _grant(future: asyncio.Future, bulkhead: Bulkhead) -> None:
+    if future.cancelled():
+        bulkhead.release()  # its waiter left: pass the slot on
+    else:
+        future.set_result(None)
