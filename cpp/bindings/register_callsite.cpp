@@ -38,6 +38,7 @@ struct CallSite {
   std::shared_ptr<EngineHandle> owner;
   Resource* resource;
   std::string resource_name;
+  std::string prefix;  // "<namespace>:<resource>", validated once
   std::vector<Param> params;
 };
 
@@ -165,7 +166,7 @@ PyObject* site_lookup(PyObject* capsule, PyObject* const* argv, Py_ssize_t nargs
     engine.check_open();
     release_parked_handles();
     thread_local KeyBuilder builder;
-    engine.begin_key(builder, site->resource_name);
+    builder.restart(site->prefix);
     bind_and_encode(*site, args, kwargs, builder);
     KeyBuilder::View key = builder.finish_view();
     Pinned pinned;
@@ -216,6 +217,11 @@ py::tuple make_callsite(std::shared_ptr<EngineHandle> owner, const std::string& 
   auto site = std::make_unique<CallSite>();
   site->resource = &owner->engine.resource(resource);  // validates the name
   site->resource_name = resource;
+  {
+    KeyBuilder probe;
+    owner->engine.begin_key(probe, resource);  // validates namespace and resource
+    site->prefix = std::string(probe.canonical());
+  }
   site->owner = std::move(owner);
   for (auto item : params) {
     auto t = item.cast<py::tuple>();

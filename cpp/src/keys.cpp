@@ -12,6 +12,7 @@
 #include <xxhash.h>
 
 #include <algorithm>
+#include <charconv>
 #include <cmath>
 #include <iterator>
 #include <utility>
@@ -27,7 +28,7 @@ constexpr char kHex[] = "0123456789ABCDEF";
 constexpr char kHexLower[] = "0123456789abcdef";
 
 // Bytes written as %XX inside strings: the key syntax, the glob syntax, and controls/space.
-bool needs_escape(unsigned char c) noexcept {
+constexpr bool escaped_byte(unsigned char c) noexcept {
   switch (c) {
     case '%': case ':': case ',': case '=': case '[': case ']': case '{': case '}':
     case '*': case '?': case '#': case '\\': case '\'':
@@ -36,6 +37,17 @@ bool needs_escape(unsigned char c) noexcept {
       return c <= 0x20 || c == 0x7f;
   }
 }
+
+// The same as a table: strings are escaped on every decorated call, byte by byte.
+struct EscapeTable {
+  bool escape[256];
+  constexpr EscapeTable() : escape() {
+    for (int c = 0; c < 256; ++c) escape[c] = escaped_byte(static_cast<unsigned char>(c));
+  }
+};
+constexpr EscapeTable kEscape;
+
+bool needs_escape(unsigned char c) noexcept { return kEscape.escape[c]; }
 
 bool is_decimal_int(std::string_view s) noexcept {
   if (!s.empty() && s.front() == '-') s.remove_prefix(1);
@@ -66,7 +78,21 @@ void KeyBuilder::reset(std::string_view ns, std::string_view resource) {
   validate_name(resource, "resource");
   buf_.clear();  // keeps capacity
   buf_.append(ns).append(1, ':').append(resource);
-  resource_.assign(resource);
+  restart_at(ns.size() + 1);
+}
+
+void KeyBuilder::restart(std::string_view prefix) {
+  std::size_t colon = prefix.find(':');
+  if (colon == std::string_view::npos || colon == 0 || colon + 1 == prefix.size() ||
+      prefix.find(':', colon + 1) != std::string_view::npos) {
+    throw InvalidArgument(fmt::format("key prefix must be '<namespace>:<resource>', got '{}'", prefix));
+  }
+  buf_.assign(prefix);
+  restart_at(colon + 1);
+}
+
+void KeyBuilder::restart_at(std::size_t resource_begin) {
+  resource_begin_ = resource_begin;
   shortened_.clear();
   args_begin_ = buf_.size();
   finished_ = false;
@@ -113,7 +139,9 @@ void KeyBuilder::add_bool(bool value) {
 
 void KeyBuilder::add_int(std::int64_t value) {
   separator();
-  fmt::format_to(std::back_inserter(buf_), "{}", value);
+  char digits[24];
+  auto end = std::to_chars(digits, digits + sizeof digits, value).ptr;
+  buf_.append(digits, end);
 }
 
 void KeyBuilder::add_int_decimal(std::string_view digits) {
@@ -148,16 +176,17 @@ void KeyBuilder::add_str(std::string_view utf8) {
 }
 
 void KeyBuilder::append_escaped(std::string_view utf8) {
-  for (char ch : utf8) {
-    auto c = static_cast<unsigned char>(ch);
-    if (needs_escape(c)) {
-      buf_ += '%';
-      buf_ += kHex[c >> 4];
-      buf_ += kHex[c & 0xf];
-    } else {
-      buf_ += ch;
-    }
+  // Runs of plain bytes are appended whole; only escaped bytes go one at a time.
+  std::size_t run = 0;
+  for (std::size_t i = 0; i < utf8.size(); ++i) {
+    auto c = static_cast<unsigned char>(utf8[i]);
+    if (!needs_escape(c)) continue;
+    buf_.append(utf8.data() + run, i - run);
+    const char escaped[3] = {'%', kHex[c >> 4], kHex[c & 0xf]};
+    buf_.append(escaped, 3);
+    run = i + 1;
   }
+  buf_.append(utf8.data() + run, utf8.size() - run);
 }
 
 void KeyBuilder::add_bytes(std::string_view bytes) {
@@ -298,7 +327,7 @@ Key KeyBuilder::finish() {
   Key key;
   key.str.assign(view.str);
   if (buf_.size() > kMaxKeyBytes) key.full = buf_;
-  key.resource = resource_;
+  key.resource.assign(buf_, resource_begin_, args_begin_ - resource_begin_);
   key.hash = view.hash;
   key.args_begin = args_begin_;
   return key;

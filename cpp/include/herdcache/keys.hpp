@@ -47,6 +47,9 @@ class KeyBuilder {
   KeyBuilder() = default;
   // Throws InvalidArgument when namespace or resource is empty or contains ':'.
   void reset(std::string_view ns, std::string_view resource);
+  // Starts again from "<namespace>:<resource>" as a previous reset() wrote it (what a
+  // decorated function's call site keeps): the same key, without revalidating the names.
+  void restart(std::string_view prefix);
 
   void add_none();
   void add_bool(bool value);
@@ -78,9 +81,10 @@ class KeyBuilder {
   void separator();
   void append_escaped(std::string_view utf8);
   void sort_params();
+  void restart_at(std::size_t resource_begin);
 
   std::string buf_;
-  std::string resource_;
+  std::size_t resource_begin_ = 0;  // where the resource name starts in buf_
   std::string shortened_;
   std::size_t args_begin_ = 0;
   bool finished_ = false;
