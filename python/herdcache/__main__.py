@@ -1,0 +1,5 @@
+"""``python -m herdcache``: see herdcache.cli."""
+
+from .cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,313 @@
+"""herdcache as a Django cache backend.
+
+    CACHES = {
+        "default": {
+            "BACKEND": "herdcache.django.HerdCache",
+            "LOCATION": "redis://localhost:6379/0",   # or "" for the memory tier alone
+            "TIMEOUT": 300,
+            "OPTIONS": {"namespace": "shop", "memory_max_bytes": 64 * 2**20},
+        }
+    }
+
+Django's semantics throughout, as its own locmem and Redis backends have them: TIMEOUT is
+the default, ``None`` keeps a value forever, ``0`` or less expires it at once (deletes);
+KEY_PREFIX, VERSION and KEY_FUNCTION build keys through ``make_and_validate_key`` (so
+memcached-unsafe keys warn with CacheKeyWarning); every ``get`` returns a fresh copy.
+
+Values are serialized by the backend (``OPTIONS["serializer"]``, pickle by default, as in
+Django's own backends: whoever configures ``CACHES`` trusts what the cache holds; set
+``signing_key`` if others can write to the Redis) and stored through the manager as bytes,
+with their absolute expiry in front, so ``touch`` and ``incr`` can keep or move it.
+
+``caches["default"].herd`` is the CacheManager behind it: coalesced loads, tags,
+``@herd.cached`` (its values use the same serializer for Redis). ``get_or_set`` with a
+callable is coalesced: one caller runs it, concurrent callers wait for its value.
+
+With LOCATION empty, Django's keys live in the memory tier (one process). With a Redis
+URL they live in Redis only, read on every ``get`` as with Django's own Redis backend:
+a ``set`` is not broadcast to other instances' memory tiers, and a value set by one
+process must be what the next request reads in any other (sessions). Resources of
+``.herd`` keep both tiers.
+
+Every backend instance with the same LOCATION and OPTIONS shares one manager (Django
+makes an instance per thread and calls ``close()`` after every request): ``close()``
+leaves it running. MAX_ENTRIES / CULL_FREQUENCY do not apply: the memory tier is bounded
+in bytes (``memory_max_bytes``).
+
+``add``, ``incr`` and ``touch`` read, then write: the sync methods hold a process-wide
+lock, so threads of one process do not lose updates; the async ones cannot hold it across
+an await, and across processes none is atomic yet.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import struct
+import threading
+import time
+from typing import Any, Callable
+
+from django.core.cache.backends.base import DEFAULT_TIMEOUT, BaseCache
+from django.core.exceptions import ImproperlyConfigured
+from django.utils.module_loading import import_string
+
+from . import CacheManager, Key, Policy
+from .serializers import Serializer, resolve
+
+RESOURCE = "django"  # the manager resource Django's keys live under
+FOREVER = 100 * 365 * 86400.0  # timeout=None: the longest TTL the engine is given
+MANAGER_OPTIONS = frozenset(
+    {"namespace", "policies", "default_policy", "memory_max_bytes", "signing_key", "lock_timeout",
+     "max_concurrent_loads", "clock"}
+)
+_EXPIRY = struct.Struct("!d")  # absolute wall-clock expiry in seconds; inf = never
+
+_managers: dict[tuple[str, str], tuple[CacheManager, threading.Lock]] = {}
+_managers_lock = threading.Lock()
+
+
+class HerdCache(BaseCache):
+    def __init__(self, server: str, params: dict[str, Any]) -> None:
+        super().__init__(params)
+        options = dict(params.get("OPTIONS") or {})
+        for name in ("MAX_ENTRIES", "CULL_FREQUENCY"):
+            if name in options:
+                raise ImproperlyConfigured(f"herdcache: OPTIONS[{name!r}] does not apply; the memory tier is bounded "
+                                           "in bytes: set OPTIONS['memory_max_bytes']")
+        unknown = set(options) - MANAGER_OPTIONS - {"serializer"}
+        if unknown:
+            raise ImproperlyConfigured(f"herdcache: unknown OPTIONS {sorted(unknown)}; "
+                                       f"known: {sorted(MANAGER_OPTIONS | {'serializer'})}")
+        self._serializer = _serializer(options.get("serializer", "pickle"))
+        clock = options.get("clock")
+        self._now: Callable[[], float] = clock.time if clock is not None else time.time
+        self.herd, self._lock = _shared_manager(server or "", options, self._serializer)
+        self._sync = self.herd.sync
+
+    # --- encoding -----------------------------------------------------------------------
+
+    def _key(self, key: Any, version: int | None) -> Key:
+        return self.herd.key(RESOURCE, self.make_and_validate_key(key, version=version))
+
+    def _ttl(self, timeout: Any) -> float | None:
+        """Seconds to live, or None for forever; <= 0 means expire now."""
+        if timeout is DEFAULT_TIMEOUT:
+            timeout = self.default_timeout
+        return None if timeout is None else float(timeout)
+
+    def _pack(self, value: Any, ttl: float | None) -> bytes:
+        expires = math.inf if ttl is None else self._now() + ttl
+        return _EXPIRY.pack(expires) + self._serializer.dumps(value)
+
+    def _repack(self, blob: bytes, ttl: float | None) -> bytes:
+        return _EXPIRY.pack(math.inf if ttl is None else self._now() + ttl) + blob[_EXPIRY.size :]
+
+    def _unpack(self, blob: bytes) -> Any:
+        return self._serializer.loads(blob[_EXPIRY.size :])
+
+    def _remaining(self, blob: bytes) -> float | None:
+        (expires,) = _EXPIRY.unpack_from(blob)
+        return None if math.isinf(expires) else expires - self._now()
+
+    # --- sync API -----------------------------------------------------------------------
+
+    def get(self, key: Any, default: Any = None, version: int | None = None) -> Any:
+        blob = self._sync.get(self._key(key, version))
+        return default if blob is None else self._unpack(blob)
+
+    def set(self, key: Any, value: Any, timeout: Any = DEFAULT_TIMEOUT, version: int | None = None) -> None:
+        k, ttl = self._key(key, version), self._ttl(timeout)
+        self._write(k, self._pack(value, ttl), ttl)
+
+    def _write(self, k: Key, blob: bytes, ttl: float | None) -> None:
+        if ttl is not None and ttl <= 0:
+            self._sync.delete(k)
+        else:
+            self._sync.set(k, blob, ttl=FOREVER if ttl is None else ttl)
+
+    def add(self, key: Any, value: Any, timeout: Any = DEFAULT_TIMEOUT, version: int | None = None) -> bool:
+        k, ttl = self._key(key, version), self._ttl(timeout)
+        blob = self._pack(value, ttl)
+        with self._lock:
+            if self._sync.get(k) is not None:
+                return False
+            self._write(k, blob, ttl)
+            return True
+
+    def touch(self, key: Any, timeout: Any = DEFAULT_TIMEOUT, version: int | None = None) -> bool:
+        k, ttl = self._key(key, version), self._ttl(timeout)
+        with self._lock:
+            blob = self._sync.get(k)
+            if blob is None:
+                return False
+            self._write(k, self._repack(blob, ttl), ttl)
+            return True
+
+    def incr(self, key: Any, delta: int = 1, version: int | None = None) -> Any:
+        k = self._key(key, version)
+        with self._lock:
+            blob = self._sync.get(k)
+            remaining = None if blob is None else self._remaining(blob)
+            if blob is None or (remaining is not None and remaining <= 0):
+                raise ValueError(f"Key '{key}' not found")
+            value = self._unpack(blob) + delta
+            self._write(k, self._pack(value, remaining), remaining)  # keeps the expiry, as locmem does
+        return value
+
+    def delete(self, key: Any, version: int | None = None) -> bool:
+        return self._sync.delete(self._key(key, version))
+
+    def has_key(self, key: Any, version: int | None = None) -> bool:
+        return self._sync.get(self._key(key, version)) is not None
+
+    def get_or_set(self, key: Any, default: Any, timeout: Any = DEFAULT_TIMEOUT, version: int | None = None) -> Any:
+        k, ttl = self._key(key, version), self._ttl(timeout)
+        if ttl is not None and ttl <= 0:  # nothing is stored; Django returns the default
+            blob = self._sync.get(k)
+            return self._unpack(blob) if blob is not None else (default() if callable(default) else default)
+        loader = self._loader(default, ttl)
+        return self._unpack(self._sync.get_or_load(k, loader, ttl=FOREVER if ttl is None else ttl))
+
+    def _loader(self, default: Any, ttl: float | None) -> Callable[[], bytes]:
+        return lambda: self._pack(default() if callable(default) else default, ttl)
+
+    def clear(self) -> None:
+        self._sync.clear()  # the whole namespace: what Django's clear() means
+
+    def close(self, **kwargs: Any) -> None:
+        """Django calls this after every request; the shared manager keeps running."""
+
+    # --- async API: the manager's own coroutines, no thread hop ------------------------
+
+    async def aget(self, key: Any, default: Any = None, version: int | None = None) -> Any:
+        blob = await self.herd.get(self._key(key, version))
+        return default if blob is None else self._unpack(blob)
+
+    async def aset(self, key: Any, value: Any, timeout: Any = DEFAULT_TIMEOUT, version: int | None = None) -> None:
+        k, ttl = self._key(key, version), self._ttl(timeout)
+        await self._awrite(k, self._pack(value, ttl), ttl)
+
+    async def _awrite(self, k: Key, blob: bytes, ttl: float | None) -> None:
+        if ttl is not None and ttl <= 0:
+            await self.herd.delete(k)
+        else:
+            await self.herd.set(k, blob, ttl=FOREVER if ttl is None else ttl)
+
+    async def aadd(self, key: Any, value: Any, timeout: Any = DEFAULT_TIMEOUT, version: int | None = None) -> bool:
+        k, ttl = self._key(key, version), self._ttl(timeout)
+        blob = self._pack(value, ttl)
+        if await self.herd.get(k) is not None:
+            return False
+        await self._awrite(k, blob, ttl)
+        return True
+
+    async def atouch(self, key: Any, timeout: Any = DEFAULT_TIMEOUT, version: int | None = None) -> bool:
+        k, ttl = self._key(key, version), self._ttl(timeout)
+        blob = await self.herd.get(k)
+        if blob is None:
+            return False
+        await self._awrite(k, self._repack(blob, ttl), ttl)
+        return True
+
+    async def aincr(self, key: Any, delta: int = 1, version: int | None = None) -> Any:
+        k = self._key(key, version)
+        blob = await self.herd.get(k)
+        remaining = None if blob is None else self._remaining(blob)
+        if blob is None or (remaining is not None and remaining <= 0):
+            raise ValueError(f"Key '{key}' not found")
+        value = self._unpack(blob) + delta
+        await self._awrite(k, self._pack(value, remaining), remaining)
+        return value
+
+    async def adelete(self, key: Any, version: int | None = None) -> bool:
+        return await self.herd.delete(self._key(key, version))
+
+    async def ahas_key(self, key: Any, version: int | None = None) -> bool:
+        return await self.herd.get(self._key(key, version)) is not None
+
+    async def aget_many(self, keys: Any, version: int | None = None) -> dict[Any, Any]:
+        keys = list(keys)
+        blobs = await asyncio.gather(*(self.herd.get(self._key(key, version)) for key in keys))
+        return {key: self._unpack(blob) for key, blob in zip(keys, blobs) if blob is not None}
+
+    async def aset_many(self, data: dict[Any, Any], timeout: Any = DEFAULT_TIMEOUT, version: int | None = None) -> list:
+        ttl = self._ttl(timeout)
+        writes = [(self._key(key, version), self._pack(value, ttl)) for key, value in data.items()]
+        await asyncio.gather(*(self._awrite(k, blob, ttl) for k, blob in writes))
+        return []
+
+    async def adelete_many(self, keys: Any, version: int | None = None) -> None:
+        await asyncio.gather(*(self.herd.delete(self._key(key, version)) for key in keys))
+
+    async def aget_or_set(self, key: Any, default: Any, timeout: Any = DEFAULT_TIMEOUT, version: int | None = None) -> Any:
+        k, ttl = self._key(key, version), self._ttl(timeout)
+        if ttl is not None and ttl <= 0:
+            blob = await self.herd.get(k)
+            return self._unpack(blob) if blob is not None else (default() if callable(default) else default)
+        blob = await self.herd.get_or_load(k, self._loader(default, ttl), ttl=FOREVER if ttl is None else ttl)
+        return self._unpack(blob)
+
+    async def aclear(self) -> None:
+        await self.herd.clear()
+
+    async def aclose(self, **kwargs: Any) -> None:
+        """See close()."""
+
+
+class _Stored:
+    """The manager's serializer: the backend's values arrive as bytes already (kept as
+    they are); anything else (``@herd.cached`` results) uses the backend's serializer."""
+
+    name = "django"
+
+    def __init__(self, values: Serializer) -> None:
+        self._values = values
+
+    def dumps(self, value: Any) -> bytes:
+        if type(value) is bytes:
+            return b"b" + value
+        return b"v" + self._values.dumps(value)
+
+    def loads(self, data: bytes) -> Any:
+        tag, body = data[:1], data[1:]
+        if tag == b"b":
+            return bytes(body)
+        if tag == b"v":
+            return self._values.loads(body)
+        raise ValueError("not a herdcache.django payload")
+
+
+def _serializer(option: Any) -> Serializer:
+    """"pickle" | "json" | "msgpack", a dotted path to a class (Django's style), a class or an instance."""
+    if isinstance(option, str) and "." in option:
+        option = import_string(option)
+    if isinstance(option, type):
+        option = option()
+    try:
+        return resolve(option)
+    except (TypeError, ValueError) as exc:
+        raise ImproperlyConfigured(f"herdcache: OPTIONS['serializer']: {exc}") from None
+
+
+def _shared_manager(location: str, options: dict[str, Any], values: Serializer) -> tuple[CacheManager, threading.Lock]:
+    # Policies, clocks and serializers have stable reprs for the life of the settings.
+    identity = (location, repr(sorted(options.items())))
+    with _managers_lock:
+        shared = _managers.get(identity)
+        if shared is None:
+            kwargs = {k: v for k, v in options.items() if k in MANAGER_OPTIONS}
+            policies = dict(kwargs.pop("policies", None) or {})
+            if RESOURCE in policies:
+                raise ImproperlyConfigured(f"herdcache: the resource {RESOURCE!r} is the backend's own; "
+                                           "its TTLs come from TIMEOUT and each call's timeout")
+            # Every write passes its exact ttl; with Redis, Django's keys skip the memory
+            # tier (see the module docstring).
+            policies[RESOURCE] = Policy(ttl=300, stale=0, jitter=0, memory=not location)
+            kwargs.setdefault("namespace", "django")
+            try:
+                manager = CacheManager(redis_url=location or None, policies=policies, serializer=_Stored(values), **kwargs)
+            except (TypeError, ValueError) as exc:
+                raise ImproperlyConfigured(f"herdcache: {exc}") from exc
+            shared = _managers[identity] = (manager, threading.Lock())
+        return shared

@@ -1,0 +1,286 @@
+"""The admin endpoints for a FastAPI app.
+
+    from fastapi import Depends
+    from herdcache.fastapi import admin_router
+
+    app.include_router(admin_router(cache, dependencies=[Depends(require_admin)]), prefix="/api/cache")
+
+``POST /invalidate``, ``GET /stats``, ``POST /warm``, ``GET /health`` and ``GET /metrics``
+on top of the manager's public API. Invalidations go through the manager, so with Redis
+they reach every instance. Bodies are pydantic models with unknown fields forbidden: a
+malformed body is a 422 naming the reason, never a 500.
+"""
+
+from __future__ import annotations
+
+import inspect
+import logging
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Literal, Optional
+
+from fastapi import APIRouter, HTTPException, Request, Response
+from fastapi.exceptions import RequestValidationError
+from fastapi.params import Depends
+from fastapi.routing import APIRoute
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from . import _binding
+from ._binding import BadArguments, bind
+from .manager import UnknownResource
+from .prometheus import HerdcacheCollector
+
+if TYPE_CHECKING:
+    from .manager import CacheManager
+
+log = logging.getLogger("herdcache")
+
+HealthCheck = Callable[[], "Mapping[str, Any] | Awaitable[Mapping[str, Any]]"]
+"""Returns a dict with ``"ok": bool`` plus any details; raising counts as not ok."""
+
+MAX_ARGS = 64
+_UNPARSABLE = "There was an error parsing the body"  # FastAPI's 400 for a body json.loads chokes on
+
+
+class _Body(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    @model_validator(mode="after")
+    def _utf8(self) -> _Body:
+        # JSON may carry lone surrogates ("\ud800"); keys are UTF-8, so refuse them here.
+        for name, value in self:
+            _check_text(value, name)
+        return self
+
+
+def _check_text(value: Any, where: str) -> None:
+    if isinstance(value, str):
+        try:
+            value.encode()
+        except UnicodeEncodeError:
+            raise ValueError(f"{where}: strings must be valid UTF-8 (no lone surrogates)") from None
+    elif isinstance(value, dict):
+        for k, v in value.items():
+            _check_text(k, where)
+            _check_text(v, f"{where}.{k}")
+    elif isinstance(value, list):
+        for i, v in enumerate(value):
+            _check_text(v, f"{where}[{i}]")
+
+
+class InvalidateRequest(_Body):
+    """Exactly one of: ``resource`` (+ ``args``/``params``, a prefix), ``tags``, ``pattern``, ``all``."""
+
+    resource: Optional[str] = Field(None, min_length=1, max_length=200, examples=["courses"])
+    args: list[Any] = Field(default_factory=list, max_length=MAX_ARGS, description="leading key arguments (a prefix)")
+    params: dict[str, Any] = Field(default_factory=dict, max_length=MAX_ARGS, description="key arguments by name")
+    tags: Optional[list[str]] = Field(None, min_length=1, max_length=1000, examples=[["org:42"]])
+    pattern: Optional[str] = Field(None, min_length=1, max_length=1000, examples=["courses:*"])
+    all: bool = Field(False, description="clear the whole namespace")
+    rewarm: bool = Field(False, description="after invalidating resource+args, run its loader again")
+
+    @model_validator(mode="after")
+    def _one_mode(self) -> InvalidateRequest:
+        given = [m for m in ("resource", "tags", "pattern") if getattr(self, m) is not None] + (["all"] if self.all else [])
+        if len(given) != 1:
+            raise ValueError(f"give exactly one of resource, tags, pattern or all=true; got {given or 'none'}")
+        if given != ["resource"] and (self.args or self.params or self.rewarm):
+            raise ValueError("args, params and rewarm go with resource")
+        if self.tags is not None and not all(self.tags):
+            raise ValueError("tags must be non-empty strings")
+        return self
+
+
+class InvalidateResult(BaseModel):
+    mode: Literal["resource", "tags", "pattern", "all"]
+    invalidated: int = Field(description="entries removed from this instance's view of the cache")
+    resource: Optional[str] = None
+    prefix: Optional[list[Any]] = Field(None, description="the key arguments the resource was invalidated by")
+    tags: Optional[list[str]] = None
+    pattern: Optional[str] = None
+    rewarmed: Optional[str] = Field(None, description="the key loaded again when rewarm was asked for")
+
+
+class WarmRequest(_Body):
+    resource: str = Field(min_length=1, max_length=200, examples=["courses"])
+    args: list[Any] = Field(default_factory=list, max_length=MAX_ARGS)
+    params: dict[str, Any] = Field(default_factory=dict, max_length=MAX_ARGS)
+
+
+class WarmResult(BaseModel):
+    resource: str
+    key: str
+
+
+class HealthReport(BaseModel):
+    status: Literal["ok", "unavailable"]
+    checks: dict[str, dict[str, Any]]
+
+
+def admin_router(
+    cache: CacheManager,
+    *,
+    dependencies: Sequence[Depends] | None = None,
+    allow_unauthenticated: bool = False,
+    health_checks: Mapping[str, HealthCheck] | None = None,
+    registry: CollectorRegistry | None = None,
+    tags: Sequence[str] = ("herdcache",),
+) -> APIRouter:
+    """The admin APIRouter. ``dependencies`` guard every endpoint (e.g. ``Depends(require_admin)``);
+    without any it refuses to build unless ``allow_unauthenticated=True``.
+
+    ``health_checks`` adds named checks to ``/health`` beside ``redis`` (a PostgreSQL
+    listener's, for one). ``registry``: serve this CollectorRegistry at ``/metrics`` with
+    the cache's collector registered into it; by default a private one holding only it."""
+    dependencies = list(dependencies or [])
+    if not dependencies and not allow_unauthenticated:
+        raise ValueError(
+            "admin_router needs dependencies=[Depends(...)] that authenticate the caller "
+            "(it can clear the cache); pass allow_unauthenticated=True to expose it without one"
+        )
+    checks: dict[str, HealthCheck] = {"redis": lambda: _redis_health(cache), **(health_checks or {})}
+    if registry is None:
+        registry = CollectorRegistry(auto_describe=True)
+    registry.register(HerdcacheCollector(cache))
+    router = APIRouter(dependencies=dependencies, tags=list(tags), route_class=_AdminRoute)
+
+    @router.post("/invalidate", response_model=InvalidateResult, summary="Invalidate cached entries")
+    async def invalidate(body: InvalidateRequest) -> InvalidateResult:
+        if body.resource is not None:
+            return await _invalidate_resource(cache, body)
+        if body.tags is not None:
+            return InvalidateResult(mode="tags", tags=body.tags, invalidated=await cache.invalidate_tags(*body.tags))
+        if body.pattern is not None:
+            return InvalidateResult(
+                mode="pattern", pattern=body.pattern, invalidated=await cache.invalidate_pattern(body.pattern)
+            )
+        return InvalidateResult(mode="all", invalidated=await cache.clear())
+
+    @router.get("/stats", summary="Counters per resource and per tier")
+    async def stats() -> dict[str, Any]:
+        return cache.stats()
+
+    @router.post(
+        "/warm", response_model=WarmResult, summary="Run a registered loader now",
+        responses={404: {"description": "no cached function is registered for the resource"},
+                   502: {"description": "the loader raised"}},
+    )
+    async def warm(body: WarmRequest) -> WarmResult:
+        fn = _registered(cache, body.resource)
+        bound = _bind(fn, body.args, body.params)
+        return WarmResult(resource=body.resource, key=await _warm(cache, fn, bound))
+
+    @router.get(
+        "/health", response_model=HealthReport, summary="Redis (and other checks) state",
+        responses={503: {"model": HealthReport, "description": "a check failed"}},
+    )
+    async def health(response: Response) -> HealthReport:
+        results = {name: await _run_check(name, check) for name, check in checks.items()}
+        ok = all(r["ok"] for r in results.values())
+        response.status_code = 200 if ok else 503
+        return HealthReport(status="ok" if ok else "unavailable", checks=results)
+
+    @router.get(
+        "/metrics", summary="Prometheus text exposition", response_class=Response,
+        responses={200: {"content": {"text/plain": {}}, "description": "Prometheus text format"}},
+    )
+    async def metrics() -> Response:
+        return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
+
+    return router
+
+
+class _AdminRoute(APIRoute):
+    """Keeps every malformed body a 422 the app can render:
+
+    - FastAPI answers 400 for a body ``json.loads`` raises on beyond JSONDecodeError (JSON
+      nested past the recursion limit); here it is a 422 like any other bad body;
+    - a validation error echoes its input, and JSON may carry lone surrogates (``"\\ud800"``)
+      that the default handler cannot encode (a 500); such inputs are escaped."""
+
+    def get_route_handler(self) -> Callable[[Request], Awaitable[Response]]:
+        handler = super().get_route_handler()
+
+        async def route(request: Request) -> Response:
+            try:
+                return await handler(request)
+            except StarletteHTTPException as exc:
+                if exc.status_code != 400 or exc.detail != _UNPARSABLE or exc.__cause__ is None:
+                    raise
+                reason = f"the body could not be parsed ({type(exc.__cause__).__name__})"
+                raise RequestValidationError([{"type": "json_invalid", "loc": ("body",), "msg": reason}]) from None
+            except RequestValidationError as exc:
+                raise RequestValidationError([_escaped(e) for e in exc.errors()], body=_escaped(exc.body)) from None
+
+        return route
+
+
+def _escaped(value: Any) -> Any:
+    if isinstance(value, str):
+        return value.encode("utf-8", "backslashreplace").decode("utf-8")
+    if isinstance(value, dict):
+        return {_escaped(k): _escaped(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return type(value)(_escaped(v) for v in value)
+    return value
+
+
+async def _invalidate_resource(cache: CacheManager, body: InvalidateRequest) -> InvalidateResult:
+    resource = body.resource
+    assert resource is not None
+    fn = cache.resources.get(resource)
+    if fn is None:  # not decorated (filled by cache.set): args are the raw key prefix
+        if body.params or body.rewarm:
+            raise HTTPException(404, f"params and rewarm need a cached function registered for {resource!r}")
+        count = await cache.invalidate(resource, *body.args)
+        return InvalidateResult(mode="resource", resource=resource, prefix=body.args, invalidated=count)
+    bound = _bind(fn, body.args, body.params, partial=not body.rewarm)
+    try:
+        count = await _binding.invalidate(fn, bound)
+    except TypeError as exc:  # not a leading run of the key's arguments
+        raise HTTPException(422, f"{resource}: {exc}") from None
+    result = InvalidateResult(mode="resource", resource=resource, prefix=list(bound.arguments.values()), invalidated=count)
+    if body.rewarm:
+        result.rewarmed = await _warm(cache, fn, bound)
+    return result
+
+
+def _registered(cache: CacheManager, resource: str) -> Any:
+    try:
+        return cache.registered(resource)
+    except UnknownResource as exc:
+        raise HTTPException(404, str(exc)) from None
+
+
+def _bind(fn: Any, args: list[Any], params: dict[str, Any], *, partial: bool = False) -> inspect.BoundArguments:
+    try:
+        return bind(fn, args, params, partial=partial)
+    except BadArguments as exc:
+        raise HTTPException(422, str(exc)) from None
+
+
+async def _warm(cache: CacheManager, fn: Any, bound: inspect.BoundArguments) -> str:
+    try:
+        return await _binding.warm(cache, fn, bound)
+    except Exception as exc:
+        log.exception("warming %s failed", fn.resource)
+        raise HTTPException(502, f"the loader for {fn.resource!r} raised {type(exc).__name__}; see the server log") from None
+
+
+def _redis_health(cache: CacheManager) -> dict[str, Any]:
+    redis = dict(cache.stats()["redis"])
+    # Memory only is a configuration, not a failure; a configured Redis must be connected.
+    redis["ok"] = not redis.get("configured") or bool(redis.get("connected"))
+    return redis
+
+
+async def _run_check(name: str, check: HealthCheck) -> dict[str, Any]:
+    try:
+        result = check()
+        if inspect.isawaitable(result):
+            result = await result
+        return {**result, "ok": bool(result.get("ok"))}
+    except Exception as exc:  # a failing check is a report, not a 500
+        log.warning("health check %s raised %r", name, exc)
+        return {"ok": False, "error": type(exc).__name__}

@@ -1,0 +1,149 @@
+"""Prometheus metrics for a CacheManager: a custom collector over ``cache.stats()``.
+
+    from prometheus_client import CollectorRegistry
+    from herdcache.prometheus import HerdcacheCollector
+
+    registry.register(HerdcacheCollector(cache))   # the app's own registry, or REGISTRY
+
+Nothing is counted twice: every scrape reads the engine's counters, so the collector
+keeps no state and can join any registry. Families (seconds and bytes, per Prometheus
+conventions):
+
+    herdcache_hits_total{resource,tier}      tier = memory | redis
+    herdcache_misses_total{resource,tier}
+    herdcache_stale_served_total{resource}   herdcache_loads_total{resource}
+    herdcache_load_errors_total{resource}    herdcache_coalesced_total{resource}
+    herdcache_errors_total{resource}
+    herdcache_load_seconds{resource,quantile}   summary: loader (database) time
+    herdcache_miss_seconds{resource,quantile}   summary: what a miss cost its caller
+    herdcache_memory_bytes / _entries / _max_bytes (gauges),
+    herdcache_memory_evictions_total / _expirations_total / _rejected_total
+    herdcache_redis_up, herdcache_redis_configured, herdcache_redis_latency_seconds,
+    herdcache_redis_circuit{state}, herdcache_redis_errors_total, and the engine's other
+    Redis counters and gauges (reconnects, timeouts, journal_pending, ...) when reported
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Any
+
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
+
+if TYPE_CHECKING:
+    from .manager import CacheManager
+
+TIERS = ("memory", "redis")
+QUANTILES = (("0.5", "p50"), ("0.95", "p95"), ("0.99", "p99"))
+RESOURCE_COUNTERS = {
+    "stale_served": "Values served stale while one refresh ran.",
+    "loads": "Loader runs (database fetches).",
+    "load_errors": "Loader runs that raised.",
+    "coalesced": "Callers that waited on another caller's load instead of loading.",
+    "errors": "Cache faults (e.g. Redis unreachable) absorbed without failing the caller.",
+}
+MEMORY_GAUGES = {"bytes": "Bytes held by the memory tier.", "entries": "Entries in the memory tier.",
+                 "max_bytes": "The memory tier's bound in bytes."}
+MEMORY_COUNTERS = {"evictions": "Entries evicted to stay under max_bytes.",
+                   "expirations": "Entries dropped because they expired.",
+                   "rejected": "Values too large for the memory tier."}
+CIRCUIT_STATES = ("closed", "open", "half_open", "disabled")
+# Further fields of stats()["redis"], exported when the engine reports them.
+REDIS_COUNTERS = {
+    "timeouts": "Redis calls that timed out.",
+    "rejected": "Redis calls refused while the circuit was open.",
+    "reconnects": "Reconnections to Redis.",
+    "invalidations_received": "Invalidations heard from other instances.",
+    "invalidations_malformed": "Invalidation messages that could not be read.",
+    "memory_flushes": "Memory tier flushes after the invalidation channel was lost.",
+    "writes_refused": "Writes refused because an invalidation revoked their lease.",
+    "journal_overflows": "Invalidations that did not fit the outage journal.",
+}
+REDIS_GAUGES = {
+    "pending": "Redis requests queued or in flight.",
+    "consecutive_failures": "Redis failures in a row.",
+    "subscriber_connected": "1 while the invalidation subscriber is connected.",
+    "journal_pending": "Invalidations journaled during an outage, not yet replayed.",
+}
+
+
+class HerdcacheCollector(Collector):
+    def __init__(self, cache: CacheManager, prefix: str = "herdcache") -> None:
+        self.cache = cache
+        self.prefix = prefix
+
+    def collect(self) -> Iterator[Metric]:
+        return iter(self._families(self.cache.stats()))
+
+    def describe(self) -> Iterator[Metric]:
+        # The same families without samples: lets a registry detect duplicate names.
+        return iter(self._families({}))
+
+    def _families(self, stats: dict[str, Any]) -> list[Metric]:
+        p = self.prefix
+        resources: dict[str, Any] = stats.get("resources", {})
+        hits = CounterMetricFamily(f"{p}_hits", "Lookups answered by a tier.", labels=["resource", "tier"])
+        misses = CounterMetricFamily(f"{p}_misses", "Lookups a tier could not answer.", labels=["resource", "tier"])
+        per_resource = {
+            name: CounterMetricFamily(f"{p}_{name}", doc, labels=["resource"]) for name, doc in RESOURCE_COUNTERS.items()
+        }
+        load = _summary(f"{p}_load_seconds", "Loader (database) latency per resource.")
+        miss = _summary(f"{p}_miss_seconds", "Latency of a miss as its caller saw it, per resource.")
+        for resource, r in sorted(resources.items()):
+            for tier in TIERS:
+                tier_stats = r.get(tier, {})
+                hits.add_metric([resource, tier], tier_stats.get(f"{tier}_hits", 0))
+                misses.add_metric([resource, tier], tier_stats.get(f"{tier}_misses", 0))
+            for name, family in per_resource.items():
+                family.add_metric([resource], r.get(name, 0))
+            _observe(load, resource, r.get("load_ms", {}))
+            _observe(miss, resource, r.get("miss_ms", {}))
+        families: list[Metric] = [hits, misses, *per_resource.values(), load, miss]
+        families += self._memory(stats.get("memory"))
+        families += self._redis(stats.get("redis"))
+        return families
+
+    def _memory(self, memory: dict[str, Any] | None) -> list[Metric]:
+        p = self.prefix
+        gauges = [GaugeMetricFamily(f"{p}_memory_{n}", doc) for n, doc in MEMORY_GAUGES.items()]
+        counters = [CounterMetricFamily(f"{p}_memory_{n}", doc) for n, doc in MEMORY_COUNTERS.items()]
+        if memory is not None:
+            for family, name in zip(gauges + counters, [*MEMORY_GAUGES, *MEMORY_COUNTERS]):
+                family.add_metric([], memory.get(name, 0))
+        return gauges + counters
+
+    def _redis(self, redis: dict[str, Any] | None) -> list[Metric]:
+        p = self.prefix
+        up = GaugeMetricFamily(f"{p}_redis_up", "1 while the Redis tier is connected.")
+        configured = GaugeMetricFamily(f"{p}_redis_configured", "1 when a redis_url is configured.")
+        latency = GaugeMetricFamily(f"{p}_redis_latency_seconds", "Latest measured Redis round trip.")
+        circuit = GaugeMetricFamily(f"{p}_redis_circuit", "The circuit breaker's state (1 = current).", labels=["state"])
+        errors = CounterMetricFamily(f"{p}_redis_errors", "Redis faults absorbed by the cache.")
+        extra = [CounterMetricFamily(f"{p}_redis_{n}", doc) for n, doc in REDIS_COUNTERS.items()]
+        extra += [GaugeMetricFamily(f"{p}_redis_{n}", doc) for n, doc in REDIS_GAUGES.items()]
+        if redis is not None:
+            for family, name in zip(extra, [*REDIS_COUNTERS, *REDIS_GAUGES]):
+                if redis.get(name) is not None:
+                    family.add_metric([], float(redis[name]))
+            up.add_metric([], 1 if redis.get("connected") else 0)
+            configured.add_metric([], 1 if redis.get("configured") else 0)
+            if redis.get("latency_ms") is not None:
+                latency.add_metric([], redis["latency_ms"] / 1000.0)
+            current = str(redis.get("circuit", "disabled"))
+            for state in dict.fromkeys((*CIRCUIT_STATES, current)):
+                circuit.add_metric([state], 1 if state == current else 0)
+            errors.add_metric([], redis.get("errors", 0))
+        return [up, configured, latency, circuit, errors, *extra]
+
+
+def _summary(name: str, documentation: str) -> Metric:
+    # prometheus_client's SummaryMetricFamily has no quantiles; a plain Metric can carry them.
+    return Metric(name, documentation, "summary")
+
+
+def _observe(summary: Metric, resource: str, ms: dict[str, Any]) -> None:
+    for quantile, field in QUANTILES:
+        summary.add_sample(summary.name, {"resource": resource, "quantile": quantile}, ms.get(field, 0.0) / 1000.0)
+    summary.add_sample(f"{summary.name}_count", {"resource": resource}, ms.get("count", 0))
+    summary.add_sample(f"{summary.name}_sum", {"resource": resource}, ms.get("sum", 0.0) / 1000.0)
