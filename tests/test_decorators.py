@@ -1,6 +1,7 @@
 """@cache.cached: key binding, the fast path's agreement with the slow path, helpers."""
 
 import asyncio
+import inspect
 
 import pytest
 
@@ -49,18 +50,33 @@ async def test_binding_errors_are_type_errors_like_pythons(cache):
     async def fetch(org_id, semester=1, *, lang="en"):
         return 1
 
-    with pytest.raises(TypeError, match="missing required argument 'org_id'"):
+    with pytest.raises(TypeError, match="missing .*argument.*'org_id'"):
         await fetch()
     with pytest.raises(TypeError, match="multiple values"):
         await fetch("o1", org_id="o2")
     with pytest.raises(TypeError, match="unexpected keyword"):
         await fetch("o1", nope=1)
-    with pytest.raises(TypeError, match="positional arguments"):
+    with pytest.raises(TypeError, match="positional argument"):
         await fetch("o1", 1, 2)
     with pytest.raises(TypeError, match="cannot build a cache key"):
         await fetch(object())
     assert await fetch("o1", lang="fr") == 1
     assert fetch.key("o1", lang="fr") != fetch.key("o1")
+
+
+async def test_generated_wrapper_keeps_parameter_kinds(cache):
+    @cache.cached("kinds")
+    async def f(a, /, b, *, c=3):
+        return (a, b, c)
+
+    assert await f(1, 2) == (1, 2, 3)
+    assert await f(1, b=2, c=4) == (1, 2, 4)
+    assert f.key(1, 2) == cache.key("kinds", 1, 2, 3)
+    with pytest.raises(TypeError):
+        await f(a=1, b=2)  # positional-only stays positional-only
+    with pytest.raises(TypeError):
+        await f(1, 2, 4)  # keyword-only stays keyword-only
+    assert inspect.signature(f) == inspect.signature(f.uncached)
 
 
 async def test_var_args_and_kwargs_are_keyed(cache):

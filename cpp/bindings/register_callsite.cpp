@@ -156,6 +156,26 @@ void pin_entry(void* ctx, const Handle& value, const EntryMeta& meta) {
   pinned->meta = meta;
 }
 
+// The memory lookup of a key just built: the value on a fresh hit, else MISS.
+PyObject* lookup_built(CallSite* site, Engine& engine, KeyBuilder& builder) {
+  KeyBuilder::View key = builder.finish_view();
+  Pinned pinned;
+  Lookup found = engine.lookup(key.str, key.hash, *site->resource, pin_entry, &pinned);
+  if (found == Lookup::Fresh) {
+    const Policy& policy = site->resource->policy;
+    if (policy.early_refresh <= 0 ||
+        !engine.should_refresh_early(policy, pinned.meta, engine.clock().monotonic_ns())) {
+      return pinned.value;
+    }
+    // XFetch chose this read to refresh early: the slow path serves the value and starts
+    // the refresh. It runs next on this thread, before any other lookup can.
+    early_refresh_chosen = true;
+  }
+  Py_XDECREF(pinned.value);
+  Py_INCREF(MISS);
+  return MISS;
+}
+
 // lookup(args, kwargs) -> the cached object on a fresh memory hit, else MISS.
 PyObject* site_lookup(PyObject* capsule, PyObject* const* argv, Py_ssize_t nargs) {
   PyObject *args, *kwargs;
@@ -168,22 +188,40 @@ PyObject* site_lookup(PyObject* capsule, PyObject* const* argv, Py_ssize_t nargs
     thread_local KeyBuilder builder;
     builder.restart(site->prefix);
     bind_and_encode(*site, args, kwargs, builder);
-    KeyBuilder::View key = builder.finish_view();
-    Pinned pinned;
-    Lookup found = engine.lookup(key.str, key.hash, *site->resource, pin_entry, &pinned);
-    if (found == Lookup::Fresh) {
-      const Policy& policy = site->resource->policy;
-      if (policy.early_refresh <= 0 ||
-          !engine.should_refresh_early(policy, pinned.meta, engine.clock().monotonic_ns())) {
-        return pinned.value;
-      }
-      // XFetch chose this read to refresh early: the slow path serves the value and starts
-      // the refresh. It runs next on this thread, before any other lookup can.
-      early_refresh_chosen = true;
-    }
-    Py_XDECREF(pinned.value);
-    Py_INCREF(MISS);
-    return MISS;
+    return lookup_built(site, engine, builder);
+  } catch (...) {
+    set_python_error_from_current_exception();
+    return nullptr;
+  }
+}
+
+// lookup_values(v1, v2, ...) -> the cached object on a fresh memory hit, else MISS. For
+// wrappers generated with the function's own signature: CPython has bound the arguments
+// already, and passes the key's values in signature order, without a tuple or a dict.
+PyObject* site_lookup_values(PyObject* capsule, PyObject* const* argv, Py_ssize_t nargs) {
+  CallSite* site = site_of(capsule);
+  try {
+    Engine& engine = site->owner->engine;
+    engine.check_open();
+    release_parked_handles();
+    thread_local KeyBuilder builder;
+    builder.restart(site->prefix);
+    for (Py_ssize_t i = 0; i < nargs; ++i) encode_value(builder, argv[i]);
+    return lookup_built(site, engine, builder);
+  } catch (...) {
+    set_python_error_from_current_exception();
+    return nullptr;
+  }
+}
+
+// key_values(v1, v2, ...) -> Key, as lookup_values builds it.
+PyObject* site_key_values(PyObject* capsule, PyObject* const* argv, Py_ssize_t nargs) {
+  CallSite* site = site_of(capsule);
+  try {
+    KeyBuilder builder;
+    builder.restart(site->prefix);
+    for (Py_ssize_t i = 0; i < nargs; ++i) encode_value(builder, argv[i]);
+    return py::cast(builder.finish()).release().ptr();
   } catch (...) {
     set_python_error_from_current_exception();
     return nullptr;
@@ -208,6 +246,12 @@ PyObject* site_key(PyObject* capsule, PyObject* const* argv, Py_ssize_t nargs) {
 
 PyMethodDef kLookupDef = {"lookup", reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)()>(site_lookup)),
                           METH_FASTCALL, "lookup(args, kwargs) -> cached value or MISS"};
+PyMethodDef kLookupValuesDef = {
+    "lookup_values", reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)()>(site_lookup_values)),
+    METH_FASTCALL, "lookup_values(*key_values) -> cached value or MISS"};
+PyMethodDef kKeyValuesDef = {
+    "key_values", reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)()>(site_key_values)),
+    METH_FASTCALL, "key_values(*key_values) -> Key"};
 PyMethodDef kKeyDef = {"key", reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)()>(site_key)),
                        METH_FASTCALL, "key(args, kwargs) -> Key"};
 
@@ -239,8 +283,11 @@ py::tuple make_callsite(std::shared_ptr<EngineHandle> owner, const std::string& 
   });
   py::object lookup = py::reinterpret_steal<py::object>(PyCFunction_New(&kLookupDef, capsule.ptr()));
   py::object key = py::reinterpret_steal<py::object>(PyCFunction_New(&kKeyDef, capsule.ptr()));
-  if (!lookup || !key) throw py::error_already_set();
-  return py::make_tuple(lookup, key);
+  py::object lookup_values =
+      py::reinterpret_steal<py::object>(PyCFunction_New(&kLookupValuesDef, capsule.ptr()));
+  py::object key_values = py::reinterpret_steal<py::object>(PyCFunction_New(&kKeyValuesDef, capsule.ptr()));
+  if (!lookup || !key || !lookup_values || !key_values) throw py::error_already_set();
+  return py::make_tuple(lookup, key, lookup_values, key_values);
 }
 
 }  // namespace

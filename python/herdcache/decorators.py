@@ -53,7 +53,7 @@ def cached(m: CacheManager, resource: str, *, tags: Any = None, ttl: float | Non
         unknown = ignore - set(names)
         if unknown:
             raise ValueError(f"ignore names parameters {sorted(unknown)} that {fn.__qualname__} does not have")
-        lookup, make_key = _native.callsite(m._engine, resource, params)
+        lookup, make_key, lookup_values, key_values = _native.callsite(m._engine, resource, params)
 
         def tags_for(args: tuple, kwargs: dict) -> list[str]:
             return static_tags + _tag_list(tags(*args, **kwargs)) if tags is not None else static_tags
@@ -71,18 +71,40 @@ def cached(m: CacheManager, resource: str, *, tags: Any = None, ttl: float | Non
                 raise TypeError("invalidate() takes a leading run of the key's arguments")
             return tuple(prefix)
 
-        if inspect.iscoroutinefunction(fn):
+        is_async = inspect.iscoroutinefunction(fn)
+
+        async def miss_async(key: Any, loader: Callable, tag_list: list[str]) -> Any:
+            m._ready()
+            return await _ops.get_or_load(m, ASYNC, key, loader, tag_list, ttl, counted=False)
+
+        def miss_sync(key: Any, loader: Callable, tag_list: list[str]) -> Any:
+            m._ready()
+            return drive(_ops.get_or_load(m, SYNC, key, loader, tag_list, ttl, counted=False))
+
+        wrapper = _generated_wrapper(
+            fn, signature, [p[4] for p in params], is_async,
+            lookup_values, key_values, miss_async if is_async else miss_sync,
+            (lambda *a, **k: static_tags + _tag_list(tags(*a, **k))) if tags is not None else (lambda *a, **k: static_tags),
+        )
+        if wrapper is None and is_async:
 
             @functools.wraps(fn)
             async def wrapper(*args: Any, **kwargs: Any) -> Any:
                 value = lookup(args, kwargs)
                 if value is not MISS:
                     return value
-                m._ready()
-                key = make_key(args, kwargs)
-                return await _ops.get_or_load(
-                    m, ASYNC, key, lambda: fn(*args, **kwargs), tags_for(args, kwargs), ttl, counted=False
-                )
+                return await miss_async(make_key(args, kwargs), lambda: fn(*args, **kwargs), tags_for(args, kwargs))
+
+        elif wrapper is None:
+
+            @functools.wraps(fn)
+            def wrapper(*args: Any, **kwargs: Any) -> Any:
+                value = lookup(args, kwargs)
+                if value is not MISS:
+                    return value
+                return miss_sync(make_key(args, kwargs), lambda: fn(*args, **kwargs), tags_for(args, kwargs))
+
+        if is_async:
 
             async def invalidate(*args: Any, **kwargs: Any) -> int:
                 return await m.invalidate(resource, *prefix_of(args, kwargs))
@@ -93,17 +115,6 @@ def cached(m: CacheManager, resource: str, *, tags: Any = None, ttl: float | Non
                 return await _ops.load(m, ASYNC, key, lambda: fn(*args, **kwargs), tags_for(args, kwargs), ttl, refresh=True)
 
         else:
-
-            @functools.wraps(fn)
-            def wrapper(*args: Any, **kwargs: Any) -> Any:
-                value = lookup(args, kwargs)
-                if value is not MISS:
-                    return value
-                m._ready()
-                key = make_key(args, kwargs)
-                return drive(_ops.get_or_load(
-                    m, SYNC, key, lambda: fn(*args, **kwargs), tags_for(args, kwargs), ttl, counted=False
-                ))
 
             def invalidate(*args: Any, **kwargs: Any) -> int:
                 return m.sync.invalidate(resource, *prefix_of(args, kwargs))
@@ -123,3 +134,46 @@ def cached(m: CacheManager, resource: str, *, tags: Any = None, ttl: float | Non
         return wrapper
 
     return decorate
+
+
+_SIMPLE_KINDS = (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
+
+
+def _generated_wrapper(fn: Callable, signature: inspect.Signature, in_key: list[bool], is_async: bool,
+                       lookup_values: Callable, key_values: Callable, miss: Callable, tags_of: Callable) -> Callable | None:
+    """A wrapper with `fn`'s own parameters, so CPython binds the call (defaults, keywords)
+    and the key's values go to the native lookup as plain arguments: no *args tuple, no
+    **kwargs dict, no binding work per call. None for signatures with *args/**kwargs,
+    which take the generic path."""
+    parameters = list(signature.parameters.values())
+    if any(p.kind not in _SIMPLE_KINDS or p.name.startswith("_hc_") for p in parameters):
+        return None
+    namespace: dict[str, Any] = {
+        "_hc_lookup": lookup_values, "_hc_key": key_values, "_hc_miss": miss, "_hc_fn": fn,
+        "_hc_tags": tags_of, "_hc_MISS": MISS,
+    }
+    declared, call = [], []
+    for i, p in enumerate(parameters):
+        if p.kind == inspect.Parameter.KEYWORD_ONLY and "*" not in declared:
+            declared.append("*")
+        if p.default is not inspect.Parameter.empty:
+            namespace[f"_hc_default{i}"] = p.default
+            declared.append(f"{p.name}=_hc_default{i}")
+        else:
+            declared.append(p.name)
+        call.append(f"{p.name}={p.name}" if p.kind == inspect.Parameter.KEYWORD_ONLY else p.name)
+        if p.kind == inspect.Parameter.POSITIONAL_ONLY and (
+            i + 1 == len(parameters) or parameters[i + 1].kind != inspect.Parameter.POSITIONAL_ONLY
+        ):
+            declared.append("/")
+    values = ", ".join(p.name for p, keyed in zip(parameters, in_key) if keyed)
+    args = ", ".join(call)
+    source = (
+        f"{'async ' if is_async else ''}def wrapper({', '.join(declared)}):\n"
+        f"    value = _hc_lookup({values})\n"
+        f"    if value is not _hc_MISS:\n"
+        f"        return value\n"
+        f"    return {'await ' if is_async else ''}_hc_miss(_hc_key({values}), lambda: _hc_fn({args}), _hc_tags({args}))\n"
+    )
+    exec(compile(source, f"<herdcache wrapper of {fn.__qualname__}>", "exec"), namespace)  # noqa: S102 - fixed template
+    return functools.wraps(fn)(namespace["wrapper"])
