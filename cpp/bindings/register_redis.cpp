@@ -191,12 +191,34 @@ void register_redis(py::module_& m) {
            [](EngineHandle& e, const Key& key, std::vector<std::string> tags, const std::string& lease_token,
               double lease_seconds, Nanos refresh_before_wall, py::object bridge) {
              RedisTier& t = tier(e);
+             Resource* res = &e.engine.resource(key.resource);
              return run(bridge, [&](RedisTier::Callback cb) {
-               t.read(key, tags, lease_token, seconds_to_nanos(lease_seconds), refresh_before_wall, std::move(cb));
+               // Counted on the I/O thread as the reply arrives (the counters are atomic).
+               t.read(key, tags, lease_token, seconds_to_nanos(lease_seconds), refresh_before_wall,
+                      [res, cb = std::move(cb)](TierResult r) {
+                        if (r.status == TierResult::Status::Hit) res->counters.add(Counter::RedisHits);
+                        if (r.status == TierResult::Status::Miss) res->counters.add(Counter::RedisMisses);
+                        cb(std::move(r));
+                      });
              });
            },
            py::arg("key"), py::arg("tags"), py::arg("lease_token"), py::arg("lease_seconds"),
            py::arg("refresh_before_wall"), py::arg("bridge"))
+      .def("l2_get",
+           // A plain read (no lease, no write to follow): the two-argument fast path of get().
+           [](EngineHandle& e, const Key& key, py::object bridge) {
+             RedisTier& t = tier(e);
+             Resource* res = &e.engine.resource(key.resource);
+             static const std::vector<std::string> kNoTags;
+             return run(bridge, [&](RedisTier::Callback cb) {
+               t.read(key, kNoTags, std::string(), 0, 0, [res, cb = std::move(cb)](TierResult r) {
+                 if (r.status == TierResult::Status::Hit) res->counters.add(Counter::RedisHits);
+                 if (r.status == TierResult::Status::Miss) res->counters.add(Counter::RedisMisses);
+                 cb(std::move(r));
+               });
+             });
+           },
+           py::arg("key"), py::arg("bridge"))
       .def("l2_write",
            [](EngineHandle& e, const Key& key, py::bytes payload, Nanos fresh_until_wall,
               Nanos stale_until_wall, double load_seconds, std::vector<std::string> tags,
@@ -254,12 +276,25 @@ void register_redis(py::module_& m) {
            },
            py::arg("kind"), py::arg("targets"), py::arg("bridge"))
       .def("fill",
+           // Keeps a value read from Redis in memory for the rest of its lifetime there.
+           // With served=True it also counts the hit (and a stale one). Returns whether
+           // the value is stale now.
            [](EngineHandle& e, const Key& key, py::object value, std::size_t value_bytes,
-              std::vector<std::string> tags, Nanos fresh_until_wall, Nanos stale_until_wall, double load_seconds) {
+              std::vector<std::string> tags, Nanos fresh_until_wall, Nanos stale_until_wall,
+              double load_seconds, bool served) {
              Resource& res = e.engine.resource(key.resource);
              e.engine.store_shared(key, res, make_handle(value.ptr()), value_bytes, std::move(tags),
                                    fresh_until_wall, stale_until_wall, seconds_to_nanos(load_seconds));
-           })
+             bool stale = e.engine.clock().wall_ns() >= fresh_until_wall;
+             if (served) {
+               res.counters.add(Counter::Hits);
+               if (stale) res.counters.add(Counter::StaleServed);
+             }
+             return stale;
+           },
+           py::arg("key"), py::arg("value"), py::arg("value_bytes"), py::arg("tags"),
+           py::arg("fresh_until_wall"), py::arg("stale_until_wall"), py::arg("load_seconds"),
+           py::arg("served") = false)
       .def("wall_ns", [](EngineHandle& e) { return e.engine.clock().wall_ns(); })
       .def("count", [](EngineHandle& e, const std::string& res, const std::string& name) {
         Counters& c = e.engine.resource(res).counters;

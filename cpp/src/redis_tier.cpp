@@ -145,7 +145,10 @@ void RedisTier::read(const Key& key, const std::vector<std::string>& tags, const
                      Nanos lease_ns, Nanos refresh_before_wall, Callback cb) {
   std::vector<std::string> args{lease_token, std::to_string(std::max<Nanos>(lease_ns / kNanosPerMs, 1)),
                                 std::to_string(refresh_before_wall / kNanosPerMs)};
-  for (auto& dep : dependencies(key, tags)) args.push_back(std::move(dep));
+  // Only a read that may lead to a write (it asks for a lease) needs the versions.
+  if (!lease_token.empty()) {
+    for (auto& dep : dependencies(key, tags)) args.push_back(std::move(dep));
+  }
   eval(*read_, {key.str, lease_key(key), waiters_key(key), generation_key_}, std::move(args),
        [cb = std::move(cb)](RedisResult result) {
          if (!result.ok() || !result.reply().is_array() || result.reply().elements().empty()) {

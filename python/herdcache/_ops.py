@@ -136,22 +136,16 @@ async def get(m: CacheManager, mode: Any, key: Key) -> Any:
         if state == STALE:
             m._engine.serve_stale(key)
         return value
-    if m._engine.has_redis:
-        result = await mode.l2(m, "l2_read", key, [], "", m.lock_timeout, 0)
+    if m._has_redis:
+        result = await mode.l2(m, "l2_get", key)
         status, payload, fresh_until, stale_until, load_s, stored_tags = result[:6]
         if status == FAULT:
             m._shared_fault(key, result[8])
         elif status == HIT:
             value = _decode(m, key, payload)
             if value is not _UNUSABLE:
-                m._engine.count(key.resource, "redis_hits")
-                m._engine.fill(key, value, len(payload), stored_tags, fresh_until, stale_until, load_s)
-                m._engine.count(key.resource, "hits")
-                if m._engine.wall_ns() >= fresh_until:
-                    m._engine.count(key.resource, "stale_served")
+                m._engine.fill(key, value, len(payload), stored_tags, fresh_until, stale_until, load_s, True)
                 return value
-        else:
-            m._engine.count(key.resource, "redis_misses")
     m._engine.count_miss(key.resource)
     return None
 
@@ -207,7 +201,7 @@ async def _lead(m: CacheManager, mode: Any, key: Key, loader: Loader, tags, ttl,
     started = engine.now()
     guard = None
     try:
-        if engine.has_redis:
+        if m._has_redis:
             found, guard = await _coordinate(m, mode, key, tags, replace_before)
             if found is not None:
                 value, stale = found
@@ -271,19 +265,14 @@ async def _coordinate(m: CacheManager, mode: Any, key: Key, tags: list[str], rep
         if status == HIT:
             value = _decode(m, key, payload)
             if value is not _UNUSABLE:
-                engine.count(key.resource, "redis_hits")
-                engine.fill(key, value, len(payload), stored_tags, fresh_until, stale_until, load_s)
-                stale = engine.wall_ns() >= fresh_until
-                if lease == LEASE_GRANTED and replace_before is not None:
+                refreshing = replace_before is not None
+                stale = engine.fill(key, value, len(payload), stored_tags, fresh_until, stale_until, load_s,
+                                    not refreshing)
+                if lease == LEASE_GRANTED and refreshing:
                     return None, (token, "", [])  # ours to refresh
-                if replace_before is None:
-                    engine.count(key.resource, "hits")
-                    if stale:
-                        engine.count(key.resource, "stale_served")
                 # A stale value with the lease granted: serve it, refresh it under the lease.
                 return (value, stale), ((token, "", []) if lease == LEASE_GRANTED else None)
             return None, None  # unusable payload: load and overwrite it, unguarded
-        engine.count(key.resource, "redis_misses")
         if lease != LEASE_HELD:
             if replace_before is None:
                 engine.count_miss(key.resource)
@@ -355,7 +344,7 @@ async def _store(m: CacheManager, mode: Any, key: Key, value: Any, tags: list[st
                  guard: Any, *, replaces: bool) -> None:
     payload = m._codec.encode(value)  # raises SerializationError: nothing stored
     fresh_until, stale_until = m._engine.store(key, value, len(payload), tags, ttl, max(load_s, 0.0))
-    if m._engine.has_redis:
+    if m._has_redis:
         result = await mode.l2(m, "l2_write", key, payload, fresh_until, stale_until, load_s, tags, guard)
         if result[0] == FAULT:
             m._shared_fault(key, result[8])
@@ -374,7 +363,7 @@ async def store(m: CacheManager, mode: Any, key: Key, value: Any, tags: list[str
 
 async def invalidate(m: CacheManager, mode: Any, kind: str, targets: list[str], removed: int) -> int:
     """Broadcasts an invalidation already applied to this instance's memory tier."""
-    if m._engine.has_redis:
+    if m._has_redis:
         result = await mode.l2(m, "l2_invalidate", kind, targets)
         if result[0] == FAULT:
             m._shared_fault(None, result[8])

@@ -83,7 +83,7 @@ class CacheManager:
         self._state = _NEW
         self._instance_id = uuid.uuid4().hex
         self._bridges: dict[asyncio.AbstractEventLoop, _native.Bridge] = {}
-        self._redis_down_logged = False
+        self._has_redis = False
         self._registry: dict[str, Any] = {}
         self._tasks: set[asyncio.Future] = set()
         self._pool: concurrent.futures.ThreadPoolExecutor | None = None
@@ -125,6 +125,7 @@ class CacheManager:
         if self._state == _NEW and self.redis_url:
             # Connecting happens on the engine's I/O thread; nothing here waits for it.
             self._engine.connect_redis(self.redis_url, self._instance_id)
+            self._has_redis = True
         self._state = _STARTED
 
     def _close(self) -> None:
