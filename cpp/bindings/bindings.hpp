@@ -45,4 +45,17 @@ inline PyObject* handle_object(const Handle& handle) noexcept {
   return static_cast<PyObject*>(handle.get());
 }
 
+// A memory-tier visitor that takes a reference to the value and copies its metadata.
+struct Pinned {
+  PyObject* value = nullptr;  // a new reference when the lookup found the entry
+  EntryMeta meta{};
+};
+
+inline void pin_entry(void* ctx, const Handle& value, const EntryMeta& meta) {
+  auto* pinned = static_cast<Pinned*>(ctx);
+  pinned->value = handle_object(value);
+  Py_INCREF(pinned->value);
+  pinned->meta = meta;
+}
+
 }  // namespace herdcache::py_bindings

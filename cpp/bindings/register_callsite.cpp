@@ -144,17 +144,6 @@ bool unpack(PyObject* const* argv, Py_ssize_t nargs, PyObject** args, PyObject**
   return true;
 }
 
-struct Pinned {
-  PyObject* value = nullptr;
-  EntryMeta meta{};
-};
-
-void pin_entry(void* ctx, const Handle& value, const EntryMeta& meta) {
-  auto* pinned = static_cast<Pinned*>(ctx);
-  pinned->value = handle_object(value);
-  Py_INCREF(pinned->value);
-  pinned->meta = meta;
-}
 
 // The memory lookup of a key just built: the value on a fresh hit, else MISS.
 PyObject* lookup_built(CallSite* site, Engine& engine, KeyBuilder& builder) {

@@ -15,17 +15,6 @@ namespace {
 // get()/lookup states as Python sees them.
 constexpr int kMiss = 0, kFresh = 1, kStale = 2, kEarly = 3;
 
-struct Pinned {
-  PyObject* value = nullptr;
-  EntryMeta meta{};
-};
-
-void pin_entry(void* ctx, const Handle& value, const EntryMeta& meta) {
-  auto* pinned = static_cast<Pinned*>(ctx);
-  pinned->value = handle_object(value);
-  Py_INCREF(pinned->value);
-  pinned->meta = meta;
-}
 
 double ttl_arg(const std::optional<double>& ttl) {
   if (!ttl) return -1.0;

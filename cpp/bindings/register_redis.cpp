@@ -128,6 +128,15 @@ py::object run(py::object bridge, Start&& start) {
   return Bridge::to_python(result);
 }
 
+// Counts a read's outcome on the I/O thread as the reply arrives (the counters are atomic).
+RedisTier::Callback counted(Resource* res, RedisTier::Callback cb) {
+  return [res, cb = std::move(cb)](TierResult r) {
+    if (r.status == TierResult::Status::Hit) res->counters.add(Counter::RedisHits);
+    if (r.status == TierResult::Status::Miss) res->counters.add(Counter::RedisMisses);
+    cb(std::move(r));
+  };
+}
+
 Invalidation make_invalidation(RedisTier& t, const std::string& kind, const std::vector<std::string>& targets) {
   const std::string& origin = t.instance_id();
   if (kind == "key" && targets.size() == 1) return Invalidation::key(origin, targets[0]);
@@ -193,13 +202,8 @@ void register_redis(py::module_& m) {
              RedisTier& t = tier(e);
              Resource* res = &e.engine.resource(key.resource);
              return run(bridge, [&](RedisTier::Callback cb) {
-               // Counted on the I/O thread as the reply arrives (the counters are atomic).
                t.read(key, tags, lease_token, seconds_to_nanos(lease_seconds), refresh_before_wall,
-                      [res, cb = std::move(cb)](TierResult r) {
-                        if (r.status == TierResult::Status::Hit) res->counters.add(Counter::RedisHits);
-                        if (r.status == TierResult::Status::Miss) res->counters.add(Counter::RedisMisses);
-                        cb(std::move(r));
-                      });
+                      counted(res, std::move(cb)));
              });
            },
            py::arg("key"), py::arg("tags"), py::arg("lease_token"), py::arg("lease_seconds"),
@@ -211,11 +215,7 @@ void register_redis(py::module_& m) {
              Resource* res = &e.engine.resource(key.resource);
              static const std::vector<std::string> kNoTags;
              return run(bridge, [&](RedisTier::Callback cb) {
-               t.read(key, kNoTags, std::string(), 0, 0, [res, cb = std::move(cb)](TierResult r) {
-                 if (r.status == TierResult::Status::Hit) res->counters.add(Counter::RedisHits);
-                 if (r.status == TierResult::Status::Miss) res->counters.add(Counter::RedisMisses);
-                 cb(std::move(r));
-               });
+               t.read(key, kNoTags, std::string(), 0, 0, counted(res, std::move(cb)));
              });
            },
            py::arg("key"), py::arg("bridge"))
