@@ -390,9 +390,12 @@ async def test_metrics_parse_as_prometheus_text(client, fns):
     assert sample(fams, "herdcache_misses", "herdcache_misses_total", resource="rooms", tier="memory") == 1
     assert sample(fams, "herdcache_loads", "herdcache_loads_total", resource="courses") == 1
     load = fams["herdcache_load_seconds"]
-    assert load.type == "summary"
+    assert load.type == "histogram"
     assert sample(fams, "herdcache_load_seconds", "herdcache_load_seconds_count", resource="rooms") == 1
-    assert sample(fams, "herdcache_load_seconds", resource="rooms", quantile="0.99") >= 0
+    assert sample(fams, "herdcache_load_seconds", "herdcache_load_seconds_bucket", resource="rooms", le="+Inf") == 1
+    bounds = [s for s in load.samples if s.name == "herdcache_load_seconds_bucket" and s.labels["resource"] == "rooms"]
+    counts = [s.value for s in sorted(bounds, key=lambda s: float(s.labels["le"]))]
+    assert counts == sorted(counts) and len(counts) == 16  # cumulative, 15 bounds and +Inf
     assert sample(fams, "herdcache_memory_entries") == 2
     assert sample(fams, "herdcache_redis_up") == 0
     assert sample(fams, "herdcache_redis_circuit", state="disabled") == 1

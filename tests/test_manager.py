@@ -379,3 +379,16 @@ def test_cache_error_hierarchy():
     assert issubclass(SerializationError, CacheError)
     assert issubclass(SerializationError, TypeError)
     assert isinstance(CacheManager().key("r"), Key)
+
+
+async def test_load_latency_histogram_buckets(clock):
+    def loader():
+        clock.advance(0.3)  # this load "takes" 300 ms
+        return 1
+
+    async with CacheManager(clock=clock) as c:
+        await c.get_or_load(c.key("r", 1), loader)
+        load_ms = c.stats()["resources"]["r"]["load_ms"]
+    buckets = dict(load_ms["buckets"])
+    assert buckets[0.25] == 0 and buckets[0.5] == 1 and buckets[30.0] == 1
+    assert load_ms["count"] == 1 and 262 <= load_ms["p50"] <= 340

@@ -24,9 +24,23 @@ double ttl_arg(const std::optional<double>& ttl) {
   return *ttl;
 }
 
+// Upper bounds (seconds) of the Prometheus-style buckets reported with each histogram.
+constexpr double kBucketBounds[] = {0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05,
+                                    0.1,    0.25,  0.5,    1.0,   2.5,  5.0,   10.0, 30.0};
+
 py::dict histogram_dict(const Histogram& h) {
   auto s = h.snapshot();
+  // Cumulative counts at fixed bounds, from the engine's finer log-linear buckets: a value
+  // is counted under a bound once its whole fine bucket is (so within 12.5% of the bound).
+  py::list buckets;
+  std::size_t fine = 0;
+  std::uint64_t below = 0;
+  for (double bound : kBucketBounds) {
+    while (fine < s.cumulative.size() && s.cumulative[fine].first <= bound) below = s.cumulative[fine++].second;
+    buckets.append(py::make_tuple(bound, below));
+  }
   py::dict d;
+  d["buckets"] = buckets;
   d["count"] = s.count;
   d["p50"] = s.p50_ms;
   d["p95"] = s.p95_ms;

@@ -14,8 +14,8 @@ conventions):
     herdcache_stale_served_total{resource}   herdcache_loads_total{resource}
     herdcache_load_errors_total{resource}    herdcache_coalesced_total{resource}
     herdcache_errors_total{resource}
-    herdcache_load_seconds{resource,quantile}   summary: loader (database) time
-    herdcache_miss_seconds{resource,quantile}   summary: what a miss cost its caller
+    herdcache_load_seconds{resource,le}      histogram: loader (database) time
+    herdcache_miss_seconds{resource,le}      histogram: what a miss cost its caller
     herdcache_memory_bytes / _entries / _max_bytes (gauges),
     herdcache_memory_evictions_total / _expirations_total / _rejected_total
     herdcache_redis_up, herdcache_redis_configured, herdcache_redis_latency_seconds,
@@ -28,14 +28,13 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
 from prometheus_client.registry import Collector
 
 if TYPE_CHECKING:
     from .manager import CacheManager
 
 TIERS = ("memory", "redis")
-QUANTILES = (("0.5", "p50"), ("0.95", "p95"), ("0.99", "p99"))
 RESOURCE_COUNTERS = {
     "stale_served": "Values served stale while one refresh ran.",
     "loads": "Loader runs (database fetches).",
@@ -88,8 +87,9 @@ class HerdcacheCollector(Collector):
         per_resource = {
             name: CounterMetricFamily(f"{p}_{name}", doc, labels=["resource"]) for name, doc in RESOURCE_COUNTERS.items()
         }
-        load = _summary(f"{p}_load_seconds", "Loader (database) latency per resource.")
-        miss = _summary(f"{p}_miss_seconds", "Latency of a miss as its caller saw it, per resource.")
+        load = HistogramMetricFamily(f"{p}_load_seconds", "Loader (database) latency per resource.", labels=["resource"])
+        miss = HistogramMetricFamily(f"{p}_miss_seconds", "Latency of a miss as its caller saw it, per resource.",
+                                     labels=["resource"])
         for resource, r in sorted(resources.items()):
             for tier in TIERS:
                 tier_stats = r.get(tier, {})
@@ -137,13 +137,12 @@ class HerdcacheCollector(Collector):
         return [up, configured, latency, circuit, errors, *extra]
 
 
-def _summary(name: str, documentation: str) -> Metric:
-    # prometheus_client's SummaryMetricFamily has no quantiles; a plain Metric can carry them.
-    return Metric(name, documentation, "summary")
+def _observe(histogram: HistogramMetricFamily, resource: str, ms: dict[str, Any]) -> None:
+    """The engine's cumulative buckets (upper bound in seconds, count) plus +Inf."""
+    buckets = [(_bound(le), count) for le, count in ms.get("buckets", ())]
+    buckets.append(("+Inf", ms.get("count", 0)))
+    histogram.add_metric([resource], buckets, sum_value=ms.get("sum", 0.0) / 1000.0)
 
 
-def _observe(summary: Metric, resource: str, ms: dict[str, Any]) -> None:
-    for quantile, field in QUANTILES:
-        summary.add_sample(summary.name, {"resource": resource, "quantile": quantile}, ms.get(field, 0.0) / 1000.0)
-    summary.add_sample(f"{summary.name}_count", {"resource": resource}, ms.get("count", 0))
-    summary.add_sample(f"{summary.name}_sum", {"resource": resource}, ms.get("sum", 0.0) / 1000.0)
+def _bound(seconds: float) -> str:
+    return repr(float(seconds))
