@@ -277,3 +277,15 @@ async def test_invalidations_made_while_down_are_replayed(redis_factory, clock):
         # the server lost its data on restart anyway; the replay must still have run
         await eventually(lambda: server.command("GET", "app#t:t") is not None, timeout=5)
         assert int(server.command("GET", "app#t:t")) == 1
+
+
+async def test_scripts_are_reloaded_after_noscript(pair, redis_server):
+    a, b = pair
+    await a.set(a.key("l2only", "before"), 1)
+    redis_server.command("SCRIPT", "FLUSH")  # as after a failover or a restart
+    assert await b.get(b.key("l2only", "before")) == 1
+    assert await b.get_or_load(b.key("l2only", "after"), lambda: 2, tags=["t"]) == 2
+    assert await a.get(a.key("l2only", "after")) == 2
+    await a.invalidate_tags("t")
+    assert await b.get(b.key("l2only", "after")) is None
+    assert b.stats()["errors"] == 0 and a.stats()["errors"] == 0
