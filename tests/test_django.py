@@ -576,6 +576,26 @@ class RedisTierTests(HerdCacheSpec, SimpleTestCase):
             self.skipTest("waiting that long needs the memory suite's manual clock")
         time.sleep(seconds)  # Redis expires keys by its own clock
 
+    def test_add_and_incr_are_atomic_across_processes(self):
+        cache.set("hits", 0, None)
+        script = (
+            "import django; from django.conf import settings\n"
+            f"settings.configure(CACHES={{'default': {{'BACKEND': '{BACKEND}', 'LOCATION': {self.location!r},"
+            " 'OPTIONS': {'namespace': 'djredis'}}})\n"
+            "django.setup(); from django.core.cache import cache\n"
+            "won = cache.add('lock', 'mine')\n"
+            "for _ in range(50): cache.incr('hits')\n"
+            "print('won' if won else 'lost')\n"
+        )
+        env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+        procs = [subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True, env=env)
+                 for _ in range(4)]
+        outputs = sorted(p.communicate(timeout=60)[0].strip() for p in procs)
+        self.assertEqual([p.returncode for p in procs], [0, 0, 0, 0])
+        self.assertEqual(outputs, ["lost", "lost", "lost", "won"])
+        self.assertEqual(cache.get("hits"), 200)
+        self.assertFalse(cache.add("lock", "late"))
+
     def test_other_processes_see_writes_and_deletes(self):
         cache.set("shared", "parent")
         self.assertEqual(cache.get("shared"), "parent")  # now in this process's memory tier too
@@ -594,3 +614,4 @@ class RedisTierTests(HerdCacheSpec, SimpleTestCase):
         while cache.get("shared") != "child" and time.monotonic() < deadline:
             time.sleep(0.01)
         self.assertEqual(cache.get("shared"), "child")
+

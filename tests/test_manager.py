@@ -392,3 +392,19 @@ async def test_load_latency_histogram_buckets(clock):
     buckets = dict(load_ms["buckets"])
     assert buckets[0.25] == 0 and buckets[0.5] == 1 and buckets[30.0] == 1
     assert load_ms["count"] == 1 and 262 <= load_ms["p50"] <= 340
+
+
+async def test_add_and_compare_and_set_on_the_memory_tier(cache):
+    key = cache.key("courses", "cond")
+    assert await cache.add(key, 1) is True
+    assert await cache.add(key, 2) is False
+    assert await cache.get(key) == 1
+    assert await cache.compare_and_set(key, 2, 3) is False
+    assert await cache.compare_and_set(key, 1, 3) is True
+    assert await cache.get(key) == 3
+    assert cache.sync.add(cache.key("courses", "other"), "x") is True
+    assert cache.sync.compare_and_set(cache.key("courses", "other"), "x", "y") is True
+    assert await cache.compare_and_set(cache.key("courses", "absent"), None, 1) is False
+    with pytest.raises(SerializationError):
+        await cache.add(cache.key("courses", "bad"), {1})
+    assert await cache.get(cache.key("courses", "bad")) is None

@@ -289,3 +289,43 @@ async def test_scripts_are_reloaded_after_noscript(pair, redis_server):
     await a.invalidate_tags("t")
     assert await b.get(b.key("l2only", "after")) is None
     assert b.stats()["errors"] == 0 and a.stats()["errors"] == 0
+
+
+async def test_add_is_atomic_across_instances(redis_url):
+    managers = [CacheManager(redis_url=redis_url, namespace="n", policies=POLICIES) for _ in range(4)]
+    try:
+        for m in managers:
+            await m.start()
+        for round_ in range(20):
+            results = await asyncio.gather(*(m.add(m.key("c", "lock", round_), i) for i, m in enumerate(managers)))
+            assert sorted(results) == [False, False, False, True]
+            winner = results.index(True)
+            assert all([await m.get(m.key("c", "lock", round_)) == winner for m in managers])
+    finally:
+        for m in managers:
+            await m.close()
+
+
+async def test_compare_and_set_counts_without_losing_updates(redis_url):
+    managers = [CacheManager(redis_url=redis_url, namespace="n", policies=POLICIES) for _ in range(3)]
+    try:
+        for m in managers:
+            await m.start()
+        key = managers[0].key("l2only", "counter")
+        await managers[0].set(key, 0)
+
+        async def increment(m, times):
+            done = 0
+            while done < times:
+                current = await m.get(m.key("l2only", "counter"))
+                if await m.compare_and_set(m.key("l2only", "counter"), current, current + 1):
+                    done += 1
+
+        await asyncio.gather(*(increment(m, 30) for m in managers for _ in range(2)))
+        assert await managers[1].get(key) == 180
+        # a compare_and_set against a stale expectation is refused and changes nothing
+        assert await managers[2].compare_and_set(key, 5, 6) is False
+        assert await managers[0].get(key) == 180
+    finally:
+        for m in managers:
+            await m.close()

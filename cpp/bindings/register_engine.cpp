@@ -187,6 +187,18 @@ void register_engine(py::module_& m) {
            },
            py::arg("key"), py::arg("value"), py::arg("value_bytes"), py::arg("tags"),
            py::arg("ttl") = py::none(), py::arg("load_seconds") = 0.0)
+      .def("lifetime",
+           // The wall-clock lifetime a value stored now would get (for conditional writes,
+           // which go to Redis before the memory tier).
+           [](EngineHandle& e, const Key& key, std::optional<double> ttl) {
+             e.engine.check_open();
+             Resource& res = e.engine.resource(key.resource);
+             Lifetime life = lifetime_for(res.policy, e.engine.clock().monotonic_ns(), ttl_arg(ttl),
+                                          e.engine.random_unit());
+             Lifetime wall = e.engine.to_wall(life);
+             return py::make_tuple(wall.fresh_until, wall.stale_until);
+           },
+           py::arg("key"), py::arg("ttl") = py::none())
       .def("begin_load",
            [](EngineHandle& e, const Key& key, py::object make_handle_fn, bool refresh) {
              e.engine.check_open();

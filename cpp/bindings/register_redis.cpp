@@ -225,11 +225,21 @@ void register_redis(py::module_& m) {
               py::object guard, py::object bridge) {
              RedisTier& t = tier(e);
              RedisTier::WriteGuard g;
-             if (!guard.is_none()) {  // (lease token, generation, versions) from the read
+             if (!guard.is_none()) {
+               // (lease token, generation, versions) from the read, or
+               // ("absent",) / ("equals", payload) for a conditional write.
                auto parts = guard.cast<py::tuple>();
-               g.lease_token = parts[0].cast<std::string>();
-               g.generation = parts[1].cast<std::string>();
-               g.versions = parts[2].cast<std::vector<std::string>>();
+               std::string first = parts[0].cast<std::string>();
+               if (parts.size() == 1 && first == "absent") {
+                 g.condition = RedisTier::WriteGuard::Condition::Absent;
+               } else if (parts.size() == 2 && first == "equals") {
+                 g.condition = RedisTier::WriteGuard::Condition::Equals;
+                 g.expected_payload = parts[1].cast<std::string>();
+               } else {
+                 g.lease_token = first;
+                 g.generation = parts[1].cast<std::string>();
+                 g.versions = parts[2].cast<std::vector<std::string>>();
+               }
              }
              std::string bytes = payload;
              return run(bridge, [&](RedisTier::Callback cb) {
@@ -255,6 +265,14 @@ void register_redis(py::module_& m) {
              return py::cast(waiter);
            },
            py::arg("key"), py::arg("timeout_seconds"), py::arg("bridge"))
+      .def("l2_touch",
+           [](EngineHandle& e, const Key& key, Nanos fresh_until_wall, Nanos stale_until_wall, py::object bridge) {
+             RedisTier& t = tier(e);
+             return run(bridge, [&](RedisTier::Callback cb) {
+               t.touch(key, fresh_until_wall, stale_until_wall, std::move(cb));
+             });
+           },
+           py::arg("key"), py::arg("fresh_until_wall"), py::arg("stale_until_wall"), py::arg("bridge"))
       .def("l2_release",
            [](EngineHandle& e, const Key& key, const std::string& token, py::object bridge) {
              RedisTier& t = tier(e);

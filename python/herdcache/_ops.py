@@ -27,7 +27,7 @@ log = logging.getLogger("herdcache")
 FRESH, STALE, EARLY = 1, 2, 3  # engine.get states (EARLY: fresh, picked for an XFetch refresh)
 LEASE_NONE, LEASE_GRANTED, LEASE_HELD = 0, 1, 2
 LEASE_ATTEMPTS = 3  # reads before a follower stops waiting for other processes
-HIT, MISS, DONE, REFUSED, FAULT = 0, 1, 2, 3, 4  # shared-tier result statuses
+HIT, MISS, DONE, REFUSED, FAULT, CONFLICT = 0, 1, 2, 3, 4, 5  # shared-tier result statuses (TierResult)
 Loader = Callable[[], Any]
 
 
@@ -359,6 +359,43 @@ async def _store(m: CacheManager, mode: Any, key: Key, value: Any, tags: list[st
 
 async def store(m: CacheManager, mode: Any, key: Key, value: Any, tags: list[str], ttl: Any) -> None:
     await _store(m, mode, key, value, tags, ttl, 0.0, None, replaces=True)
+
+
+async def add(m: CacheManager, mode: Any, key: Key, value: Any, tags: list[str], ttl: Any) -> bool:
+    """Stores `value` only if the key holds nothing (atomic across processes with Redis)."""
+    return await _conditional(m, mode, key, value, tags, ttl, None)
+
+
+async def compare_and_set(m: CacheManager, mode: Any, key: Key, expected: Any, value: Any, tags: list[str], ttl: Any) -> bool:
+    """Stores `value` only if the key holds `expected` (compared as serialized payloads)."""
+    return await _conditional(m, mode, key, value, tags, ttl, m._codec.encode(expected))
+
+
+async def _conditional(m: CacheManager, mode: Any, key: Key, value: Any, tags: list[str], ttl: Any,
+                       expected_payload: bytes | None) -> bool:
+    engine = m._engine
+    payload = m._codec.encode(value)  # raises SerializationError: nothing stored
+    if m._has_redis:
+        fresh_until, stale_until = engine.lifetime(key, ttl)
+        condition = ("absent",) if expected_payload is None else ("equals", expected_payload)
+        result = await mode.l2(m, "l2_write", key, payload, fresh_until, stale_until, 0.0, tags, condition)
+        if result[0] == DONE:
+            engine.fill(key, value, len(payload), tags, fresh_until, stale_until, 0.0, False)
+            if expected_payload is not None:  # others may hold the value this one replaced
+                await mode.l2(m, "l2_announce", "key", [str(key)])
+            return True
+        if result[0] == CONFLICT:
+            engine.invalidate_key(key)  # what this instance holds is not what Redis has
+            return False
+        m._shared_fault(key, result[8])  # Redis unavailable: decide on this instance's memory
+    state, current, _ = engine.get(key, False)
+    if expected_payload is None:
+        if state:
+            return False
+    elif not state or m._codec.encode(current) != expected_payload:
+        return False
+    engine.store(key, value, len(payload), tags, ttl, 0.0)
+    return True
 
 
 async def invalidate(m: CacheManager, mode: Any, kind: str, targets: list[str], removed: int) -> int:

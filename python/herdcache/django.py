@@ -25,18 +25,18 @@ callable is coalesced: one caller runs it, concurrent callers wait for its value
 
 With LOCATION empty, Django's keys live in the memory tier (one process). With a Redis
 URL they live in Redis only, read on every ``get`` as with Django's own Redis backend:
-a ``set`` is not broadcast to other instances' memory tiers, and a value set by one
-process must be what the next request reads in any other (sessions). Resources of
-``.herd`` keep both tiers.
+a value set by one process must be what the very next request reads in any other
+(sessions), and the broadcast that drops other instances' memory copies after a write
+arrives a moment later. Resources of ``.herd`` keep both tiers.
 
 Every backend instance with the same LOCATION and OPTIONS shares one manager (Django
 makes an instance per thread and calls ``close()`` after every request): ``close()``
 leaves it running. MAX_ENTRIES / CULL_FREQUENCY do not apply: the memory tier is bounded
 in bytes (``memory_max_bytes``).
 
-``add``, ``incr`` and ``touch`` read, then write: the sync methods hold a process-wide
-lock, so threads of one process do not lose updates; the async ones cannot hold it across
-an await, and across processes none is atomic yet.
+``add``, ``incr`` and ``touch`` are atomic across threads and processes, sync and async:
+``add`` is the manager's set-if-absent (SET NX semantics in Redis), and ``incr`` and
+``touch`` retry a compare-and-set of the stored bytes until it lands.
 """
 
 from __future__ import annotations
@@ -52,7 +52,7 @@ from django.core.cache.backends.base import DEFAULT_TIMEOUT, BaseCache
 from django.core.exceptions import ImproperlyConfigured
 from django.utils.module_loading import import_string
 
-from . import CacheManager, Key, Policy
+from . import CacheError, CacheManager, Key, Policy
 from .serializers import Serializer, resolve
 
 RESOURCE = "django"  # the manager resource Django's keys live under
@@ -63,7 +63,8 @@ MANAGER_OPTIONS = frozenset(
 )
 _EXPIRY = struct.Struct("!d")  # absolute wall-clock expiry in seconds; inf = never
 
-_managers: dict[tuple[str, str], tuple[CacheManager, threading.Lock]] = {}
+_managers: dict[tuple[str, str], CacheManager] = {}
+CAS_ATTEMPTS = 1000  # compare-and-set rounds before touch/incr give up under contention
 _managers_lock = threading.Lock()
 
 
@@ -82,7 +83,7 @@ class HerdCache(BaseCache):
         self._serializer = _serializer(options.get("serializer", "pickle"))
         clock = options.get("clock")
         self._now: Callable[[], float] = clock.time if clock is not None else time.time
-        self.herd, self._lock = _shared_manager(server or "", options, self._serializer)
+        self.herd = _shared_manager(server or "", options, self._serializer)
         self._sync = self.herd.sync
 
     # --- encoding -----------------------------------------------------------------------
@@ -126,34 +127,41 @@ class HerdCache(BaseCache):
         else:
             self._sync.set(k, blob, ttl=FOREVER if ttl is None else ttl)
 
+    # add, touch and incr are atomic across processes: add is the manager's set-if-absent,
+    # touch and incr are compare-and-set loops on the stored bytes.
     def add(self, key: Any, value: Any, timeout: Any = DEFAULT_TIMEOUT, version: int | None = None) -> bool:
         k, ttl = self._key(key, version), self._ttl(timeout)
-        blob = self._pack(value, ttl)
-        with self._lock:
-            if self._sync.get(k) is not None:
-                return False
-            self._write(k, blob, ttl)
-            return True
+        if ttl is not None and ttl <= 0:  # stored and expired at once: only "was it absent?"
+            return self._sync.get(k) is None
+        return self._sync.add(k, self._pack(value, ttl), ttl=FOREVER if ttl is None else ttl)
 
     def touch(self, key: Any, timeout: Any = DEFAULT_TIMEOUT, version: int | None = None) -> bool:
         k, ttl = self._key(key, version), self._ttl(timeout)
-        with self._lock:
+        for _ in range(CAS_ATTEMPTS):
             blob = self._sync.get(k)
             if blob is None:
                 return False
-            self._write(k, self._repack(blob, ttl), ttl)
-            return True
+            if ttl is not None and ttl <= 0:
+                return self._sync.delete(k)
+            if self._sync.compare_and_set(k, blob, self._repack(blob, ttl), ttl=FOREVER if ttl is None else ttl):
+                return True
+        raise _contended(key)
 
     def incr(self, key: Any, delta: int = 1, version: int | None = None) -> Any:
         k = self._key(key, version)
-        with self._lock:
+        for _ in range(CAS_ATTEMPTS):
             blob = self._sync.get(k)
-            remaining = None if blob is None else self._remaining(blob)
-            if blob is None or (remaining is not None and remaining <= 0):
-                raise ValueError(f"Key '{key}' not found")
-            value = self._unpack(blob) + delta
-            self._write(k, self._pack(value, remaining), remaining)  # keeps the expiry, as locmem does
-        return value
+            value, remaining = self._incremented(key, blob, delta)
+            ttl = FOREVER if remaining is None else remaining
+            if self._sync.compare_and_set(k, blob, self._pack(value, remaining), ttl=ttl):  # keeps the expiry
+                return value
+        raise _contended(key)
+
+    def _incremented(self, key: Any, blob: bytes | None, delta: int) -> tuple[Any, float | None]:
+        remaining = None if blob is None else self._remaining(blob)
+        if blob is None or (remaining is not None and remaining <= 0):
+            raise ValueError(f"Key '{key}' not found")
+        return self._unpack(blob) + delta, remaining
 
     def delete(self, key: Any, version: int | None = None) -> bool:
         return self._sync.delete(self._key(key, version))
@@ -196,29 +204,31 @@ class HerdCache(BaseCache):
 
     async def aadd(self, key: Any, value: Any, timeout: Any = DEFAULT_TIMEOUT, version: int | None = None) -> bool:
         k, ttl = self._key(key, version), self._ttl(timeout)
-        blob = self._pack(value, ttl)
-        if await self.herd.get(k) is not None:
-            return False
-        await self._awrite(k, blob, ttl)
-        return True
+        if ttl is not None and ttl <= 0:
+            return await self.herd.get(k) is None
+        return await self.herd.add(k, self._pack(value, ttl), ttl=FOREVER if ttl is None else ttl)
 
     async def atouch(self, key: Any, timeout: Any = DEFAULT_TIMEOUT, version: int | None = None) -> bool:
         k, ttl = self._key(key, version), self._ttl(timeout)
-        blob = await self.herd.get(k)
-        if blob is None:
-            return False
-        await self._awrite(k, self._repack(blob, ttl), ttl)
-        return True
+        for _ in range(CAS_ATTEMPTS):
+            blob = await self.herd.get(k)
+            if blob is None:
+                return False
+            if ttl is not None and ttl <= 0:
+                return await self.herd.delete(k)
+            if await self.herd.compare_and_set(k, blob, self._repack(blob, ttl), ttl=FOREVER if ttl is None else ttl):
+                return True
+        raise _contended(key)
 
     async def aincr(self, key: Any, delta: int = 1, version: int | None = None) -> Any:
         k = self._key(key, version)
-        blob = await self.herd.get(k)
-        remaining = None if blob is None else self._remaining(blob)
-        if blob is None or (remaining is not None and remaining <= 0):
-            raise ValueError(f"Key '{key}' not found")
-        value = self._unpack(blob) + delta
-        await self._awrite(k, self._pack(value, remaining), remaining)
-        return value
+        for _ in range(CAS_ATTEMPTS):
+            blob = await self.herd.get(k)
+            value, remaining = self._incremented(key, blob, delta)
+            ttl = FOREVER if remaining is None else remaining
+            if await self.herd.compare_and_set(k, blob, self._pack(value, remaining), ttl=ttl):
+                return value
+        raise _contended(key)
 
     async def adelete(self, key: Any, version: int | None = None) -> bool:
         return await self.herd.delete(self._key(key, version))
@@ -290,7 +300,11 @@ def _serializer(option: Any) -> Serializer:
         raise ImproperlyConfigured(f"herdcache: OPTIONS['serializer']: {exc}") from None
 
 
-def _shared_manager(location: str, options: dict[str, Any], values: Serializer) -> tuple[CacheManager, threading.Lock]:
+def _contended(key: Any) -> CacheError:
+    return CacheError(f"key {key!r} changed {CAS_ATTEMPTS} times while being updated; giving up")
+
+
+def _shared_manager(location: str, options: dict[str, Any], values: Serializer) -> CacheManager:
     # Policies, clocks and serializers have stable reprs for the life of the settings.
     identity = (location, repr(sorted(options.items())))
     with _managers_lock:
@@ -309,5 +323,5 @@ def _shared_manager(location: str, options: dict[str, Any], values: Serializer) 
                 manager = CacheManager(redis_url=location or None, policies=policies, serializer=_Stored(values), **kwargs)
             except (TypeError, ValueError) as exc:
                 raise ImproperlyConfigured(f"herdcache: {exc}") from exc
-            shared = _managers[identity] = (manager, threading.Lock())
+            shared = _managers[identity] = manager
         return shared

@@ -168,6 +168,18 @@ class CacheManager:
         self._ready()
         await _ops.store(self, ASYNC, _check_key(key), value, _tag_list(tags), ttl)
 
+    async def add(self, key: Key, value: Any, ttl: float | None = None, tags: Iterable[str] = ()) -> bool:
+        """Stores `value` only if `key` holds nothing; atomic across processes with Redis."""
+        self._ready()
+        return await _ops.add(self, ASYNC, _check_key(key), value, _tag_list(tags), ttl)
+
+    async def compare_and_set(self, key: Key, expected: Any, value: Any, ttl: float | None = None,
+                              tags: Iterable[str] = ()) -> bool:
+        """Replaces the value of `key` only if it is `expected` (compared serialized);
+        atomic across processes with Redis. The building block of counters (Django's incr)."""
+        self._ready()
+        return await _ops.compare_and_set(self, ASYNC, _check_key(key), expected, value, _tag_list(tags), ttl)
+
     async def get_or_load(self, key: Key, loader: Callable[[], Any], tags: Iterable[str] = (), ttl: float | None = None) -> Any:
         self._ready()
         _check_loader(loader)

@@ -40,6 +40,15 @@ class SyncCache:
         self._m._ready()
         drive(_ops.store(self._m, SYNC, _check_key(key), value, _tag_list(tags), ttl))
 
+    def add(self, key: Key, value: Any, ttl: float | None = None, tags: Iterable[str] = ()) -> bool:
+        self._m._ready()
+        return drive(_ops.add(self._m, SYNC, _check_key(key), value, _tag_list(tags), ttl))
+
+    def compare_and_set(self, key: Key, expected: Any, value: Any, ttl: float | None = None,
+                        tags: Iterable[str] = ()) -> bool:
+        self._m._ready()
+        return drive(_ops.compare_and_set(self._m, SYNC, _check_key(key), expected, value, _tag_list(tags), ttl))
+
     def get_or_load(self, key: Key, loader: Callable[[], Any], tags: Iterable[str] = (), ttl: float | None = None) -> Any:
         self._m._ready()
         _check_loader(loader)

@@ -38,7 +38,8 @@ struct TierResult {
     Done,     // count: what the operation reports (1 written, n removed, ...)
     Refused,  // a write whose dependencies moved while it loaded: not stored
     Fault,    // Redis unavailable / timed out / error reply: error says which
-  };
+    Conflict, // a conditional write whose condition did not hold: not stored
+  };  // the values are part of the bindings' contract with Python (herdcache._ops)
   Status status = Status::Fault;
   std::string payload;
   Nanos fresh_until_wall = 0;
@@ -85,6 +86,9 @@ class RedisTier {
     std::string lease_token;             // "" = no lease held
     std::string generation;              // "" = unchecked
     std::vector<std::string> versions;   // one per dependency, or empty = unchecked
+    enum class Condition : std::uint8_t { None, Absent, Equals };
+    Condition condition = Condition::None;  // else Conflict
+    std::string expected_payload;           // Equals: the payload that must be stored now
   };
 
   // Reads an entry; `tags` are the tags a later write would carry (for a miss's versions).
@@ -99,6 +103,8 @@ class RedisTier {
   // Done when another process fills `key` (its lease holder wrote it). Waiters whose
   // deadline passed are dropped without a call: the caller stops waiting on its own.
   void wait_fill(const Key& key, Nanos timeout_ns, Callback cb);
+  // Moves an existing entry's lifetime; Done.count is 1 if it existed.
+  void touch(const Key& key, Nanos fresh_until_wall, Nanos stale_until_wall, Callback cb);
   // Gives a lease back (a failed load) and wakes whoever waits for the key.
   void release(const Key& key, const std::string& lease_token, Callback cb);
 
@@ -147,7 +153,7 @@ class RedisTier {
   MemoryTier& memory_;
   std::shared_ptr<const Clock> clock_;
   LogCallback log_;
-  std::unique_ptr<Script> read_, write_, bump_, delete_, release_;
+  std::unique_ptr<Script> read_, write_, bump_, delete_, release_, touch_;
   std::unique_ptr<RedisClient> client_;
   std::unique_ptr<RedisSubscriber> subscriber_;
 

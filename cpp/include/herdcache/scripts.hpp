@@ -64,7 +64,8 @@ return out
 
 // KEYS[1] entry, KEYS[2] lease, KEYS[3] waiters flag, KEYS[4] namespace generation;
 // ARGV: v, f, s, d, t, mode, lease token ("" = none), expected generation ("" = any),
-// fill channel, then dependencies.
+// fill channel, condition ("" | "nx": only if absent | "eq": only if the stored payload is
+// ARGV[11]), expected payload, then dependencies from ARGV[12].
 // mode "e": pairs (version key, expected version); "c": version keys only (the entry
 // records their current versions). Refused (0) when the lease is no longer ours or any
 // version or the generation moved since the read: an invalidation happened while the
@@ -83,11 +84,13 @@ local function refuse()
 end
 if ARGV[7] ~= '' and not ours then return 0 end
 if ARGV[8] ~= '' and (redis.call('GET', KEYS[4]) or '0') ~= ARGV[8] then return refuse() end
+if ARGV[10] == 'nx' and redis.call('EXISTS', KEYS[1]) == 1 then return 2 end
+if ARGV[10] == 'eq' and redis.call('HGET', KEYS[1], 'v') ~= ARGV[11] then return 2 end
 local names, want = {}, {}
 if ARGV[6] == 'e' then
-  for j = 10, #ARGV, 2 do names[#names + 1] = ARGV[j]; want[#want + 1] = ARGV[j + 1] end
+  for j = 12, #ARGV, 2 do names[#names + 1] = ARGV[j]; want[#want + 1] = ARGV[j + 1] end
 else
-  for j = 10, #ARGV do names[#names + 1] = ARGV[j] end
+  for j = 12, #ARGV do names[#names + 1] = ARGV[j] end
 end
 local deps = {}
 if #names > 0 then
@@ -112,6 +115,15 @@ inline constexpr std::string_view kRelease = R"lua(
 if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
 redis.call('DEL', KEYS[1])
 if redis.call('DEL', KEYS[2]) == 1 then redis.call('PUBLISH', ARGV[2], ARGV[3]) end
+return 1
+)lua";
+
+// KEYS[1] entry; ARGV[1] fresh-until, ARGV[2] stale-until (wall ms). Moves an existing
+// entry's lifetime (Django's touch). Returns 1 if the entry existed.
+inline constexpr std::string_view kTouch = R"lua(
+if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
+redis.call('HSET', KEYS[1], 'f', ARGV[1], 's', ARGV[2])
+redis.call('PEXPIREAT', KEYS[1], ARGV[2])
 return 1
 )lua";
 
