@@ -86,15 +86,19 @@ class Bridge {
 // A blocking caller's wait for another process to fill a key.
 struct FillWaiter {
   OneShot<TierResult> done;
-  bool wait(double timeout_seconds) {
-    std::optional<TierResult> result;
-    {
-      py::gil_scoped_release release;  // set by the subscriber thread, which needs no GIL
-      result = done.wait_for(seconds_to_nanos(timeout_seconds));
-    }
-    return result && result->status == TierResult::Status::Done;
-  }
+  // The fill notice as a result tuple (a Hit carries the entry), or None at the deadline.
+  py::object wait(double timeout_seconds);
 };
+
+py::object FillWaiter::wait(double timeout_seconds) {
+  std::optional<TierResult> result;
+  {
+    py::gil_scoped_release release;  // set by the subscriber thread, which needs no GIL
+    result = done.wait_for(seconds_to_nanos(timeout_seconds));
+  }
+  if (!result) return py::none();
+  return Bridge::to_python(*result);
+}
 
 // Log lines from the I/O threads, kept until Python drains them (bounded).
 struct LogQueue {

@@ -64,13 +64,7 @@ std::string encode_invalidation(const Invalidation& inv) {
   return out;
 }
 
-std::optional<Invalidation> decode_invalidation(std::string_view bytes) {
-  if (bytes.size() < kMagic.size() + 1 || bytes.substr(0, kMagic.size()) != kMagic) return std::nullopt;
-  Invalidation inv;
-  char kind = bytes[kMagic.size()];
-  if (kind != 'k' && kind != 'p' && kind != 't' && kind != 'g' && kind != 'c') return std::nullopt;
-  inv.kind = static_cast<Invalidation::Kind>(kind);
-  std::string_view rest = bytes.substr(kMagic.size() + 1);
+std::optional<std::vector<std::string>> decode_fields(std::string_view rest) {
   std::vector<std::string> fields;
   while (!rest.empty()) {
     std::size_t colon = rest.find(':');
@@ -81,6 +75,18 @@ std::optional<Invalidation> decode_invalidation(std::string_view bytes) {
     fields.emplace_back(rest.substr(colon + 1, len));
     rest.remove_prefix(colon + 1 + len);
   }
+  return fields;
+}
+
+std::optional<Invalidation> decode_invalidation(std::string_view bytes) {
+  if (bytes.size() < kMagic.size() + 1 || bytes.substr(0, kMagic.size()) != kMagic) return std::nullopt;
+  Invalidation inv;
+  char kind = bytes[kMagic.size()];
+  if (kind != 'k' && kind != 'p' && kind != 't' && kind != 'g' && kind != 'c') return std::nullopt;
+  inv.kind = static_cast<Invalidation::Kind>(kind);
+  auto decoded = decode_fields(bytes.substr(kMagic.size() + 1));
+  if (!decoded) return std::nullopt;
+  std::vector<std::string> fields = std::move(*decoded);
   if (fields.empty()) return std::nullopt;  // no origin
   inv.origin = std::move(fields.front());
   inv.targets.assign(std::make_move_iterator(fields.begin() + 1), std::make_move_iterator(fields.end()));

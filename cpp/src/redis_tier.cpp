@@ -397,18 +397,31 @@ void RedisTier::replay_journal() {
 
 void RedisTier::on_message(const std::string& channel, const std::string& payload) {
   if (channel == fill_channel_) {
+    // "<len>:<bytes>" fields: the key, then (after a write) the entry: v, f, s, d, t.
+    auto fields = decode_fields(payload);
+    if (!fields || (fields->size() != 1 && fields->size() != 6)) {
+      messages_malformed_.fetch_add(1, std::memory_order_relaxed);
+      return;
+    }
+    TierResult filled;
+    filled.status = TierResult::Status::Done;
+    if (fields->size() == 6) {
+      auto& f = *fields;
+      filled.status = TierResult::Status::Hit;
+      filled.payload = std::move(f[1]);
+      filled.fresh_until_wall = parse_int(f[2]) * kNanosPerMs;
+      filled.stale_until_wall = parse_int(f[3]) * kNanosPerMs;
+      filled.load_ns = parse_int(f[4]) * kNanosPerMs;
+      filled.tags = split_lines(f[5]);
+    }
     std::vector<Callback> woken;
     {
       std::lock_guard lock(waiters_mutex_);
-      auto [first, last] = fill_waiters_.equal_range(payload);
+      auto [first, last] = fill_waiters_.equal_range(fields->front());
       for (auto it = first; it != last; ++it) woken.push_back(std::move(it->second.cb));
       fill_waiters_.erase(first, last);
     }
-    for (auto& waiter : woken) {
-      TierResult done;
-      done.status = TierResult::Status::Done;
-      waiter(std::move(done));
-    }
+    for (auto& waiter : woken) waiter(filled);
     return;
   }
   auto inv = decode_invalidation(payload);

@@ -14,7 +14,7 @@ from typing import Any
 
 
 class Flight:
-    __slots__ = ("_loop", "_future")
+    __slots__ = ("_loop", "_future", "_waiters")
 
     def __init__(self) -> None:
         try:
@@ -23,20 +23,33 @@ class Flight:
         except RuntimeError:
             self._loop = None
             self._future = concurrent.futures.Future()
+        # Followers on the leader's loop: a future each, completed directly by the leader
+        # (cheaper than a shield per follower, and a cancelled follower cancels only its own).
+        self._waiters: list[asyncio.Future] = []
 
     # The leader completes the flight from the thread (or loop) that created it.
     def set_result(self, value: Any) -> None:
         self._future.set_result(value)
+        for waiter in self._waiters:
+            if not waiter.done():
+                waiter.set_result(value)
 
     def set_exception(self, exc: BaseException) -> None:
         self._future.set_exception(exc)
         if self._loop is not None:
             self._future.exception()  # mark retrieved: followers, if any, re-raise it
+        for waiter in self._waiters:
+            if not waiter.done():
+                waiter.set_exception(exc)
 
     async def wait(self) -> Any:
         loop = asyncio.get_running_loop()
         if self._loop is loop:
-            return await asyncio.shield(self._future)
+            if self._future.done():
+                return self._future.result()
+            waiter = loop.create_future()
+            self._waiters.append(waiter)
+            return await waiter
         return await asyncio.shield(asyncio.wrap_future(self._as_concurrent(), loop=loop))
 
     def wait_sync(self, timeout: float | None = None) -> Any:

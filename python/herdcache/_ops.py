@@ -79,12 +79,12 @@ class AsyncMode:
         return m._engine.l2_wait_fill(key, m.lock_timeout, m._bridge())
 
     @staticmethod
-    async def wait_filled(m: CacheManager, waiter: Any) -> bool:
+    async def wait_filled(m: CacheManager, waiter: Any) -> Any:
         try:
             result = await asyncio.wait_for(waiter, m.lock_timeout)
         except asyncio.TimeoutError:
-            return False
-        return result[0] == DONE
+            return None
+        return result if result[0] in (DONE, HIT) else None
 
     @staticmethod
     def acquire(m: CacheManager) -> Any:
@@ -117,7 +117,8 @@ class SyncMode:
 
     @staticmethod
     def wait_filled(m: CacheManager, waiter: Any) -> Any:
-        return _Done(waiter.wait(m.lock_timeout))
+        result = waiter.wait(m.lock_timeout)
+        return _Done(result if result is not None and result[0] in (DONE, HIT) else None)
 
     @staticmethod
     def acquire(m: CacheManager) -> Any:
@@ -213,15 +214,20 @@ async def _lead(m: CacheManager, mode: Any, key: Key, loader: Loader, tags, ttl,
         elif replace_before is None:
             engine.count_miss(key.resource)
         value = await _run_loader(m, mode, key, loader)
-        await _store(m, mode, key, value, tags, ttl, engine.now() - started, guard, replaces=replace_before is not None)
+        payload = _store_local(m, key, value, tags, ttl, engine.now() - started)
     except BaseException as exc:
         engine.finish_load(key, flight_id, False, engine.now() - started)
         flight.set_exception(exc)
         if guard is not None and guard[0]:
             await mode.l2(m, "l2_release", key, guard[0])  # let a waiting process load it now
         raise
+    # This process's callers have their value now; Redis is written after, so they do not
+    # wait for that round trip. New callers meanwhile hit the memory tier.
     engine.finish_load(key, flight_id, True, engine.now() - started)
     flight.set_result(value)
+    if m._has_redis:
+        await _store_shared(m, mode, key, payload, tags, engine.now() - started, guard,
+                            replaces=replace_before is not None)
     return value
 
 
@@ -253,9 +259,13 @@ async def _coordinate(m: CacheManager, mode: Any, key: Key, tags: list[str], rep
     engine = m._engine
     token = secrets.token_hex(8)
     waiter = None
+    filled = None
     for _attempt in range(LEASE_ATTEMPTS * 2):
         before = engine.wall_ns() if replace_before is None else replace_before
-        result = await mode.l2(m, "l2_read", key, tags, token, m.lock_timeout, before)
+        # A fill notice that carried the entry is as good as a read that found it.
+        result = filled if filled is not None and filled[0] == HIT else await mode.l2(
+            m, "l2_read", key, tags, token, m.lock_timeout, before)
+        filled = None
         status, payload, fresh_until, stale_until, load_s, stored_tags, versions, _, error, lease, generation = result
         if status == FAULT:
             m._shared_fault(key, error)
@@ -286,7 +296,7 @@ async def _coordinate(m: CacheManager, mode: Any, key: Key, tags: list[str], rep
             continue
         filled = await mode.wait_filled(m, waiter)
         waiter = None
-        if not filled:
+        if filled is None:
             engine.count(key.resource, "lease_timeouts")
     if replace_before is None:
         engine.count_miss(key.resource)
@@ -340,21 +350,33 @@ def _decode(m: CacheManager, key: Key, payload: bytes) -> Any:
 # --- writes and invalidations ----------------------------------------------------------
 
 
-async def _store(m: CacheManager, mode: Any, key: Key, value: Any, tags: list[str], ttl: Any, load_s: float,
-                 guard: Any, *, replaces: bool) -> None:
+def _store_local(m: CacheManager, key: Key, value: Any, tags: list[str], ttl: Any, load_s: float) -> tuple:
+    """Serializes and stores in memory; returns (payload, fresh_until, stale_until) for Redis."""
     payload = m._codec.encode(value)  # raises SerializationError: nothing stored
     fresh_until, stale_until = m._engine.store(key, value, len(payload), tags, ttl, max(load_s, 0.0))
+    return payload, fresh_until, stale_until
+
+
+async def _store_shared(m: CacheManager, mode: Any, key: Key, stored: tuple, tags: list[str], load_s: float,
+                        guard: Any, *, replaces: bool) -> None:
+    payload, fresh_until, stale_until = stored
+    result = await mode.l2(m, "l2_write", key, payload, fresh_until, stale_until, load_s, tags, guard)
+    if result[0] == FAULT:
+        m._shared_fault(key, result[8])
+    elif result[0] == REFUSED:
+        # An invalidation landed while this value loaded: it is already out of date.
+        m._engine.invalidate_key(key)
+        log.info("not caching %s: it was invalidated while it loaded", key)
+    elif replaces:
+        # Other instances may hold the value this one replaced in their memory tier.
+        await mode.l2(m, "l2_announce", "key", [str(key)])
+
+
+async def _store(m: CacheManager, mode: Any, key: Key, value: Any, tags: list[str], ttl: Any, load_s: float,
+                 guard: Any, *, replaces: bool) -> None:
+    stored = _store_local(m, key, value, tags, ttl, load_s)
     if m._has_redis:
-        result = await mode.l2(m, "l2_write", key, payload, fresh_until, stale_until, load_s, tags, guard)
-        if result[0] == FAULT:
-            m._shared_fault(key, result[8])
-        elif result[0] == REFUSED:
-            # An invalidation landed while this value loaded: it is already out of date.
-            m._engine.invalidate_key(key)
-            log.info("not caching %s: it was invalidated while it loaded", key)
-        elif replaces:
-            # Other instances may hold the value this one replaced in their memory tier.
-            await mode.l2(m, "l2_announce", "key", [str(key)])
+        await _store_shared(m, mode, key, stored, tags, load_s, guard, replaces=replaces)
 
 
 async def store(m: CacheManager, mode: Any, key: Key, value: Any, tags: list[str], ttl: Any) -> None:

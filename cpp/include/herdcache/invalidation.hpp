@@ -36,6 +36,9 @@ struct Invalidation {
 };
 
 std::string encode_invalidation(const Invalidation& inv);
+// "<decimal length>:<bytes>" fields, the framing of every message on the channels;
+// nullopt when the bytes are not exactly a sequence of such fields.
+std::optional<std::vector<std::string>> decode_fields(std::string_view bytes);
 // nullopt for anything that is not a well-formed message (counted by the caller).
 std::optional<Invalidation> decode_invalidation(std::string_view bytes);
 

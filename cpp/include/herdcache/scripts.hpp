@@ -78,7 +78,7 @@ local function refuse()
   -- new data now instead of waiting for the lease to expire.
   if ours then
     redis.call('DEL', KEYS[2])
-    if redis.call('DEL', KEYS[3]) == 1 then redis.call('PUBLISH', ARGV[9], KEYS[1]) end
+    if redis.call('DEL', KEYS[3]) == 1 then redis.call('PUBLISH', ARGV[9], string.len(KEYS[1]) .. ':' .. KEYS[1]) end
   end
   return 0
 end
@@ -104,7 +104,15 @@ end
 redis.call('HSET', KEYS[1], 'v', ARGV[1], 'f', ARGV[2], 's', ARGV[3], 'd', ARGV[4], 't', ARGV[5], 'x', table.concat(deps))
 redis.call('PEXPIREAT', KEYS[1], ARGV[3])
 if ours then redis.call('DEL', KEYS[2]) end
-if redis.call('DEL', KEYS[3]) == 1 then redis.call('PUBLISH', ARGV[9], KEYS[1]) end
+if redis.call('DEL', KEYS[3]) == 1 then
+  -- Waiters get the entry in the notice itself ("<len>:<bytes>" fields: key, v, f, s, d,
+  -- t), so they need no second read.
+  local msg = {}
+  for _, field in ipairs({KEYS[1], ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5]}) do
+    msg[#msg + 1] = string.len(field) .. ':' .. field
+  end
+  redis.call('PUBLISH', ARGV[9], table.concat(msg))
+end
 return 1
 )lua";
 
@@ -114,7 +122,7 @@ return 1
 inline constexpr std::string_view kRelease = R"lua(
 if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
 redis.call('DEL', KEYS[1])
-if redis.call('DEL', KEYS[2]) == 1 then redis.call('PUBLISH', ARGV[2], ARGV[3]) end
+if redis.call('DEL', KEYS[2]) == 1 then redis.call('PUBLISH', ARGV[2], string.len(ARGV[3]) .. ':' .. ARGV[3]) end
 return 1
 )lua";
 
