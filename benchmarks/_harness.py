@@ -7,6 +7,11 @@ round is `max_calls` calls, or fewer for a slow case, enough to last about `roun
 all cases are interleaved (case order rotated each round) so that drift in the machine's
 speed hits every case alike; each case reports the median of its rounds. The garbage
 collector is off while a round runs, as in timeit.
+
+The benchmarks against Redis (bench_redis, bench_stampede) share the rest: a redis-server
+of their own (tests/servers.py's RedisServer, on a free 127.0.0.1 port, stopped at the
+end whatever happens), nearest-rank percentiles, a check that the packages import, and a
+plain table printer.
 """
 
 from __future__ import annotations
@@ -103,6 +108,10 @@ def print_setup(title: str, packages: list[str], **settings: Any) -> None:
     print(title)
     print(f"  python     {platform.python_implementation()} {platform.python_version()} ({sys.executable})")
     print(f"  machine    {platform.platform()}, {os.cpu_count()} CPUs: {cpu_model()}")
+    try:  # other work on the machine shows up in every number: say how busy it was
+        print("  load avg   {:.2f} {:.2f} {:.2f} (1, 5, 15 min) at the start".format(*os.getloadavg()))
+    except OSError:
+        pass
     print("  packages   " + ", ".join(f"{p} {version_of(p)}" for p in packages))
     for key, value in settings.items():
         print(f"  {key:<10} {value}")

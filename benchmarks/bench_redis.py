@@ -1,0 +1,312 @@
+"""A Redis-tier get: herdcache against redis-py asyncio, cashews and the redis-benchmark
+ceiling, all against one redis-server in one run.
+
+    .venv/bin/python benchmarks/bench_redis.py                 # 5 rounds, about 45 s
+    .venv/bin/python benchmarks/bench_redis.py --rounds 3 --seconds 0.5 --check
+
+The script starts its own redis-server (the Debian binary, on a free 127.0.0.1 port, no
+persistence) and stops it at the end. Every case reads one key holding the same value,
+the ten course rows of bench_memory (a list of 10 dicts, about 400 bytes of JSON):
+
+  herdcache      CacheManager(redis_url=...) with Policy(memory=False) for the resource,
+                 so every `await cache.get(key)` is a Redis read (one Lua call, auto-
+                 pipelined on the manager's one connection) and returns the decoded rows.
+  redis-py       redis.asyncio.Redis(...) with the hiredis parser, `await r.get(k)`: GET of
+                 the plain JSON bytes, not decoded (the least work any client can do).
+  redis-py+json  the same plus json.loads: what herdcache's get hands back, a Python object.
+  cashews        cache.setup("redis://..."), `await cache.get(k)` (its defaults: a
+                 BlockingConnectionPool of 10 connections, pickled values).
+  cashews-pool   the same with max_connections=<tasks>: one connection per task, as
+                 redis-py has; each peer's faster configuration counts for the targets.
+
+Throughput: <tasks> (100) asyncio tasks in this one process each loop `await get()` for
+<seconds>; ops/s is every get completed over the wall time, median of <rounds> rounds
+interleaved across the cases (order rotated each round). Latency: one task doing
+<calls> sequential gets per round, each timed; p50/p99 are medians over the rounds.
+Ceiling: `redis-benchmark -P 16 -c 1 -t get` on the same server (one connection, 16
+commands in flight: the most one pipelined connection gets from this server), GETting a
+key holding the same JSON bytes, run once after each round of throughput rounds; median.
+
+Targets (issue 3): herdcache >= 8x redis-py's throughput and >= 0.5x the ceiling. The
+redis-py used for the ratio is the plain GET (no decode), the harder comparison.
+--check makes the exit code say whether both were met.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import csv
+import functools
+import gc
+import io
+import json
+import statistics
+import subprocess
+import sys
+import time
+
+from _harness import (percentile, print_rows, print_setup, redis_binary, redis_server, redis_server_version,
+                      require)
+
+ROWS = [{"id": i, "name": f"course {i}", "room": f"R{i:03}"} for i in range(10)]
+PAYLOAD = json.dumps(ROWS).encode()
+TTL_S = 3600  # far beyond the run
+TARGET_X_REDIS_PY = 8.0
+TARGET_X_CEILING = 0.5
+BENCHMARK_KEY = "key:__rand_int__"  # redis-benchmark's GET key when -r is not given
+SCRIPT = "bench_redis"
+
+
+class Case:
+    def __init__(self, name: str, get, expected, note: str) -> None:
+        self.name, self.get, self.expected, self.note = name, get, expected, note
+        self.ops_s: list[float] = []  # one per throughput round
+        self.p50_us: list[float] = []  # one per latency round
+        self.p99_us: list[float] = []
+        self.ops = 0  # gets done in the throughput rounds
+        self.keyspace_hits = 0  # Redis' keyspace_hits during those rounds
+
+
+# --- the cases ---------------------------------------------------------------------------
+
+async def herdcache_case(stack: contextlib.AsyncExitStack, url: str, tasks: int) -> list[Case]:
+    from herdcache import CacheManager, Policy
+
+    cache = CacheManager(redis_url=url, namespace="bench", policies={"courses": Policy(ttl=TTL_S, memory=False)})
+    await stack.enter_async_context(cache)
+    key = cache.key("courses", "o1")
+    await cache.set(key, ROWS)
+    return [Case("herdcache", functools.partial(cache.get, key), ROWS,
+                 "Policy(memory=False): every get reads Redis; returns the decoded rows")]
+
+
+async def redis_py_case(stack: contextlib.AsyncExitStack, url: str, tasks: int) -> list[Case]:
+    import redis.asyncio
+
+    client = redis.asyncio.Redis.from_url(url, max_connections=max(tasks, 100))
+    stack.push_async_callback(client.aclose)
+    await client.set("plain:o1", PAYLOAD)
+    get = functools.partial(client.get, "plain:o1")
+
+    async def get_json():
+        return json.loads(await client.get("plain:o1"))
+
+    pool = f"pool of up to {max(tasks, 100)} connections"
+    return [Case("redis-py", get, PAYLOAD, f"GET, raw bytes; {pool}"),
+            Case("redis-py+json", get_json, ROWS, f"GET + json.loads; {pool}")]
+
+
+async def cashews_case(stack: contextlib.AsyncExitStack, url: str, tasks: int) -> list[Case]:
+    from cashews import Cache
+
+    cases = []
+    for name, options, note in (("cashews", {}, "defaults: BlockingConnectionPool of 10"),
+                                ("cashews-pool", {"max_connections": tasks}, f"max_connections={tasks}")):
+        cache = Cache()
+        cache.setup(url, **options)
+        stack.push_async_callback(cache.close)
+        await cache.set("cashews:o1", ROWS, expire=TTL_S)
+        cases.append(Case(name, functools.partial(cache.get, "cashews:o1"), ROWS, f"cache.get; {note}"))
+    return cases
+
+
+BUILDERS = {"herdcache": herdcache_case, "redis-py": redis_py_case, "cashews": cashews_case}
+NEEDS = {"herdcache": "herdcache", "redis.asyncio": "redis-py", "cashews": "cashews"}
+
+
+# --- measuring ---------------------------------------------------------------------------
+
+def keyspace_hits(server) -> int:
+    info = server.command("INFO", "stats").decode()
+    return int(next(line.split(":")[1] for line in info.splitlines() if line.startswith("keyspace_hits:")))
+
+
+async def throughput_round(get, tasks: int, seconds: float) -> tuple[int, float]:
+    """`tasks` tasks loop `await get()` until `seconds` have passed; (gets done, elapsed s)."""
+    running = True
+    counts = [0] * tasks
+
+    async def worker(i: int) -> None:
+        n = 0
+        while running:
+            await get()
+            n += 1
+        counts[i] = n
+
+    started = time.perf_counter()
+    workers = [asyncio.create_task(worker(i)) for i in range(tasks)]
+    await asyncio.sleep(seconds)
+    running = False
+    await asyncio.gather(*workers)
+    return sum(counts), time.perf_counter() - started
+
+
+async def latency_round(get, calls: int) -> list[float]:
+    """`calls` sequential gets from one task; each one's time in µs."""
+    times = []
+    clock = time.perf_counter_ns
+    for _ in range(calls):
+        start = clock()
+        await get()
+        times.append((clock() - start) / 1000)
+    return times
+
+
+async def measure(server, names: list[str], opts) -> tuple[list[Case], Ceiling]:
+    async with contextlib.AsyncExitStack() as stack:
+        cases: list[Case] = []
+        for name in names:
+            cases += await BUILDERS[name](stack, server.url, opts.tasks)
+        for case in cases:  # check the value, warm connections and code paths up
+            value = await case.get()
+            if value != case.expected:
+                sys.exit(f"{SCRIPT}: {case.name} returned {value!r:.200}")
+            await throughput_round(case.get, opts.tasks, 0.2)
+            await latency_round(case.get, 200)
+        ceiling = Ceiling(server, opts.requests)
+        for r in range(opts.rounds):
+            for case in cases[r % len(cases):] + cases[: r % len(cases)]:
+                gc.collect()
+                hits_before = keyspace_hits(server)
+                ops, elapsed = await throughput_round(case.get, opts.tasks, opts.seconds)
+                case.keyspace_hits += keyspace_hits(server) - hits_before
+                case.ops += ops
+                case.ops_s.append(ops / elapsed)
+            ceiling.run()  # in every round too, so that the machine's drift hits it alike
+        for r in range(opts.rounds):
+            for case in cases[r % len(cases):] + cases[: r % len(cases)]:
+                gc.collect()
+                times = await latency_round(case.get, opts.calls)
+                case.p50_us.append(percentile(times, 50))
+                case.p99_us.append(percentile(times, 99))
+    return cases, ceiling
+
+
+class Ceiling:
+    """redis-benchmark -P 16 -c 1 -t get on the server, GETting a key that holds PAYLOAD."""
+
+    def __init__(self, server, requests: int) -> None:
+        self.server, self.requests = server, requests
+        self.argv = [redis_binary(SCRIPT, "redis-benchmark"), "-h", "127.0.0.1", "-p", str(server.port),
+                     "-P", "16", "-c", "1", "-t", "get", "-n", str(requests), "--csv"]
+        server.command("SET", BENCHMARK_KEY, PAYLOAD)
+        self.rps: list[float] = []  # one per run
+        self.keyspace_hits = 0
+
+    def run(self) -> None:
+        hits_before = keyspace_hits(self.server)
+        done = subprocess.run(self.argv, capture_output=True, text=True, timeout=120)
+        rows = [row for row in csv.reader(io.StringIO(done.stdout)) if row and row[0] == "GET"]
+        if done.returncode != 0 or not rows:
+            sys.exit(f"{SCRIPT}: redis-benchmark failed ({done.returncode}):\n{done.stdout}{done.stderr}")
+        self.rps.append(float(rows[0][1]))
+        self.keyspace_hits += keyspace_hits(self.server) - hits_before
+
+    @property
+    def hits_per_get(self) -> float:
+        return self.keyspace_hits / (self.requests * len(self.rps))
+
+
+# --- report ------------------------------------------------------------------------------
+
+def spread(values: list[float], fmt: str = ",.0f") -> str:
+    return f"{min(values):{fmt}}..{max(values):{fmt}}"
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--rounds", type=int, default=5, help="rounds per case; medians are reported (default 5)")
+    parser.add_argument("--seconds", type=float, default=1.0, help="length of a throughput round (default 1.0)")
+    parser.add_argument("--tasks", type=int, default=100, help="concurrent tasks for throughput (default 100)")
+    parser.add_argument("--calls", type=int, default=2000, help="sequential gets per latency round (default 2000)")
+    parser.add_argument("--requests", type=int, default=500_000,
+                        help="redis-benchmark -n, per round (default 500000)")
+    parser.add_argument("--only", help=f"comma-separated cases out of {','.join(BUILDERS)} (default all)")
+    parser.add_argument("--check", action="store_true", help="exit 1 when herdcache misses a target")
+    opts = parser.parse_args()
+    wanted = opts.only.split(",") if opts.only else list(BUILDERS)
+    if set(wanted) - set(BUILDERS):
+        parser.error(f"unknown case(s): {', '.join(sorted(set(wanted) - set(BUILDERS)))}")
+    names = [n for n in BUILDERS if n in wanted]
+    require(SCRIPT, {m: who for m, who in NEEDS.items() if who in names})
+    redis_binary(SCRIPT, "redis-benchmark")
+
+    from redis.asyncio.connection import DefaultParser
+    from redis.utils import HIREDIS_AVAILABLE
+
+    print_setup("bench_redis: a Redis-tier get, one process, one redis-server",
+                ["herdcache", "redis", "hiredis", "cashews"],
+                redis=f"redis-server {redis_server_version(redis_binary(SCRIPT))} on 127.0.0.1 (own instance, "
+                      "no persistence), same machine: server, clients and redis-benchmark share the CPUs",
+                hiredis=f"redis.utils.HIREDIS_AVAILABLE={HIREDIS_AVAILABLE}, redis-py parser {DefaultParser.__name__}",
+                value=f"{len(ROWS)} dicts, {len(PAYLOAD)} bytes of JSON (cashews stores it pickled)",
+                throughput=f"{opts.tasks} tasks x {opts.seconds:g} s per round, median of {opts.rounds} interleaved "
+                           "rounds, gc on",
+                latency=f"1 task, {opts.calls} sequential gets per round, p50/p99 median of {opts.rounds} rounds",
+                ceiling=f"redis-benchmark -P 16 -c 1 -t get -n {opts.requests} --csv, median of {opts.rounds} runs, "
+                        "one after each throughput round",
+                loop="asyncio default event loop")
+    if not HIREDIS_AVAILABLE and "redis-py" in names:
+        print("WARNING: hiredis is not importable: redis-py runs its pure-Python parser\n")
+
+    with redis_server(SCRIPT) as server:
+        started = time.monotonic()
+        cases, ceiling = asyncio.run(measure(server, names, opts))
+        elapsed = time.monotonic() - started
+
+    by_name = {c.name: c for c in cases}
+    base = by_name.get("redis-py")
+    top = statistics.median(ceiling.rps)
+    print(f"throughput ({opts.tasks} concurrent tasks)")
+    base_ops = statistics.median(base.ops_s) if base else None
+
+    def vs_base(ops: float) -> str:
+        return f"{ops / base_ops:.2f}" if base_ops else "-"
+
+    rows = []
+    for c in cases:
+        ops = statistics.median(c.ops_s)
+        rows.append([c.name, f"{ops:,.0f}", spread(c.ops_s), vs_base(ops), f"{ops / top:.3f}",
+                     f"{c.keyspace_hits / c.ops:.2f}", c.note])
+    rows.append(["redis-benchmark", f"{top:,.0f}", spread(ceiling.rps), vs_base(top), "1.000",
+                 f"{ceiling.hits_per_get:.2f}",
+                 "-P 16 -c 1: the ceiling"])
+    print_rows(["case", "ops/s", "min..max of rounds", "x redis-py", "x ceiling", "hits/get", "note"], rows,
+               "<>>>>><")
+    print("hits/get: Redis' keyspace_hits per get (1 = one key read in Redis per get, so no get was served "
+          "from process memory)\n")
+
+    print("latency (1 task, sequential gets)")
+    print_rows(["case", "p50 us", "p99 us", "p50 min..max", "p99 min..max"],
+               [[c.name, f"{statistics.median(c.p50_us):.1f}", f"{statistics.median(c.p99_us):.1f}",
+                 spread(c.p50_us, ".1f"), spread(c.p99_us, ".1f")] for c in cases])
+    print(f"measured in {elapsed:.0f} s\n")
+
+    ours = by_name.get("herdcache")
+    if ours is None:
+        return 0
+    ours_ops = statistics.median(ours.ops_s)
+    met = True
+    if base_ops:
+        x = ours_ops / base_ops
+        ok = x >= TARGET_X_REDIS_PY
+        met &= ok
+        print(f"herdcache vs redis-py asyncio throughput: {x:.2f}x (target >= {TARGET_X_REDIS_PY:g}x): "
+              f"{'met' if ok else 'MISSED'}")
+    x = ours_ops / top
+    ok = x >= TARGET_X_CEILING
+    met &= ok
+    print(f"herdcache vs the redis-benchmark -P 16 -c 1 ceiling: {x:.3f}x (target >= {TARGET_X_CEILING:g}x): "
+          f"{'met' if ok else 'MISSED'}")
+    peers = [c for c in cases if c.name.split("-")[0] in ("cashews",)]
+    if peers:
+        best = max(peers, key=lambda c: statistics.median(c.ops_s))
+        print(f"fastest cashews configuration: {best.name}, herdcache does "
+              f"{ours_ops / statistics.median(best.ops_s):.2f}x its throughput")
+    return 1 if opts.check and not met else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
