@@ -329,3 +329,16 @@ async def test_compare_and_set_counts_without_losing_updates(redis_url):
     finally:
         for m in managers:
             await m.close()
+
+
+async def test_entries_expire_by_the_engine_clock_in_redis_too(pair, clock, redis_server):
+    a, b = pair
+    key = a.key("l2only", "expiring")
+    await a.set(key, "v", ttl=2)  # stale for 5 more seconds (the policy's stale window)
+    clock.advance(6.9)
+    assert await b.get(b.key("l2only", "expiring")) == "v"
+    clock.advance(0.2)  # past stale-until by the engine's clock; Redis' own has not moved
+    assert redis_server.command("EXISTS", str(key)) == 1
+    assert await b.get(b.key("l2only", "expiring")) is None
+    assert await b.add(b.key("l2only", "expiring"), "new") is True  # expired counts as absent
+    assert await a.get(key) == "new"

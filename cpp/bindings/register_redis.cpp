@@ -207,7 +207,7 @@ void register_redis(py::module_& m) {
              Resource* res = &e.engine.resource(key.resource);
              return run(bridge, [&](RedisTier::Callback cb) {
                t.read(key, tags, lease_token, seconds_to_nanos(lease_seconds), refresh_before_wall,
-                      counted(res, std::move(cb)));
+                      e.engine.clock().wall_ns(), counted(res, std::move(cb)));
              });
            },
            py::arg("key"), py::arg("tags"), py::arg("lease_token"), py::arg("lease_seconds"),
@@ -219,7 +219,7 @@ void register_redis(py::module_& m) {
              Resource* res = &e.engine.resource(key.resource);
              static const std::vector<std::string> kNoTags;
              return run(bridge, [&](RedisTier::Callback cb) {
-               t.read(key, kNoTags, std::string(), 0, 0, counted(res, std::move(cb)));
+               t.read(key, kNoTags, std::string(), 0, 0, e.engine.clock().wall_ns(), counted(res, std::move(cb)));
              });
            },
            py::arg("key"), py::arg("bridge"))
@@ -236,6 +236,7 @@ void register_redis(py::module_& m) {
                std::string first = parts[0].cast<std::string>();
                if (parts.size() == 1 && first == "absent") {
                  g.condition = RedisTier::WriteGuard::Condition::Absent;
+                 g.now_wall = e.engine.clock().wall_ns();
                } else if (parts.size() == 2 && first == "equals") {
                  g.condition = RedisTier::WriteGuard::Condition::Equals;
                  g.expected_payload = parts[1].cast<std::string>();

@@ -143,9 +143,10 @@ std::vector<std::string> RedisTier::dependencies(const Key& key, const std::vect
 }
 
 void RedisTier::read(const Key& key, const std::vector<std::string>& tags, const std::string& lease_token,
-                     Nanos lease_ns, Nanos refresh_before_wall, Callback cb) {
+                     Nanos lease_ns, Nanos refresh_before_wall, Nanos now_wall, Callback cb) {
   std::vector<std::string> args{lease_token, std::to_string(std::max<Nanos>(lease_ns / kNanosPerMs, 1)),
-                                std::to_string(refresh_before_wall / kNanosPerMs)};
+                                std::to_string(refresh_before_wall / kNanosPerMs),
+                                std::to_string(now_wall / kNanosPerMs)};
   // Only a read that may lead to a write (it asks for a lease) needs the versions.
   if (!lease_token.empty()) {
     for (auto& dep : dependencies(key, tags)) args.push_back(std::move(dep));
@@ -197,7 +198,8 @@ void RedisTier::write(const Key& key, std::string payload, Nanos fresh_until_wal
   args.push_back(fill_channel_);
   using Condition = WriteGuard::Condition;
   args.emplace_back(guard.condition == Condition::Absent ? "nx" : guard.condition == Condition::Equals ? "eq" : "");
-  args.push_back(guard.expected_payload);
+  args.push_back(guard.condition == Condition::Absent ? std::to_string(guard.now_wall / kNanosPerMs)
+                                                      : guard.expected_payload);
   for (std::size_t i = 0; i < deps.size(); ++i) {
     args.push_back(deps[i]);
     if (checked) args.push_back(guard.versions[i]);

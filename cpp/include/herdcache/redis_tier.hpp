@@ -89,13 +89,15 @@ class RedisTier {
     enum class Condition : std::uint8_t { None, Absent, Equals };
     Condition condition = Condition::None;  // else Conflict
     std::string expected_payload;           // Equals: the payload that must be stored now
+    Nanos now_wall = 0;                     // Absent: an entry stale by then counts as absent
   };
 
   // Reads an entry; `tags` are the tags a later write would carry (for a miss's versions).
   // With a lease token, a miss or an entry not fresh at `refresh_before_wall` grants the
-  // lease (or reports it held elsewhere) in the same round trip.
+  // lease (or reports it held elsewhere) in the same round trip. An entry stale by
+  // `now_wall` (the engine's clock) is a miss, whatever Redis' own clock says.
   void read(const Key& key, const std::vector<std::string>& tags, const std::string& lease_token,
-            Nanos lease_ns, Nanos refresh_before_wall, Callback cb);
+            Nanos lease_ns, Nanos refresh_before_wall, Nanos now_wall, Callback cb);
   // Writes an entry; refused (Refused) when the guard no longer holds.
   void write(const Key& key, std::string payload, Nanos fresh_until_wall, Nanos stale_until_wall,
              Nanos load_ns, const std::vector<std::string>& tags, const WriteGuard& guard,

@@ -17,9 +17,11 @@
 namespace herdcache::scripts {
 
 // KEYS[1] entry, KEYS[2] its lease, KEYS[3] its waiters flag, KEYS[4] the namespace
-// generation; ARGV[1] lease token ("" = no lease wanted), ARGV[2] lease ms, ARGV[3] now
-// (wall ms), then the key's dependency version keys (their versions are returned on a
-// miss, for the write that follows).
+// generation; ARGV[1] lease token ("" = no lease wanted), ARGV[2] lease ms, ARGV[3]
+// refresh-before (wall ms: an entry fresh only until then wants a refresh), ARGV[4] now
+// (the caller's wall ms: an entry stale until then is absent, whatever Redis' own clock
+// says), then the key's dependency version keys (their versions are returned on a miss,
+// for the write that follows).
 // Hit:  {1, v, f, s, d, t, lease}    lease: 1 granted (stale: refresh it), 0 not needed
 //                                           or held elsewhere
 // Miss: {0, lease, generation, versions...}   lease: 1 granted, 2 held elsewhere, 0 none
@@ -33,7 +35,7 @@ local function lease()
   return 2
 end
 local e = redis.call('HMGET', KEYS[1], 'v', 'f', 's', 'd', 'x', 't')
-if e[1] then
+if e[1] and tonumber(e[3]) > tonumber(ARGV[4]) then
   local names, want = {}, {}
   local odd = true
   for part in string.gmatch(e[5] or '', '([^\n]*)\n') do
@@ -55,17 +57,17 @@ if e[1] then
   redis.call('UNLINK', KEYS[1])
 end
 local out = {0, lease(), redis.call('GET', KEYS[4]) or '0'}
-if #ARGV > 3 then
-  local cur = redis.call('MGET', unpack(ARGV, 4))
-  for j = 4, #ARGV do out[j] = cur[j - 3] or '0' end
+if #ARGV > 4 then
+  local cur = redis.call('MGET', unpack(ARGV, 5))
+  for j = 5, #ARGV do out[j - 1] = cur[j - 4] or '0' end
 end
 return out
 )lua";
 
 // KEYS[1] entry, KEYS[2] lease, KEYS[3] waiters flag, KEYS[4] namespace generation;
 // ARGV: v, f, s, d, t, mode, lease token ("" = none), expected generation ("" = any),
-// fill channel, condition ("" | "nx": only if absent | "eq": only if the stored payload is
-// ARGV[11]), expected payload, then dependencies from ARGV[12].
+// fill channel, condition ("" | "nx": only if absent, or stale by ARGV[11], the caller's
+// wall ms | "eq": only if the stored payload is ARGV[11]), then dependencies from ARGV[12].
 // mode "e": pairs (version key, expected version); "c": version keys only (the entry
 // records their current versions). Refused (0) when the lease is no longer ours or any
 // version or the generation moved since the read: an invalidation happened while the
@@ -84,7 +86,10 @@ local function refuse()
 end
 if ARGV[7] ~= '' and not ours then return 0 end
 if ARGV[8] ~= '' and (redis.call('GET', KEYS[4]) or '0') ~= ARGV[8] then return refuse() end
-if ARGV[10] == 'nx' and redis.call('EXISTS', KEYS[1]) == 1 then return 2 end
+if ARGV[10] == 'nx' then
+  local stale_until = redis.call('HGET', KEYS[1], 's')
+  if stale_until and tonumber(stale_until) > tonumber(ARGV[11]) then return 2 end
+end
 if ARGV[10] == 'eq' and redis.call('HGET', KEYS[1], 'v') ~= ARGV[11] then return 2 end
 local names, want = {}, {}
 if ARGV[6] == 'e' then
