@@ -229,9 +229,6 @@ void register_engine(py::module_& m) {
       .def("count_miss", [](EngineHandle& e, const std::string& res) {
         e.engine.resource(res).counters.add(Counter::Misses);
       })
-      .def("count_error", [](EngineHandle& e, const std::string& res) {
-        e.engine.resource(res).counters.add(Counter::Errors);
-      })
       .def("in_flight", [](EngineHandle& e, const Key& key) { return e.engine.flights().in_flight(key.str); })
       .def("invalidate_key", [](EngineHandle& e, const Key& key) {
         e.engine.check_open();

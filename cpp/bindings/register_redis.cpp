@@ -185,7 +185,6 @@ void register_redis(py::module_& m) {
            },
            py::arg("url"), py::arg("instance_id"), py::arg("connect_timeout_ms") = 2000,
            py::arg("command_timeout_ms") = 1000)
-      .def_property_readonly("has_redis", [](EngineHandle& e) { return e.engine.redis() != nullptr; })
       .def("drain_logs",
            [logs](EngineHandle&) {
              std::deque<std::pair<int, std::string>> lines;
@@ -270,14 +269,6 @@ void register_redis(py::module_& m) {
              return py::cast(waiter);
            },
            py::arg("key"), py::arg("timeout_seconds"), py::arg("bridge"))
-      .def("l2_touch",
-           [](EngineHandle& e, const Key& key, Nanos fresh_until_wall, Nanos stale_until_wall, py::object bridge) {
-             RedisTier& t = tier(e);
-             return run(bridge, [&](RedisTier::Callback cb) {
-               t.touch(key, fresh_until_wall, stale_until_wall, std::move(cb));
-             });
-           },
-           py::arg("key"), py::arg("fresh_until_wall"), py::arg("stale_until_wall"), py::arg("bridge"))
       .def("l2_release",
            [](EngineHandle& e, const Key& key, const std::string& token, py::object bridge) {
              RedisTier& t = tier(e);

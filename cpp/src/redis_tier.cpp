@@ -84,8 +84,7 @@ RedisTier::RedisTier(std::string ns, std::string instance_id, const RedisUrl& ur
       write_(new Script{scripts::kWrite, {}, {}}),
       bump_(new Script{scripts::kBump, {}, {}}),
       delete_(new Script{scripts::kDelete, {}, {}}),
-      release_(new Script{scripts::kRelease, {}, {}}),
-      touch_(new Script{scripts::kTouch, {}, {}}) {
+      release_(new Script{scripts::kRelease, {}, {}}) {
   client_ = std::make_unique<RedisClient>(
       url, options, [this](const ConnectionEvent& e) { on_client_event(e); }, clock_);
   subscriber_ = std::make_unique<RedisSubscriber>(
@@ -237,21 +236,6 @@ void RedisTier::wait_fill(const Key& key, Nanos timeout_ns, Callback cb) {
     fill_waiters_.emplace(key.str, FillWaiter{now + timeout_ns, std::move(cb)});
   }
   for (auto& waiter : expired) waiter(TierResult::fault("timed out waiting for the lease holder"));
-}
-
-void RedisTier::touch(const Key& key, Nanos fresh_until_wall, Nanos stale_until_wall, Callback cb) {
-  eval(*touch_, {key.str},
-       {std::to_string(fresh_until_wall / kNanosPerMs), std::to_string(std::max<Nanos>(stale_until_wall / kNanosPerMs, 1))},
-       [cb = std::move(cb)](RedisResult result) {
-         if (!result.ok() || !result.reply().is_integer()) {
-           cb(TierResult::fault(describe(result)));
-           return;
-         }
-         TierResult out;
-         out.status = TierResult::Status::Done;
-         out.count = result.reply().as_int();
-         cb(std::move(out));
-       });
 }
 
 void RedisTier::release(const Key& key, const std::string& lease_token, Callback cb) {
@@ -462,7 +446,7 @@ void RedisTier::on_client_event(const ConnectionEvent& event) {
 }
 
 void RedisTier::on_connected() {
-  for (const Script* s : {read_.get(), write_.get(), bump_.get(), delete_.get(), release_.get(), touch_.get()}) {
+  for (const Script* s : {read_.get(), write_.get(), bump_.get(), delete_.get(), release_.get()}) {
     client_->submit({"SCRIPT", "LOAD", std::string(s->source)}, [s](RedisResult r) {
       if (r.ok() && r.reply().is_bulk()) s->set_sha(r.reply().str());
     });

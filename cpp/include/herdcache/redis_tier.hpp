@@ -105,8 +105,6 @@ class RedisTier {
   // Done when another process fills `key` (its lease holder wrote it). Waiters whose
   // deadline passed are dropped without a call: the caller stops waiting on its own.
   void wait_fill(const Key& key, Nanos timeout_ns, Callback cb);
-  // Moves an existing entry's lifetime; Done.count is 1 if it existed.
-  void touch(const Key& key, Nanos fresh_until_wall, Nanos stale_until_wall, Callback cb);
   // Gives a lease back (a failed load) and wakes whoever waits for the key.
   void release(const Key& key, const std::string& lease_token, Callback cb);
 
@@ -155,7 +153,7 @@ class RedisTier {
   MemoryTier& memory_;
   std::shared_ptr<const Clock> clock_;
   LogCallback log_;
-  std::unique_ptr<Script> read_, write_, bump_, delete_, release_, touch_;
+  std::unique_ptr<Script> read_, write_, bump_, delete_, release_;
   std::unique_ptr<RedisClient> client_;
   std::unique_ptr<RedisSubscriber> subscriber_;
 

@@ -131,15 +131,6 @@ if redis.call('DEL', KEYS[2]) == 1 then redis.call('PUBLISH', ARGV[2], string.le
 return 1
 )lua";
 
-// KEYS[1] entry; ARGV[1] fresh-until, ARGV[2] stale-until (wall ms). Moves an existing
-// entry's lifetime (Django's touch). Returns 1 if the entry existed.
-inline constexpr std::string_view kTouch = R"lua(
-if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
-redis.call('HSET', KEYS[1], 'f', ARGV[1], 's', ARGV[2])
-redis.call('PEXPIREAT', KEYS[1], ARGV[2])
-return 1
-)lua";
-
 // KEYS: version keys to bump; ARGV[1] channel, ARGV[2] message. Returns #KEYS.
 inline constexpr std::string_view kBump = R"lua(
 for i = 1, #KEYS do redis.call('INCR', KEYS[i]) end
