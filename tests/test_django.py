@@ -18,17 +18,9 @@ from unittest import mock
 
 import django
 import pytest
-from django.conf import settings
 
-if not settings.configured:
-    settings.configure(
-        SECRET_KEY="herdcache-tests",
-        INSTALLED_APPS=[],
-        DATABASES={},
-        USE_TZ=True,
-        CACHES={"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}},
-    )
-    django.setup()
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "django_settings")  # tests/django_settings.py
+django.setup()
 
 from django.core.cache import CacheKeyWarning, cache, caches  # noqa: E402
 from django.core.exceptions import ImproperlyConfigured  # noqa: E402
