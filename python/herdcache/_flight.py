@@ -42,15 +42,17 @@ class Flight:
             if not waiter.done():
                 waiter.set_exception(exc)
 
-    async def wait(self) -> Any:
+    def wait(self) -> Any:
+        """An awaitable of the flight's value. On the leader's loop it is a future of the
+        follower's own (done already if the flight is), so no coroutine frame is needed."""
         loop = asyncio.get_running_loop()
         if self._loop is loop:
             if self._future.done():
-                return self._future.result()
+                return self._future
             waiter = loop.create_future()
             self._waiters.append(waiter)
-            return await waiter
-        return await asyncio.shield(asyncio.wrap_future(self._as_concurrent(), loop=loop))
+            return waiter
+        return asyncio.shield(asyncio.wrap_future(self._as_concurrent(), loop=loop))
 
     def wait_sync(self, timeout: float | None = None) -> Any:
         return self._as_concurrent().result(timeout)

@@ -165,22 +165,23 @@ async def get_or_load(m: CacheManager, mode: Any, key: Key, loader: Loader, tags
 
 async def load(m: CacheManager, mode: Any, key: Key, loader: Loader, tags: list[str], ttl: Any, *, refresh: bool = False) -> Any:
     """Joins the key's flight, leading it if there is none, and returns its value.
-    With refresh=True (warm) the value is reloaded even if one is cached."""
-    started = m._engine.now()
+    With refresh=True (warm) the value is reloaded even if one is cached. A follower only
+    waits: in a herd of hundreds every call it makes shows in the last one's latency; the
+    leader's miss latency stands for them all."""
     leader, flight, flight_id = m._engine.begin_load(key, Flight, refresh)
     if not leader:
-        value = await mode.wait(flight)
+        return await mode.wait(flight)
+    started = m._engine.now()
+    replace_before = m._engine.wall_ns() + 1 if refresh else None
+    lead = _lead(m, mode, key, loader, tags, ttl, flight, flight_id, replace_before)
+    if mode.blocking:
+        value = await lead
     else:
-        replace_before = m._engine.wall_ns() + 1 if refresh else None
-        lead = _lead(m, mode, key, loader, tags, ttl, flight, flight_id, replace_before)
-        if mode.blocking:
-            value = await lead
-        else:
-            # The load runs as its own task, so a leader that is cancelled does not cancel
-            # the load its followers wait for; started eagerly, so its first round trip is
-            # not queued behind the followers that arrived with it.
-            task = _eager_task(lead)
-            value = await (task if task.done() else asyncio.shield(m._track(task)))
+        # The load runs as its own task, so a leader that is cancelled does not cancel
+        # the load its followers wait for; started eagerly, so its first round trip is
+        # not queued behind the followers that arrived with it.
+        task = _eager_task(lead)
+        value = await (task if task.done() else asyncio.shield(m._track(task)))
     m._engine.record_miss(key.resource, m._engine.now() - started)
     return value
 
@@ -274,13 +275,14 @@ async def _lead(m: CacheManager, mode: Any, key: Key, loader: Loader, tags, ttl,
         if guard is not None and guard[0]:
             await mode.l2(m, "l2_release", key, guard[0])  # let a waiting process load it now
         raise
-    # This process's callers have their value now; Redis is written after, so they do not
-    # wait for that round trip. New callers meanwhile hit the memory tier.
+    # The Redis write is sent first (it is what other processes' waiters are woken by),
+    # then this process's callers get their value without waiting for its answer; new
+    # callers meanwhile hit the memory tier.
     engine.finish_load(key, flight_id, True, engine.now() - started)
+    write = _send_shared(m, mode, key, payload, tags, engine.now() - started, guard) if m._has_redis else None
     flight.set_result(value)
-    if m._has_redis:
-        await _store_shared(m, mode, key, payload, tags, engine.now() - started, guard,
-                            replaces=replace_before is not None)
+    if write is not None:
+        await _after_shared(m, mode, key, await write, replaces=replace_before is not None)
     return value
 
 
@@ -410,10 +412,13 @@ def _store_local(m: CacheManager, key: Key, value: Any, tags: list[str], ttl: An
     return payload, fresh_until, stale_until
 
 
-async def _store_shared(m: CacheManager, mode: Any, key: Key, stored: tuple, tags: list[str], load_s: float,
-                        guard: Any, *, replaces: bool) -> None:
+def _send_shared(m: CacheManager, mode: Any, key: Key, stored: tuple, tags: list[str], load_s: float, guard: Any) -> Any:
+    """Sends the Redis write of a value just stored in memory; returns its awaitable answer."""
     payload, fresh_until, stale_until = stored
-    result = await mode.l2(m, "l2_write", key, payload, fresh_until, stale_until, load_s, tags, guard)
+    return mode.l2(m, "l2_write", key, payload, fresh_until, stale_until, load_s, tags, guard)
+
+
+async def _after_shared(m: CacheManager, mode: Any, key: Key, result: tuple, *, replaces: bool) -> None:
     if result[0] == FAULT:
         m._shared_fault(key, result[8])
     elif result[0] == REFUSED:
@@ -429,7 +434,8 @@ async def _store(m: CacheManager, mode: Any, key: Key, value: Any, tags: list[st
                  guard: Any, *, replaces: bool) -> None:
     stored = _store_local(m, key, value, tags, ttl, load_s)
     if m._has_redis:
-        await _store_shared(m, mode, key, stored, tags, load_s, guard, replaces=replaces)
+        result = await _send_shared(m, mode, key, stored, tags, load_s, guard)
+        await _after_shared(m, mode, key, result, replaces=replaces)
 
 
 async def store(m: CacheManager, mode: Any, key: Key, value: Any, tags: list[str], ttl: Any) -> None:
