@@ -15,6 +15,7 @@ import logging
 import secrets
 from typing import TYPE_CHECKING, Any, Callable
 
+from ._eager import eager_task
 from ._flight import Flight
 from ._native import Key, SerializationError
 from .serializers import BadSignature
@@ -180,61 +181,10 @@ async def load(m: CacheManager, mode: Any, key: Key, loader: Loader, tags: list[
         # The load runs as its own task, so a leader that is cancelled does not cancel
         # the load its followers wait for; started eagerly, so its first round trip is
         # not queued behind the followers that arrived with it.
-        task = _eager_task(lead)
+        task = eager_task(lead)
         value = await (task if task.done() else asyncio.shield(m._track(task)))
     m._engine.record_miss(key.resource, m._engine.now() - started)
     return value
-
-
-def _eager_task(coro: Any) -> asyncio.Future:
-    """Runs the coroutine's first step now, then carries on as a task (what Python 3.12's
-    eager task factory does): a task created in a burst of callers otherwise starts only
-    after every one of them has run its first step."""
-    loop = asyncio.get_running_loop()
-    try:
-        suspended_on = coro.send(None)
-    except StopIteration as done:
-        future = loop.create_future()
-        future.set_result(done.value)
-        return future
-    except BaseException as exc:  # noqa: BLE001 - handed to the awaiting caller as is
-        future = loop.create_future()
-        future.set_exception(exc)
-        return future
-    return loop.create_task(_carry_on(coro, suspended_on))
-
-
-async def _carry_on(coro: Any, suspended_on: Any) -> Any:
-    return await _Resumed(coro, suspended_on)
-
-
-class _Resumed:
-    """Lets a task drive a coroutine that already ran its first step: what the coroutine
-    yields goes to the task, what the task sends or throws goes back to the coroutine."""
-
-    __slots__ = ("coro", "yielded")
-
-    def __init__(self, coro: Any, yielded: Any) -> None:
-        self.coro, self.yielded = coro, yielded
-
-    def __await__(self):
-        coro, yielded = self.coro, self.yielded
-        while True:
-            try:
-                sent = yield yielded
-            except GeneratorExit:
-                coro.close()
-                raise
-            except BaseException as exc:  # noqa: BLE001 - cancellation and the like go to the coroutine
-                try:
-                    yielded = coro.throw(exc)
-                except StopIteration as done:
-                    return done.value
-            else:
-                try:
-                    yielded = coro.send(sent)
-                except StopIteration as done:
-                    return done.value
 
 
 def refresh(m: CacheManager, mode: Any, key: Key, loader: Loader, tags: list[str], ttl: Any, fresh_until: int) -> None:
