@@ -18,6 +18,7 @@ void register_keys(py::module_& m);
 void register_engine(py::module_& m);
 void register_callsite(py::module_& m);
 void register_redis(py::module_& m);  // after register_engine: adds Engine methods
+void register_postgres(py::module_& m);
 
 // Set by a decorated function's fast path when XFetch picked the read for an early refresh;
 // consumed by the slow path's Engine.get on the same thread.

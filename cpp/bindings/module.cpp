@@ -11,4 +11,5 @@ PYBIND11_MODULE(_native, m) {
   register_engine(m);
   register_callsite(m);
   register_redis(m);
+  register_postgres(m);
 }
