@@ -158,9 +158,25 @@ async def test_install_twice_and_changes_invalidate_the_right_tags(rooms_db, cac
         sql(rooms_db, "DELETE FROM rooms WHERE id = 2")
         await wait_present(cache, keys, all_tags - {"rooms", "org:20", "room:2"})
         assert inv.health["notifications"] == 3 and inv.health["malformed"] == 0
+        assert await admin_health(cache, inv) == (200, True)
     finally:
         await inv.stop()
     assert not inv.health["running"] and not inv.health["connected"]
+    assert await admin_health(cache, inv) == (503, False)
+
+
+async def admin_health(cache, inv):
+    """The listener's state through the admin router's /health, as the README shows it."""
+    import httpx
+    from fastapi import FastAPI
+
+    from herdcache.fastapi import admin_router
+
+    app = FastAPI()
+    app.include_router(admin_router(cache, allow_unauthenticated=True, health_checks={"postgres": lambda: inv.health}))
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://test") as client:
+        response = await client.get("/health")
+    return response.status_code, response.json()["checks"]["postgres"]["ok"]
 
 
 async def test_oversized_row_payload_invalidates_the_whole_table(rooms_db, cache):

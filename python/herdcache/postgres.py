@@ -344,10 +344,14 @@ class PostgresInvalidator:
 
     @property
     def health(self) -> dict[str, Any]:
-        """Listener state for /health and stats: connected, counts, last_error."""
+        """Listener state for /health and stats: ok (running and connected), counts, last_error.
+        Fits the admin router's health_checks: ``{"postgres": lambda: inv.health}``."""
+        running = self._listener is not None
+        connected = bool(running and self._listener.connected)
         return {
-            "running": self._listener is not None,
-            "connected": bool(self._listener is not None and self._listener.connected),
+            "ok": running and connected,
+            "running": running,
+            "connected": connected,
             "channel": self.channel,
             **self._counts,
             "pending": len(self._pending),
