@@ -102,7 +102,7 @@ class PgListener::Impl {
         opt_(options),
         clock_(std::move(clock)),
         on_notify_(std::move(on_notify)),
-        on_event_(std::move(on_event)),
+        events_(std::move(on_event)),
         backoff_(opt_.backoff_initial_ms, opt_.backoff_max_ms, std::random_device{}()) {
     opt_.validate();
     validate_conninfo(conninfo_);
@@ -138,14 +138,13 @@ class PgListener::Impl {
   void send(const std::string& sql);
   void read_input(Nanos now);
   void fail(const std::string& why);
-  void report(bool connected, const std::string& detail);
 
   const std::string conninfo_;
   const std::vector<std::string> channels_;
   const PgListenerOptions opt_;
   const std::shared_ptr<const Clock> clock_;
   const NotifyCallback on_notify_;
-  const EventCallback on_event_;
+  ConnectionReporter events_;
 
   EventFd stop_;
   std::atomic<bool> closing_{false};
@@ -164,8 +163,6 @@ class PgListener::Impl {
   bool wants_write_ = false;      // PQflush left output behind
   Nanos last_traffic_ = 0;
   std::optional<Nanos> probe_deadline_;  // an empty query is out
-  bool was_down_ = false;
-  std::optional<bool> reported_;
 };
 
 void PgListener::Impl::run() {
@@ -336,8 +333,7 @@ void PgListener::Impl::read_input(Nanos now) {
       phase_ = Phase::Ready;
       backoff_.reset();
       connected_.store(true);
-      report(true, fmt::format("listening on {} channel(s)", channels_.size()));
-      was_down_ = false;
+      events_.up(fmt::format("listening on {} channel(s)", channels_.size()));
     }
   }
   if (PQstatus(conn_.get()) == CONNECTION_BAD) {
@@ -352,20 +348,9 @@ void PgListener::Impl::fail(const std::string& why) {
   wants_write_ = false;
   probe_deadline_.reset();
   next_attempt_ = clock_->monotonic_ns() + backoff_.next_delay_ns();
-  was_down_ = true;
-  report(false, why);
+  events_.down(why);
 }
 
-void PgListener::Impl::report(bool connected, const std::string& detail) {
-  if (reported_ == connected) return;
-  reported_ = connected;
-  if (!on_event_) return;
-  ConnectionEvent event;
-  event.connected = connected;
-  event.after_loss = connected && was_down_;
-  event.detail = detail;
-  on_event_(event);
-}
 
 PgListener::PgListener(std::string conninfo, std::vector<std::string> channels, PgListenerOptions options,
                        NotifyCallback on_notify, EventCallback on_event, std::shared_ptr<const Clock> clock)

@@ -65,7 +65,7 @@ class RedisClient::Impl {
       : url_(std::move(url)),
         opt_(validated(options)),
         clock_(std::move(clock)),
-        on_event_(std::move(on_event)),
+        events_(std::move(on_event)),
         breaker_(BreakerOptions{opt_.breaker_failures, opt_.breaker_open_ms}, clock_),
         backoff_(opt_.backoff_initial_ms, opt_.backoff_max_ms, std::random_device{}()) {
     thread_ = std::thread([this] { run(); });
@@ -109,13 +109,12 @@ class RedisClient::Impl {
   void send_internal(InFlight::Kind kind, Nanos now);
   void fail_connection(RedisErrorKind kind, const std::string& why);
   void sync_breaker();
-  void report(bool connected, const std::string& detail);
   void shutdown();
 
   const RedisUrl url_;
   const RedisOptions opt_;
   const std::shared_ptr<const Clock> clock_;
-  const EventCallback on_event_;
+  ConnectionReporter events_;
 
   // Shared with submitting threads.
   WakeQueue<Request> inbox_;
@@ -144,8 +143,6 @@ class RedisClient::Impl {
   bool health_out_ = false;
   bool probe_out_ = false;
   bool ever_ready_ = false;
-  bool was_down_ = false;  // a connection or attempt failed since the last ready one
-  std::optional<bool> reported_;
   CircuitBreaker breaker_;
   Backoff backoff_;
   std::vector<Request> batch_;
@@ -522,8 +519,7 @@ void RedisClient::Impl::on_ready(Nanos now, Nanos handshake_sent) {
     if (ever_ready_) ++stats_.reconnects;
   }
   ever_ready_ = true;
-  report(true, url_.describe());
-  was_down_ = false;
+  events_.up(url_.describe());
   while (!waiting_.empty()) {
     send(std::move(waiting_.front()), now);
     waiting_.pop_front();
@@ -577,8 +573,7 @@ void RedisClient::Impl::fail_connection(RedisErrorKind kind, const std::string& 
     stats_.errors += failed + 1;
     stats_.last_error = why;
   }
-  was_down_ = true;
-  report(false, why);
+  events_.down(why);
 }
 
 void RedisClient::Impl::sync_breaker() {
@@ -589,16 +584,6 @@ void RedisClient::Impl::sync_breaker() {
   stats_.consecutive_failures = breaker_.consecutive_failures();
 }
 
-void RedisClient::Impl::report(bool connected, const std::string& detail) {
-  if (reported_ == connected) return;  // once per change
-  reported_ = connected;
-  if (!on_event_) return;
-  ConnectionEvent event;
-  event.connected = connected;
-  event.after_loss = connected && was_down_;
-  event.detail = detail;
-  on_event_(event);
-}
 
 void RedisClient::Impl::shutdown() {
   const std::string why = "client closed";

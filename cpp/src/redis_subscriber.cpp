@@ -60,7 +60,7 @@ class RedisSubscriber::Impl {
         opt_(validated(options)),
         clock_(std::move(clock)),
         on_message_(std::move(on_message)),
-        on_event_(std::move(on_event)),
+        events_(std::move(on_event)),
         channels_(channels.begin(), channels.end()),
         backoff_(opt_.backoff_initial_ms, opt_.backoff_max_ms, std::random_device{}()) {
     if (!on_message_) throw InvalidArgument("RedisSubscriber needs a message callback");
@@ -100,13 +100,12 @@ class RedisSubscriber::Impl {
   void send(std::vector<std::string> argv) { append_command(conn_.output(), argv); }
   void flush();
   void fail_connection(const std::string& why);
-  void report(bool connected, const std::string& detail);
 
   const RedisUrl url_;
   const RedisOptions opt_;
   const std::shared_ptr<const Clock> clock_;
   const MessageCallback on_message_;
-  const EventCallback on_event_;
+  ConnectionReporter events_;
 
   WakeQueue<ChannelOp> ops_;
   EventFd stop_;
@@ -127,8 +126,6 @@ class RedisSubscriber::Impl {
   std::size_t acks_left_ = 0;
   Nanos next_ping_ = 0;
   std::optional<Nanos> ping_deadline_;  // a PING is out: answered by then or reset
-  bool was_down_ = false;
-  std::optional<bool> reported_;
   std::vector<ChannelOp> batch_;
 };
 
@@ -280,8 +277,7 @@ void RedisSubscriber::Impl::on_reply(const Reply& reply, Nanos now) {
     ping_deadline_.reset();
     next_ping_ = now + opt_.health_interval_ms * kMs;
     connected_.store(true);
-    report(true, url_.describe());
-    was_down_ = false;
+    events_.up(url_.describe());
   }
 }
 
@@ -300,20 +296,9 @@ void RedisSubscriber::Impl::fail_connection(const std::string& why) {
   handshake_left_ = acks_left_ = 0;
   ping_deadline_.reset();
   next_attempt_ = clock_->monotonic_ns() + backoff_.next_delay_ns();
-  was_down_ = true;
-  report(false, why);
+  events_.down(why);
 }
 
-void RedisSubscriber::Impl::report(bool connected, const std::string& detail) {
-  if (reported_ == connected) return;
-  reported_ = connected;
-  if (!on_event_) return;
-  ConnectionEvent event;
-  event.connected = connected;
-  event.after_loss = connected && was_down_;
-  event.detail = detail;
-  on_event_(event);
-}
 
 RedisSubscriber::RedisSubscriber(RedisUrl url, RedisOptions options,
                                  std::vector<std::string> channels, MessageCallback on_message,

@@ -58,6 +58,7 @@
 #include <vector>
 
 #include "herdcache/clock.hpp"
+#include "herdcache/connection_state.hpp"
 #include "herdcache/errors.hpp"
 #include "herdcache/redis_url.hpp"
 #include "herdcache/resp.hpp"
@@ -136,14 +137,6 @@ struct RedisHealth {
   std::uint64_t reconnects = 0;    // successful connects after the first
   std::size_t pending = 0;         // requests queued or in flight now
   std::string last_error;          // empty until something fails
-};
-
-// A connection state change, reported once per change, on the I/O thread.
-struct ConnectionEvent {
-  bool connected = false;   // true: connected and ready; false: lost, or cannot connect
-  bool after_loss = false;  // connected after being down (lost, or earlier attempts
-                            // failed): for a subscriber, messages may have been missed
-  std::string detail;       // why it is down; the address when connected
 };
 
 class RedisClient {
