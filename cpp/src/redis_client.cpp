@@ -5,6 +5,10 @@
 //      ^                     |                               |                        |
 //      +---------------------+-------- any failure ----------+------------------------+
 //
+// It stays one file, though long, because it is one state machine: every transition
+// touches the same connection, the FIFO of requests in flight and the timers, and split
+// across files the machine could no longer be read in one place.
+//
 // Everything below `// I/O thread only` in Impl is touched by the I/O thread alone and
 // needs no lock. The threads meet in three places: the inbox (WakeQueue), a few atomics
 // (accepting_, closing_, pending_, in_submit_), and the stats snapshot behind stats_mu_.
