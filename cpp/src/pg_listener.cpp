@@ -9,6 +9,7 @@
 // In Ready an empty query is sent after health_interval_ms without traffic; its answer
 // (PGRES_EMPTY_QUERY) must arrive within health_timeout_ms, or the connection is presumed
 // dead (a server that vanished without a FIN/RST looks exactly like a quiet one).
+#include "herdcache/io_thread.hpp"
 #include "herdcache/pg_listener.hpp"
 
 #include <libpq-fe.h>
@@ -109,22 +110,14 @@ class PgListener::Impl {
     if (channels_.empty()) throw InvalidArgument("PgListener needs at least one channel");
     for (const auto& channel : channels_) validate_channel(channel);
     if (!on_notify_) throw InvalidArgument("PgListener needs a notify callback");
-    thread_ = std::thread([this] { run(); });
+    io_.start([this] { run(); });
   }
 
   ~Impl() { close(); }
 
   bool connected() const noexcept { return connected_.load(); }
 
-  void close() {
-    if (std::this_thread::get_id() == thread_id_.load()) {
-      throw Error("PgListener::close() called from its own I/O thread (a callback)");
-    }
-    std::lock_guard lock(close_mu_);
-    if (closing_.exchange(true)) return;
-    stop_.notify();
-    if (thread_.joinable()) thread_.join();
-  }
+  void close() { io_.stop("PgListener"); }
 
  private:
   enum class Phase : std::uint8_t { Backoff, Connecting, Listening, Ready };
@@ -146,12 +139,8 @@ class PgListener::Impl {
   const NotifyCallback on_notify_;
   ConnectionReporter events_;
 
-  EventFd stop_;
-  std::atomic<bool> closing_{false};
+  IoThread io_;  // the loop's thread; io_.stopping() once close() began
   std::atomic<bool> connected_{false};
-  std::atomic<std::thread::id> thread_id_{};
-  std::mutex close_mu_;
-  std::thread thread_;
 
   // I/O thread only.
   PgConnPtr conn_;
@@ -166,12 +155,11 @@ class PgListener::Impl {
 };
 
 void PgListener::Impl::run() {
-  thread_id_.store(std::this_thread::get_id());
   next_attempt_ = clock_->monotonic_ns();
-  while (!closing_.load()) {
+  while (!io_.stopping()) {
     Nanos now = clock_->monotonic_ns();
     on_timers(now);
-    pollfd fds[2] = {{stop_.fd(), POLLIN, 0}, {-1, 0, 0}};
+    pollfd fds[2] = {{io_.wake_fd(), POLLIN, 0}, {-1, 0, 0}};
     nfds_t count = 1;
     if (conn_ && phase_ != Phase::Backoff) {
       short events = phase_ == Phase::Connecting ? connect_events_
@@ -180,7 +168,7 @@ void PgListener::Impl::run() {
       count = 2;
     }
     if (::poll(fds, count, poll_timeout_for(now, wake_at())) <= 0) continue;
-    if (closing_.load()) break;
+    if (io_.stopping()) break;
     if (count == 2 && fds[1].revents != 0) on_socket(fds[1].revents, clock_->monotonic_ns());
   }
   conn_.reset();

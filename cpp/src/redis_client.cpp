@@ -11,7 +11,7 @@
 //
 // Everything below `// I/O thread only` in Impl is touched by the I/O thread alone and
 // needs no lock. The threads meet in three places: the inbox (WakeQueue), a few atomics
-// (accepting_, closing_, pending_, in_submit_), and the stats snapshot behind stats_mu_.
+// (accepting_, io_.stopping(), pending_, in_submit_), and the stats snapshot behind stats_mu_.
 #include <poll.h>
 
 #include <atomic>
@@ -24,6 +24,7 @@
 
 #include <fmt/format.h>
 
+#include "herdcache/io_thread.hpp"
 #include "herdcache/breaker.hpp"
 #include "herdcache/completions.hpp"
 #include "herdcache/redis.hpp"
@@ -72,7 +73,7 @@ class RedisClient::Impl {
         events_(std::move(on_event)),
         breaker_(BreakerOptions{opt_.breaker_failures, opt_.breaker_open_ms}, clock_),
         backoff_(opt_.backoff_initial_ms, opt_.backoff_max_ms, std::random_device{}()) {
-    thread_ = std::thread([this] { run(); });
+    io_.start([this] { run(); });
   }
 
   ~Impl() { close(); }
@@ -81,7 +82,7 @@ class RedisClient::Impl {
   void close();
   RedisHealth health() const;
   const RedisUrl& url() const noexcept { return url_; }
-  bool on_io_thread() const noexcept { return std::this_thread::get_id() == thread_id_.load(); }
+  bool on_io_thread() const noexcept { return io_.on_thread(); }
 
  private:
   enum class Phase : std::uint8_t { Backoff, Connecting, Handshaking, Ready };
@@ -122,16 +123,12 @@ class RedisClient::Impl {
 
   // Shared with submitting threads.
   WakeQueue<Request> inbox_;
-  EventFd stop_;
   std::atomic<bool> accepting_{true};  // mirrors "breaker closed" for submit()
-  std::atomic<bool> closing_{false};
+  IoThread io_;  // the loop's thread; io_.stopping() once close() began
   std::atomic<std::size_t> pending_{0};
-  std::atomic<int> in_submit_{0};  // submits between their closing_ check and their push
+  std::atomic<int> in_submit_{0};  // submits between their io_.stopping() check and their push
   mutable std::mutex stats_mu_;
   RedisHealth stats_;
-  std::mutex close_mu_;
-  std::thread thread_;
-  std::atomic<std::thread::id> thread_id_{};  // set by the I/O thread itself
 
   // I/O thread only.
   RedisConnection conn_;
@@ -158,15 +155,15 @@ class RedisClient::Impl {
 void RedisClient::Impl::submit(std::vector<std::string> argv, Callback cb) {
   if (argv.empty()) throw InvalidArgument("a Redis command needs at least one argument");
   if (!cb) throw InvalidArgument("RedisClient::submit needs a callback");
-  // close() waits for in_submit_ to reach 0 after setting closing_, then drains the inbox
-  // one last time: a submit either sees closing_ or is drained (both seq_cst).
+  // close() waits for in_submit_ to reach 0 after io_.stop() raised the flag, then drains the inbox
+  // one last time: a submit either sees it or is drained (both seq_cst).
   in_submit_.fetch_add(1);
   struct Leave {
     std::atomic<int>& n;
     ~Leave() { n.fetch_sub(1); }
   } leave{in_submit_};
 
-  if (closing_.load()) {
+  if (io_.stopping()) {
     pending_.fetch_add(1, std::memory_order_relaxed);
     complete(cb, RedisResult::failure(RedisErrorKind::Disconnected, "client closed"));
     return;
@@ -191,13 +188,7 @@ void RedisClient::Impl::submit(std::vector<std::string> argv, Callback cb) {
 }
 
 void RedisClient::Impl::close() {
-  if (on_io_thread()) {
-    throw Error("RedisClient::close() called from its own I/O thread (a callback)");
-  }
-  std::lock_guard lock(close_mu_);
-  if (closing_.exchange(true)) return;
-  stop_.notify();
-  if (thread_.joinable()) thread_.join();
+  if (!io_.stop("RedisClient")) return;
   while (in_submit_.load() != 0) std::this_thread::yield();  // a few instructions at most
   for (auto& request : inbox_.drain()) {
     complete(request.cb, RedisResult::failure(RedisErrorKind::Disconnected, "client closed"));
@@ -215,14 +206,13 @@ RedisHealth RedisClient::Impl::health() const {
 // The loop
 
 void RedisClient::Impl::run() {
-  thread_id_.store(std::this_thread::get_id());
   next_attempt_ = clock_->monotonic_ns();
-  while (!closing_.load()) {
+  while (!io_.stopping()) {
     Nanos now = clock_->monotonic_ns();
     on_timers(now);
     if (conn_.is_open() && phase_ != Phase::Connecting && conn_.wants_write()) flush();
 
-    pollfd fds[3] = {{inbox_.fd(), POLLIN, 0}, {stop_.fd(), POLLIN, 0}, {-1, 0, 0}};
+    pollfd fds[3] = {{inbox_.fd(), POLLIN, 0}, {io_.wake_fd(), POLLIN, 0}, {-1, 0, 0}};
     nfds_t count = 2;
     if (conn_.is_open()) {
       short events = POLLOUT;
@@ -232,7 +222,7 @@ void RedisClient::Impl::run() {
     }
     const int ready = ::poll(fds, count, poll_timeout_ms(now, next_wakeup()));
     if (ready <= 0) continue;  // timeout (timers run next iteration) or EINTR
-    if (closing_.load()) break;
+    if (io_.stopping()) break;
     now = clock_->monotonic_ns();
     if (count == 3 && fds[2].revents != 0) on_socket(fds[2].revents, now);
     if ((fds[0].revents & POLLIN) != 0) intake(now);

@@ -7,6 +7,7 @@
 // order, so the first handshake_left_ replies are the handshake's and the next acks_left_
 // "subscribe" confirmations are the initial subscription's; when both reach zero the
 // subscriber is ready and says so.
+#include "herdcache/io_thread.hpp"
 #include "herdcache/redis_subscriber.hpp"
 
 #include <poll.h>
@@ -64,7 +65,7 @@ class RedisSubscriber::Impl {
         channels_(channels.begin(), channels.end()),
         backoff_(opt_.backoff_initial_ms, opt_.backoff_max_ms, std::random_device{}()) {
     if (!on_message_) throw InvalidArgument("RedisSubscriber needs a message callback");
-    thread_ = std::thread([this] { run(); });
+    io_.start([this] { run(); });
   }
 
   ~Impl() { close(); }
@@ -72,15 +73,7 @@ class RedisSubscriber::Impl {
   void post(ChannelOp op) { ops_.push(std::move(op)); }
   bool connected() const noexcept { return connected_.load(); }
 
-  void close() {
-    if (std::this_thread::get_id() == thread_id_.load()) {
-      throw Error("RedisSubscriber::close() called from its own I/O thread (a callback)");
-    }
-    std::lock_guard lock(close_mu_);
-    if (closing_.exchange(true)) return;
-    stop_.notify();
-    if (thread_.joinable()) thread_.join();
-  }
+  void close() { io_.stop("RedisSubscriber"); }
 
  private:
   enum class Phase : std::uint8_t { Backoff, Connecting, Subscribing, Ready };
@@ -108,12 +101,8 @@ class RedisSubscriber::Impl {
   ConnectionReporter events_;
 
   WakeQueue<ChannelOp> ops_;
-  EventFd stop_;
-  std::atomic<bool> closing_{false};
+  IoThread io_;  // the loop's thread; io_.stopping() once close() began
   std::atomic<bool> connected_{false};
-  std::atomic<std::thread::id> thread_id_{};
-  std::mutex close_mu_;
-  std::thread thread_;
 
   // I/O thread only (channels_ is filled by the constructor before the thread starts).
   std::set<std::string> channels_;
@@ -130,9 +119,8 @@ class RedisSubscriber::Impl {
 };
 
 void RedisSubscriber::Impl::run() {
-  thread_id_.store(std::this_thread::get_id());
   next_attempt_ = clock_->monotonic_ns();
-  while (!closing_.load()) {
+  while (!io_.stopping()) {
     Nanos now = clock_->monotonic_ns();
     on_timers(now);
     if (conn_.is_open() && phase_ != Phase::Connecting && conn_.wants_write()) flush();
@@ -147,7 +135,7 @@ void RedisSubscriber::Impl::run() {
         wake_at = next_ping_;
       }
     }
-    pollfd fds[3] = {{ops_.fd(), POLLIN, 0}, {stop_.fd(), POLLIN, 0}, {-1, 0, 0}};
+    pollfd fds[3] = {{ops_.fd(), POLLIN, 0}, {io_.wake_fd(), POLLIN, 0}, {-1, 0, 0}};
     nfds_t count = 2;
     if (conn_.is_open()) {
       short events = POLLOUT;
@@ -156,7 +144,7 @@ void RedisSubscriber::Impl::run() {
       count = 3;
     }
     if (::poll(fds, count, poll_timeout_ms(now, wake_at)) <= 0) continue;
-    if (closing_.load()) break;
+    if (io_.stopping()) break;
     now = clock_->monotonic_ns();
     if (count == 3 && fds[2].revents != 0) on_socket(fds[2].revents, now);
     if ((fds[0].revents & POLLIN) != 0) apply_ops();

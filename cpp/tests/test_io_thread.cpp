@@ -1,0 +1,47 @@
+#include <catch2/catch.hpp>
+
+#include <poll.h>
+
+#include <atomic>
+
+#include "herdcache/errors.hpp"
+#include "herdcache/io_thread.hpp"
+
+using namespace herdcache;
+
+TEST_CASE("io_thread: stop wakes a polling loop, joins it, and is idempotent") {
+  IoThread io;
+  std::atomic<int> wakeups{0};
+  io.start([&] {
+    while (!io.stopping()) {
+      pollfd fd{io.wake_fd(), POLLIN, 0};
+      poll(&fd, 1, 60'000);  // only stop() ends this wait
+      ++wakeups;
+    }
+  });
+  CHECK_FALSE(io.on_thread());
+  CHECK(io.stop("Test"));
+  CHECK(io.stopping());
+  CHECK(wakeups.load() >= 1);
+  CHECK_FALSE(io.stop("Test"));  // already stopped
+}
+
+TEST_CASE("io_thread: stop from the loop's own thread throws instead of deadlocking") {
+  IoThread io;
+  std::atomic<bool> threw{false}, done{false};
+  io.start([&] {
+    try {
+      io.stop("Test");
+    } catch (const Error&) {
+      threw = true;
+    }
+    done = true;
+    while (!io.stopping()) {
+      pollfd fd{io.wake_fd(), POLLIN, 0};
+      poll(&fd, 1, 60'000);
+    }
+  });
+  while (!done.load()) std::this_thread::yield();
+  CHECK(threw.load());
+  CHECK(io.stop("Test"));
+}
