@@ -12,13 +12,16 @@ using namespace herdcache;
 TEST_CASE("io_thread: stop wakes a polling loop, joins it, and is idempotent") {
   IoThread io;
   std::atomic<int> wakeups{0};
+  std::atomic<bool> polling{false};
   io.start([&] {
     while (!io.stopping()) {
       pollfd fd{io.wake_fd(), POLLIN, 0};
+      polling = true;
       poll(&fd, 1, 60'000);  // only stop() ends this wait
       ++wakeups;
     }
   });
+  while (!polling.load()) std::this_thread::yield();
   CHECK_FALSE(io.on_thread());
   CHECK(io.stop("Test"));
   CHECK(io.stopping());
