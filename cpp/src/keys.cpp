@@ -82,13 +82,9 @@ void KeyBuilder::reset(std::string_view ns, std::string_view resource) {
 }
 
 void KeyBuilder::restart(std::string_view prefix) {
-  std::size_t colon = prefix.find(':');
-  if (colon == std::string_view::npos || colon == 0 || colon + 1 == prefix.size() ||
-      prefix.find(':', colon + 1) != std::string_view::npos) {
-    throw InvalidArgument(fmt::format("key prefix must be '<namespace>:<resource>', got '{}'", prefix));
-  }
+  // Trusted: reset() validated these names when the prefix was first written.
   buf_.assign(prefix);
-  restart_at(colon + 1);
+  restart_at(prefix.find(':') + 1);
 }
 
 void KeyBuilder::restart_at(std::size_t resource_begin) {

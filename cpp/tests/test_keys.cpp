@@ -371,3 +371,26 @@ TEST_CASE("keys: key_has_prefix stops at token boundaries") {
   CHECK_FALSE(key_has_prefix("app:c", "app:c:o1"));
   CHECK(key_has_prefix("app:c:o1:1", "app:c"));
 }
+
+TEST_CASE("keys: restart from a reset's prefix builds the same key as reset") {
+  KeyBuilder fresh;
+  fresh.reset("app", "courses");
+  std::string prefix(fresh.canonical());
+  fresh.add_str("o1");
+  fresh.begin_param("semester");
+  fresh.add_int(2);
+  Key expected = fresh.finish();
+
+  KeyBuilder reused;
+  reused.reset("other", "thing");
+  reused.add_int(99);
+  reused.finish();
+  reused.restart(prefix);
+  reused.add_str("o1");
+  reused.begin_param("semester");
+  reused.add_int(2);
+  Key got = reused.finish();
+  CHECK(got.str == expected.str);
+  CHECK(got.resource == "courses");
+  CHECK(got.hash == expected.hash);
+}

@@ -47,8 +47,9 @@ class KeyBuilder {
   KeyBuilder() = default;
   // Throws InvalidArgument when namespace or resource is empty or contains ':'.
   void reset(std::string_view ns, std::string_view resource);
-  // Starts again from "<namespace>:<resource>" as a previous reset() wrote it (what a
-  // decorated function's call site keeps): the same key, without revalidating the names.
+  // Starts again from "<namespace>:<resource>" exactly as a previous reset() wrote it (what
+  // a decorated function's call site keeps): the same key, without revalidating the names
+  // on every call. Precondition: `prefix` came from canonical() right after reset().
   void restart(std::string_view prefix);
 
   void add_none();
