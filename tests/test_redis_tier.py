@@ -73,16 +73,27 @@ async def test_invalidation_reaches_every_instance_memory_tier(pair):
     await eventually(lambda: b.stats()["memory_entries"] == 0)
 
 
-async def test_tag_and_prefix_invalidation_hold_in_redis_itself(pair, redis_server):
+def received(m):
+    return m.stats()["redis"]["invalidations_received"]
+
+
+async def test_tag_and_prefix_invalidation_hold_in_redis_itself(pair, redis_server, redis_url, clock):
     a, b = pair
     await a.set(a.key("l2only", "o1", 1), "x", tags=["org:1"])
     await a.set(a.key("l2only", "o10", 1), "y")
     assert await b.get(b.key("l2only", "o1", 1)) == "x"
+    heard = received(b)
     await a.invalidate_tags("org:1")
+    # A manager that never heard of the invalidation (no known versions) misses too.
+    async with CacheManager(redis_url=redis_url, namespace="n", policies=POLICIES, clock=clock) as fresh:
+        assert await fresh.get(fresh.key("l2only", "o1", 1)) is None
+    await eventually(lambda: received(b) > heard)
     assert await b.get(b.key("l2only", "o1", 1)) is None
     await a.set(a.key("l2only", "o1", 1), "x2", tags=["org:1"])
     assert await b.get(b.key("l2only", "o1", 1)) == "x2"
+    heard = received(b)
     await a.invalidate("l2only", "o1")
+    await eventually(lambda: received(b) > heard)
     assert await b.get(b.key("l2only", "o1", 1)) is None
     assert await b.get(b.key("l2only", "o10", 1)) == "y"  # o10 is not under the prefix o1
     # a tag invalidation costs one script call, whatever the number of tagged keys
@@ -90,6 +101,68 @@ async def test_tag_and_prefix_invalidation_hold_in_redis_itself(pair, redis_serv
         await a.set(a.key("l2only", "many", i), i, tags=["bulk"])
     await a.invalidate_tags("bulk")
     assert all([await b.get(b.key("l2only", "many", i)) is None for i in range(0, 300, 37)])
+
+
+def reads(m):
+    r = m.stats()["redis"]
+    return r["reads_plain"], r["reads_scripted"]
+
+
+async def test_reads_are_plain_once_the_versions_are_known(pair):
+    a, b = pair
+    key = a.key("l2only", "o1", 1)
+    await a.set(key, "x", tags=["org:1"])
+    assert await b.get(key) == "x"
+    assert reads(b) == (0, 1)  # nothing known yet: the script reads it and tells the versions
+    assert b.stats()["redis"]["versions_known"] == 4  # its three prefix levels and one tag
+    for _ in range(3):
+        assert await b.get(key) == "x"
+    assert reads(b) == (3, 1)
+    # Another instance's invalidation: once its broadcast arrived, the version is unknown
+    # again, so the read goes back to the script, which finds the entry out of date.
+    heard = received(b)
+    await a.invalidate_tags("org:1")
+    await eventually(lambda: received(b) > heard)
+    assert await b.get(key) is None
+    assert reads(b) == (3, 2)
+    await a.set(key, "x2", tags=["org:1"])
+    assert await b.get(key) == "x2"
+    assert await b.get(key) == "x2"
+    assert reads(b) == (4, 3)
+    assert await b.get(b.key("l2only", "absent")) is None  # a plain miss: no lease wanted
+    assert reads(b) == (5, 3)
+
+
+async def test_an_instance_sees_its_own_invalidations_at_once(pair):
+    a, _ = pair
+    keys = [a.key("l2only", "o1", 1), a.key("l2only", "o2", 1)]
+    await a.set(keys[0], "x", tags=["org:1"])
+    await a.set(keys[1], "y")
+    for _ in range(2):
+        assert [await a.get(k) for k in keys] == ["x", "y"]
+    assert reads(a)[0] >= 2
+    await a.invalidate_tags("org:1")
+    assert await a.get(keys[0]) is None  # no broadcast awaited: the bump precedes the read
+    await a.invalidate("l2only", "o2")
+    assert await a.get(keys[1]) is None
+
+
+async def test_known_versions_are_dropped_with_the_invalidation_channel(pair, redis_server):
+    a, b = pair
+    key = a.key("l2only", "o1", 1)
+    await a.set(key, "x", tags=["org:1"])
+    for _ in range(2):
+        assert await b.get(key) == "x"
+    # A bump whose broadcast b never hears (made behind herdcache's back): b cannot know,
+    # and keeps serving the entry it judges by the versions it knows.
+    redis_server.command("INCR", "n#t:org:1")
+    assert await b.get(key) == "x"
+    # b loses its subscriber connection: broadcasts may have been missed, so it trusts no
+    # known version any more, and the next read asks the script.
+    flushes = b.stats()["redis"]["memory_flushes"]
+    redis_server.command("CLIENT", "KILL", "TYPE", "pubsub")
+    await eventually(lambda: b.stats()["redis"]["memory_flushes"] > flushes)
+    assert await b.get(key) is None
 
 
 async def test_pattern_and_clear_remove_keys_with_scan(pair, redis_server):

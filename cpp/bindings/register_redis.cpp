@@ -341,6 +341,9 @@ void register_redis(py::module_& m) {
         d["writes_refused"] = s.writes_refused;
         d["journal_pending"] = s.journal_pending;
         d["journal_overflows"] = s.journal_overflows;
+        d["reads_plain"] = s.reads_plain;
+        d["reads_scripted"] = s.reads_scripted;
+        d["versions_known"] = s.versions_known;
         return d;
       });
 }

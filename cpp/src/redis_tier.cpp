@@ -141,36 +141,99 @@ std::vector<std::string> RedisTier::dependencies(const Key& key, const std::vect
   return deps;
 }
 
+struct RedisTier::ReadArgs {
+  Key key;
+  std::vector<std::string> tags;
+  std::string lease_token;
+  Nanos lease_ns, refresh_before_wall, now_wall;
+};
+
+namespace {
+TierResult hit_from(std::vector<Reply>& e, std::size_t v) {  // e[v..v+3]: v f s d, e[v+4]: t
+  TierResult out;
+  out.status = TierResult::Status::Hit;
+  out.payload = std::move(e[v].str());
+  out.fresh_until_wall = parse_int(e[v + 1].str()) * kNanosPerMs;
+  out.stale_until_wall = parse_int(e[v + 2].str()) * kNanosPerMs;
+  out.load_ns = parse_int(e[v + 3].str()) * kNanosPerMs;
+  out.tags = split_lines(e[v + 4].str());
+  return out;
+}
+
+TierResult plain_miss() {
+  TierResult out;
+  out.status = TierResult::Status::Miss;
+  return out;
+}
+}  // namespace
+
 void RedisTier::read(const Key& key, const std::vector<std::string>& tags, const std::string& lease_token,
                      Nanos lease_ns, Nanos refresh_before_wall, Nanos now_wall, Callback cb) {
-  std::vector<std::string> args{lease_token, std::to_string(std::max<Nanos>(lease_ns / kNanosPerMs, 1)),
-                                std::to_string(refresh_before_wall / kNanosPerMs),
-                                std::to_string(now_wall / kNanosPerMs)};
-  // Only a read that may lead to a write (it asks for a lease) needs the versions.
-  if (!lease_token.empty()) {
-    for (auto& dep : dependencies(key, tags)) args.push_back(std::move(dep));
+  // Known versions are only as good as the invalidation channel: without it, ask Redis.
+  if (subscriber_connected_.load(std::memory_order_acquire) && versions_.size() > 0) {
+    read_plain(std::make_shared<const ReadArgs>(ReadArgs{key, tags, lease_token, lease_ns, refresh_before_wall,
+                                                         now_wall}),
+               std::move(cb));
+    return;
   }
-  eval(*read_, {key.str, lease_key(key), waiters_key(key), generation_key_}, std::move(args),
-       [cb = std::move(cb)](RedisResult result) {
+  read_scripted(ReadArgs{key, tags, lease_token, lease_ns, refresh_before_wall, now_wall}, std::move(cb));
+}
+
+void RedisTier::read_plain(std::shared_ptr<const ReadArgs> args, Callback cb) {
+  client_->submit({"HMGET", args->key.str, "v", "f", "s", "d", "t", "x"},
+                  [this, args, cb = std::move(cb)](RedisResult result) mutable {
+    if (!result.ok() || !result.reply().is_array() || result.reply().elements().size() != 6) {
+      cb(TierResult::fault(describe(result)));
+      return;
+    }
+    auto& e = result.reply().elements();
+    const bool wants_lease = !args->lease_token.empty();
+    // Absent or stale by the engine's clock: a miss, unless the miss needs its lease.
+    if (e[0].is_nil() || parse_int(e[2].str()) * kNanosPerMs <= args->now_wall) {
+      if (wants_lease) return read_scripted(*args, std::move(cb));
+      reads_plain_.fetch_add(1, std::memory_order_relaxed);
+      return cb(plain_miss());
+    }
+    // Due for a refresh: only the script can grant the lease for it.
+    if (wants_lease && parse_int(e[1].str()) * kNanosPerMs <= args->refresh_before_wall) {
+      return read_scripted(*args, std::move(cb));
+    }
+    if (versions_.check(e[5].str()) != VersionCache::Check::Valid) return read_scripted(*args, std::move(cb));
+    reads_plain_.fetch_add(1, std::memory_order_relaxed);
+    cb(hit_from(e, 0));
+  });
+}
+
+void RedisTier::read_scripted(const ReadArgs& a, Callback cb) {
+  reads_scripted_.fetch_add(1, std::memory_order_relaxed);
+  std::vector<std::string> args{a.lease_token, std::to_string(std::max<Nanos>(a.lease_ns / kNanosPerMs, 1)),
+                                std::to_string(a.refresh_before_wall / kNanosPerMs),
+                                std::to_string(a.now_wall / kNanosPerMs)};
+  // Only a read that may lead to a write (it asks for a lease) needs the versions.
+  std::vector<std::string> deps;
+  if (!a.lease_token.empty()) {
+    deps = dependencies(a.key, a.tags);
+    args.insert(args.end(), deps.begin(), deps.end());
+  }
+  const std::uint64_t epoch = versions_.epoch();  // before the script can see any version
+  eval(*read_, {a.key.str, lease_key(a.key), waiters_key(a.key), generation_key_}, std::move(args),
+       [this, epoch, deps = std::move(deps), cb = std::move(cb)](RedisResult result) {
          if (!result.ok() || !result.reply().is_array() || result.reply().elements().empty()) {
            cb(TierResult::fault(describe(result)));
            return;
          }
          auto& e = result.reply().elements();
          TierResult out;
-         if (e[0].as_int() == 1 && e.size() == 7) {
-           out.status = TierResult::Status::Hit;
-           out.payload = std::move(e[1].str());
-           out.fresh_until_wall = parse_int(e[2].str()) * kNanosPerMs;
-           out.stale_until_wall = parse_int(e[3].str()) * kNanosPerMs;
-           out.load_ns = parse_int(e[4].str()) * kNanosPerMs;
-           out.tags = split_lines(e[5].str());
+         if (e[0].as_int() == 1 && e.size() == 8) {
+           out = hit_from(e, 1);
            out.lease = e[6].as_int() == 1 ? TierResult::Lease::Granted : TierResult::Lease::None;
+           versions_.learn(e[7].str(), epoch);
          } else if (e[0].as_int() == 0 && e.size() >= 3) {
            out.status = TierResult::Status::Miss;
            out.lease = static_cast<TierResult::Lease>(std::clamp<std::int64_t>(e[1].as_int(), 0, 2));
            out.generation = std::move(e[2].str());
            for (std::size_t i = 3; i < e.size(); ++i) out.versions.push_back(std::move(e[i].str()));
+           versions_.learn(deps, out.versions, epoch);
          } else {
            cb(TierResult::fault("unexpected reply to the read script: " + result.reply().debug_string()));
            return;
@@ -271,11 +334,10 @@ void RedisTier::invalidate(const Invalidation& inv, Callback cb) {
       eval(*delete_, {inv.targets[0], ns_ + "#l:" + inv.targets[0]}, {channel_, message}, finish());
       return;
     case Invalidation::Kind::Prefix:
-      eval(*bump_, {prefix_version_key(ns_, inv.targets[1])}, {channel_, message}, finish());
-      return;
     case Invalidation::Kind::Tags: {
-      std::vector<std::string> keys;
-      for (const auto& tag : inv.targets) keys.push_back(tag_version_key(ns_, tag));
+      // Forgotten before the bump is sent: a read sent after it sees the new version.
+      std::vector<std::string> keys = bumped_version_keys(inv);
+      versions_.forget(keys);
       eval(*bump_, std::move(keys), {channel_, message}, finish());
       return;
     }
@@ -350,6 +412,15 @@ void RedisTier::publish_then(const Invalidation& inv, std::int64_t count, Callba
                   });
 }
 
+std::vector<std::string> RedisTier::bumped_version_keys(const Invalidation& inv) const {
+  std::vector<std::string> keys;
+  if (inv.kind == Invalidation::Kind::Prefix) keys.push_back(prefix_version_key(ns_, inv.targets[1]));
+  if (inv.kind == Invalidation::Kind::Tags) {
+    for (const auto& tag : inv.targets) keys.push_back(tag_version_key(ns_, tag));
+  }
+  return keys;
+}
+
 void RedisTier::journal(const Invalidation& inv) {
   std::lock_guard lock(journal_mutex_);
   if (journal_overflowed_) return;
@@ -415,14 +486,19 @@ void RedisTier::on_message(const std::string& channel, const std::string& payloa
     messages_malformed_.fetch_add(1, std::memory_order_relaxed);
     return;
   }
+  versions_.forget(bumped_version_keys(*inv));  // whoever sent it (ours were forgotten already)
   if (inv->origin == instance_id_) return;  // applied locally when it was made
   inv->apply(memory_);
   messages_received_.fetch_add(1, std::memory_order_relaxed);
 }
 
 void RedisTier::on_subscriber_event(const ConnectionEvent& event) {
-  subscriber_connected_.store(event.connected, std::memory_order_relaxed);
+  // Broadcasts may be missed from the moment the channel drops: no known version is
+  // trusted past it (and plain reads stop until it is back).
+  if (!event.connected) versions_.clear();
+  subscriber_connected_.store(event.connected, std::memory_order_release);
   if (!event.connected) return;
+  versions_.clear();
   bool reconnect = subscriber_seen_.exchange(true) || event.after_loss;
   if (reconnect) {
     std::size_t dropped = memory_.clear();
@@ -435,6 +511,7 @@ void RedisTier::on_subscriber_event(const ConnectionEvent& event) {
 }
 
 void RedisTier::on_client_event(const ConnectionEvent& event) {
+  versions_.clear();  // a restarted or failed-over server may hold other versions
   if (log_) {
     log_(event.connected ? 20 : 30, event.connected ? fmt::format("redis connected: {}", event.detail)
                                                     : fmt::format("redis unavailable: {}", event.detail));
@@ -463,6 +540,9 @@ TierStats RedisTier::stats() const {
   s.memory_flushes = memory_flushes_.load();
   s.writes_refused = writes_refused_.load();
   s.journal_overflows = journal_overflows_.load();
+  s.reads_plain = reads_plain_.load();
+  s.reads_scripted = reads_scripted_.load();
+  s.versions_known = versions_.size();
   s.subscriber_connected = subscriber_connected_.load();
   std::lock_guard lock(journal_mutex_);
   s.journal_pending = journal_.size();

@@ -58,12 +58,15 @@ REDIS_COUNTERS = {
     "memory_flushes": "Memory tier flushes after the invalidation channel was lost.",
     "writes_refused": "Writes refused because an invalidation revoked their lease.",
     "journal_overflows": "Invalidations that did not fit the outage journal.",
+    "reads_plain": "Redis reads answered by one HMGET, checked against known dependency versions.",
+    "reads_scripted": "Redis reads answered by the read script (misses, leases, unknown versions).",
 }
 REDIS_GAUGES = {
     "pending": "Redis requests queued or in flight.",
     "consecutive_failures": "Redis failures in a row.",
     "subscriber_connected": "1 while the invalidation subscriber is connected.",
     "journal_pending": "Invalidations journaled during an outage, not yet replayed.",
+    "versions_known": "Dependency versions this instance knows (for plain reads).",
 }
 
 

@@ -11,6 +11,12 @@
 // reconnects after a loss it cannot know what it missed, so it flushes the memory tier
 // (the rule Redis' client-side caching documents) and counts it.
 //
+// Reads are plain HMGETs when they can be: an entry whose dependency versions this
+// instance already knows (version_cache.hpp) needs no script to be judged current, so it
+// costs Redis what a GET costs. Anything else (a miss with a lease wanted, a stale entry,
+// an unknown or moved version, the invalidation channel down) goes through the read
+// script, which also teaches the instance the versions it saw.
+//
 // Invalidations made while Redis is unreachable are kept in a bounded journal and
 // replayed on reconnect. If the journal overflows, the replay is a whole-namespace clear.
 #pragma once
@@ -28,6 +34,7 @@
 #include "herdcache/memory.hpp"
 #include "herdcache/redis.hpp"
 #include "herdcache/redis_subscriber.hpp"
+#include "herdcache/version_cache.hpp"
 
 namespace herdcache {
 
@@ -67,6 +74,9 @@ struct TierStats {
   std::uint64_t writes_refused = 0;      // stale writes refused (dependencies moved)
   std::uint64_t journal_pending = 0;     // invalidations waiting for Redis
   std::uint64_t journal_overflows = 0;
+  std::uint64_t reads_plain = 0;         // answered by one HMGET, checked against known versions
+  std::uint64_t reads_scripted = 0;      // answered by the read script
+  std::uint64_t versions_known = 0;      // dependency versions this instance holds
   bool subscriber_connected = false;
 };
 
@@ -94,8 +104,9 @@ class RedisTier {
 
   // Reads an entry; `tags` are the tags a later write would carry (for a miss's versions).
   // With a lease token, a miss or an entry not fresh at `refresh_before_wall` grants the
-  // lease (or reports it held elsewhere) in the same round trip. An entry stale by
-  // `now_wall` (the engine's clock) is a miss, whatever Redis' own clock says.
+  // lease (or reports it held elsewhere) in the same round trip as the script's read. An
+  // entry stale by `now_wall` (the engine's clock) is a miss, whatever Redis' own clock
+  // says. An entry that may be served as it is costs one HMGET (see the top).
   void read(const Key& key, const std::vector<std::string>& tags, const std::string& lease_token,
             Nanos lease_ns, Nanos refresh_before_wall, Nanos now_wall, Callback cb);
   // Writes an entry; refused (Refused) when the guard no longer holds.
@@ -128,7 +139,11 @@ class RedisTier {
   void scan_unlink(std::string match, std::string cursor, std::int64_t removed, Invalidation inv,
                    Callback cb);
   void publish_then(const Invalidation& inv, std::int64_t count, Callback cb);
+  struct ReadArgs;
+  void read_plain(std::shared_ptr<const ReadArgs> args, Callback cb);
+  void read_scripted(const ReadArgs& args, Callback cb);
   std::vector<std::string> dependencies(const Key& key, const std::vector<std::string>& tags) const;
+  std::vector<std::string> bumped_version_keys(const Invalidation& inv) const;
   void journal(const Invalidation& inv);
   void replay_journal();
   void on_message(const std::string& channel, const std::string& payload);
@@ -161,8 +176,10 @@ class RedisTier {
   std::deque<Invalidation> journal_;
   bool journal_overflowed_ = false;
 
+  VersionCache versions_;
+
   std::atomic<std::uint64_t> messages_received_{0}, messages_malformed_{0}, memory_flushes_{0},
-      writes_refused_{0}, journal_overflows_{0};
+      writes_refused_{0}, journal_overflows_{0}, reads_plain_{0}, reads_scripted_{0};
   std::atomic<bool> subscriber_connected_{false};
   std::atomic<bool> subscriber_seen_{false};
   std::atomic<bool> started_{false}, connected_once_{false};

@@ -22,8 +22,9 @@ namespace herdcache::scripts {
 // (the caller's wall ms: an entry stale until then is absent, whatever Redis' own clock
 // says), then the key's dependency version keys (their versions are returned on a miss,
 // for the write that follows).
-// Hit:  {1, v, f, s, d, t, lease}    lease: 1 granted (stale: refresh it), 0 not needed
-//                                           or held elsewhere
+// Hit:  {1, v, f, s, d, t, lease, x}   lease: 1 granted (stale: refresh it), 0 not needed
+//                                             or held elsewhere; x: the dependency record,
+//                                             current as of this read
 // Miss: {0, lease, generation, versions...}   lease: 1 granted, 2 held elsewhere, 0 none
 // A holder's lease is taken over by someone else only once it expired (PX), so a leader
 // that died is replaced after lock_timeout and never sooner.
@@ -52,7 +53,7 @@ if e[1] and tonumber(e[3]) > tonumber(ARGV[4]) then
   if valid then
     local l = 0
     if tonumber(e[2]) <= tonumber(ARGV[3]) and lease() == 1 then l = 1 end
-    return {1, e[1], e[2], e[3], e[4] or '0', e[6] or '', l}
+    return {1, e[1], e[2], e[3], e[4] or '0', e[6] or '', l, e[5] or ''}
   end
   redis.call('UNLINK', KEYS[1])
 end
