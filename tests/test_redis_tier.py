@@ -229,6 +229,33 @@ async def test_signed_payload_tampered_in_redis_is_a_miss(redis_url, redis_serve
         assert await a.get_or_load(key, lambda: {"admin": False}) == {"admin": False}
 
 
+@pytest.mark.parametrize("stored", [b"HC\x00{not json", b"plain bytes", b"", b"HC\x01" + b"m" * 31])
+async def test_unusable_payloads_in_redis_are_counted_misses(pair, redis_server, caplog, stored):
+    # Unsigned payloads are decoded on the bridge; anything it cannot decode goes back to
+    # Python, which logs and counts it exactly as before.
+    a, _ = pair
+    key = a.key("l2only", "garbage")
+    await a.set(key, {"ok": True})
+    assert await a.get(key) == {"ok": True}
+    redis_server.command("HSET", str(key), "v", stored)
+    with caplog.at_level("WARNING", logger="herdcache"):
+        assert await a.get(key) is None
+    assert a.stats()["errors"] == 1
+    assert f"ignoring {key} in redis" in caplog.text
+
+
+async def test_a_redis_hit_from_get_fills_memory_and_is_counted(pair):
+    a, b = pair
+    await a.set(b.key("c", "o1"), [1, 2])
+    assert await b.get(b.key("c", "o1")) == [1, 2]
+    assert await b.get(b.key("c", "o1")) == [1, 2]  # now from b's memory tier
+    res = b.stats()["resources"]["c"]
+    assert (res["hits"], res["misses"], res["redis"]["redis_hits"]) == (2, 0, 1)
+    assert b.stats()["memory_entries"] == 1
+    assert await b.get(b.key("l2only", "absent")) is None
+    assert b.stats()["resources"]["l2only"]["misses"] == 1
+
+
 async def test_redis_error_replies_do_not_raise(pair, redis_server):
     a, _ = pair
     key = a.key("l2only", "wrongtype")

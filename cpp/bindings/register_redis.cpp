@@ -35,32 +35,86 @@ struct BridgeCore {
   WakeQueue<Completion> queue;
 };
 
+// What a future resolves to: the result tuple, or, for get() (a Fetch), the answer itself.
+struct Fetch {
+  Key key;
+  Resource* res;        // resources live as long as their engine
+  EngineHandle* engine; // alive: the caller waits for it, or the bridge holds it
+};
+
+// Returned by l2_fetch when Python must finish the read (a payload the fast path does not
+// decode, a Hit that failed to decode, an unusual status): `result` is the tuple.
+struct SlowRead {
+  py::tuple result;
+};
+
 class Bridge {
  public:
-  explicit Bridge(py::object loop) : core_(std::make_shared<BridgeCore>()), loop_(std::move(loop)) {}
+  Bridge(py::object loop, py::object engine)
+      : core_(std::make_shared<BridgeCore>()),
+        loop_(std::move(loop)),
+        create_future_(loop_.attr("create_future")),
+        engine_(std::move(engine)) {
+    engine_.cast<EngineHandle&>();  // a TypeError now rather than at the first flush
+    // asyncio's own loops make futures in Python (BaseEventLoop.create_future); calling
+    // the future type directly is the same future without that frame. Other loops
+    // (uvloop) keep their own create_future.
+    auto asyncio = py::module_::import("asyncio");
+    if (py::getattr(loop_.get_type(), "create_future").is(asyncio.attr("BaseEventLoop").attr("create_future"))) {
+      future_type_ = asyncio.attr("Future");
+    }
+  }
 
   int fd() const { return core_->queue.fd(); }
   std::size_t pending() const { return futures_.size(); }
 
-  // A future for one operation, and the I/O-thread callback that completes it.
-  std::pair<py::object, RedisTier::Callback> expect() {
-    py::object future = loop_.attr("create_future")();
+  // A future for one operation, and the I/O-thread callback that completes it. With a
+  // fetch, the future resolves to get()'s answer (see finish_fetch).
+  std::pair<py::object, RedisTier::Callback> expect(std::optional<Fetch> fetch = std::nullopt) {
+    py::object future = new_future();
     std::uint64_t id = ++next_id_;
-    futures_.emplace(id, future);
+    futures_.emplace(id, Pending{future, std::move(fetch)});
     std::weak_ptr<BridgeCore> core = core_;
     return {future, [core, id](TierResult result) {
               if (auto c = core.lock()) c->queue.push(Completion{id, std::move(result)});
             }};
   }
 
+  // Requests are queued under RedisClient::DeferWakeups; the I/O thread is woken once,
+  // by a callback that runs after the tasks woken in this loop iteration made theirs.
+  void flush_soon(py::handle self) {
+    if (flush_scheduled_) return;
+    loop_.attr("call_soon")(self.attr("flush"));
+    flush_scheduled_ = true;
+  }
+
+  void flush() {
+    flush_scheduled_ = false;
+    if (RedisTier* t = engine().engine.redis()) t->wake();
+  }
+
   void drain() {
+    static PyObject* const done_name = PyUnicode_InternFromString("done");
+    static PyObject* const set_result_name = PyUnicode_InternFromString("set_result");
     core_->queue.drain(batch_);
     for (auto& completion : batch_) {
       auto it = futures_.find(completion.id);
       if (it == futures_.end()) continue;
-      py::object future = std::move(it->second);
+      Pending pending = std::move(it->second);
       futures_.erase(it);
-      if (!future.attr("done")().cast<bool>()) future.attr("set_result")(to_python(completion.result));
+      PyObject* future = pending.future.ptr();
+      try {
+        auto done = py::reinterpret_steal<py::object>(PyObject_CallMethodNoArgs(future, done_name));
+        if (!done) throw py::error_already_set();
+        if (PyObject_IsTrue(done.ptr())) continue;  // cancelled: nobody waits for it
+        py::object value = pending.fetch ? finish_fetch(*pending.fetch, completion.result)
+                                         : to_python(completion.result);
+        auto set = py::reinterpret_steal<py::object>(PyObject_CallMethodOneArg(future, set_result_name, value.ptr()));
+        if (!set) throw py::error_already_set();
+      } catch (py::error_already_set& error) {
+        // One broken completion must not strand the rest of the batch.
+        pending.future.attr("set_exception")(error.value());
+      }
     }
     batch_.clear();
     release_parked_handles();
@@ -75,13 +129,77 @@ class Bridge {
                           static_cast<int>(r.lease), r.generation);
   }
 
+  static py::object finish_fetch(const Fetch& fetch, TierResult& r);
+
  private:
+  struct Pending {
+    py::object future;
+    std::optional<Fetch> fetch;
+  };
+  EngineHandle& engine() { return engine_.cast<EngineHandle&>(); }
+  py::object new_future() {
+    if (!future_type_) return create_future_();
+    static PyObject* const kwnames = Py_BuildValue("(s)", "loop");
+    PyObject* args[] = {nullptr, loop_.ptr()};
+    auto future = py::reinterpret_steal<py::object>(
+        PyObject_Vectorcall(future_type_.ptr(), args + 1, 0 | PY_VECTORCALL_ARGUMENTS_OFFSET, kwnames));
+    if (!future) throw py::error_already_set();
+    return future;
+  }
+
   std::shared_ptr<BridgeCore> core_;
   py::object loop_;
-  std::unordered_map<std::uint64_t, py::object> futures_;
+  py::object create_future_;
+  py::object future_type_;  // set when calling it is what create_future does
+  py::object engine_;  // its Redis tier is what flush() wakes
+  bool flush_scheduled_ = false;
+  std::unordered_map<std::uint64_t, Pending> futures_;
   std::uint64_t next_id_ = 0;
   std::vector<Completion> batch_;
 };
+
+// Keeps a value read from Redis in memory for the rest of its lifetime there (if its
+// resource keeps memory). With served=True it also counts the hit (and a stale one).
+// Returns whether the value is stale now.
+bool fill_shared(EngineHandle& e, const Key& key, Resource& res, PyObject* value, std::size_t value_bytes,
+                 std::vector<std::string> tags, Nanos fresh_until_wall, Nanos stale_until_wall, Nanos load_ns,
+                 bool served) {
+  e.engine.store_shared(key, res, make_handle(value), value_bytes, std::move(tags), fresh_until_wall,
+                        stale_until_wall, load_ns);
+  bool stale = e.engine.clock().wall_ns() >= fresh_until_wall;
+  if (served) {
+    res.counters.add(Counter::Hits);
+    if (stale) res.counters.add(Counter::StaleServed);
+  }
+  return stale;
+}
+
+// get()'s answer to a read, counted as herdcache._ops.get counts it: the value of a Hit
+// decoded with the engine's plain loads (an unsigned payload), None for a Miss or a
+// Fault (Redis trouble is never the caller's), SlowRead for anything else.
+py::object Bridge::finish_fetch(const Fetch& fetch, TierResult& r) {
+  using Status = TierResult::Status;
+  EngineHandle& e = *fetch.engine;
+  if (r.status == Status::Miss || r.status == Status::Fault) {
+    if (r.status == Status::Fault) fetch.res->counters.add(Counter::Errors);
+    fetch.res->counters.add(Counter::Misses);
+    return py::none();
+  }
+  if (r.status == Status::Hit && e.plain_loads && r.payload.size() >= 3 &&
+      std::string_view(r.payload).substr(0, 3) == std::string_view("HC\0", 3)) {
+    auto body = py::reinterpret_steal<py::object>(
+        PyBytes_FromStringAndSize(r.payload.data() + 3, static_cast<Py_ssize_t>(r.payload.size() - 3)));
+    if (!body) throw py::error_already_set();
+    auto value = py::reinterpret_steal<py::object>(PyObject_CallOneArg(e.plain_loads.ptr(), body.ptr()));
+    if (value) {
+      fill_shared(e, fetch.key, *fetch.res, value.ptr(), r.payload.size(), std::move(r.tags), r.fresh_until_wall,
+                  r.stale_until_wall, r.load_ns, true);
+      return value;
+    }
+    PyErr_Clear();  // Python decodes it again, and logs and counts why it cannot
+  }
+  return py::cast(SlowRead{to_python(r)});
+}
 
 // A blocking caller's wait for another process to fill a key.
 struct FillWaiter {
@@ -115,10 +233,15 @@ RedisTier& tier(EngineHandle& e) {
 
 // Runs `start(callback)` against the tier: async with a bridge, blocking without one.
 template <class Start>
-py::object run(py::object bridge, Start&& start) {
+py::object run(py::object bridge, Start&& start, std::optional<Fetch> fetch = std::nullopt) {
   if (!bridge.is_none()) {
-    auto [future, callback] = bridge.cast<Bridge&>().expect();
-    start(std::move(callback));
+    Bridge& b = bridge.cast<Bridge&>();
+    auto [future, callback] = b.expect(std::move(fetch));
+    {
+      RedisClient::DeferWakeups batch;  // sent by the bridge's flush, with the others
+      start(std::move(callback));
+    }
+    b.flush_soon(bridge);
     return future;
   }
   auto done = std::make_shared<OneShot<TierResult>>();
@@ -129,7 +252,7 @@ py::object run(py::object bridge, Start&& start) {
     result = done->wait();
   }
   release_parked_handles();
-  return Bridge::to_python(result);
+  return fetch ? Bridge::finish_fetch(*fetch, result) : Bridge::to_python(result);
 }
 
 // Counts a read's outcome on the I/O thread as the reply arrives (the counters are atomic).
@@ -155,10 +278,15 @@ Invalidation make_invalidation(RedisTier& t, const std::string& kind, const std:
 
 void register_redis(py::module_& m) {
   py::class_<Bridge>(m, "Bridge", "Completes asyncio futures from the Redis I/O thread.")
-      .def(py::init<py::object>(), py::arg("loop"))
+      .def(py::init<py::object, py::object>(), py::arg("loop"), py::arg("engine"))
+      .def("flush", &Bridge::flush)
       .def_property_readonly("fd", &Bridge::fd)
       .def_property_readonly("pending", &Bridge::pending)
       .def("drain", &Bridge::drain);
+
+  py::class_<SlowRead>(m, "SlowRead", "A read that l2_fetch leaves for Python to finish.")
+      .def(py::init<py::tuple>(), py::arg("result"))
+      .def_readonly("result", &SlowRead::result);
 
   py::class_<FillWaiter, std::shared_ptr<FillWaiter>>(m, "FillWaiter")
       .def("wait", &FillWaiter::wait, py::arg("timeout_seconds"));
@@ -211,17 +339,23 @@ void register_redis(py::module_& m) {
            },
            py::arg("key"), py::arg("tags"), py::arg("lease_token"), py::arg("lease_seconds"),
            py::arg("refresh_before_wall"), py::arg("bridge"))
-      .def("l2_get",
-           // A plain read (no lease, no write to follow): the two-argument fast path of get().
+      .def("l2_fetch",
+           // get()'s read (no lease, no write to follow): the value, None, or a SlowRead
+           // for Python to finish (Bridge::finish_fetch); a future of that with a bridge.
            [](EngineHandle& e, const Key& key, py::object bridge) {
              RedisTier& t = tier(e);
              Resource* res = &e.engine.resource(key.resource);
              static const std::vector<std::string> kNoTags;
              return run(bridge, [&](RedisTier::Callback cb) {
                t.read(key, kNoTags, std::string(), 0, 0, e.engine.clock().wall_ns(), counted(res, std::move(cb)));
-             });
+             }, Fetch{key, res, &e});
            },
            py::arg("key"), py::arg("bridge"))
+      .def("set_plain_loads",
+           // The serializer's loads when payloads are unsigned (None otherwise): l2_fetch
+           // decodes with it on the loop thread, skipping the Python codec.
+           [](EngineHandle& e, py::object loads) { e.plain_loads = loads.is_none() ? py::object() : std::move(loads); },
+           py::arg("loads"))
       .def("l2_write",
            [](EngineHandle& e, const Key& key, py::bytes payload, Nanos fresh_until_wall,
               Nanos stale_until_wall, double load_seconds, std::vector<std::string> tags,
@@ -290,21 +424,12 @@ void register_redis(py::module_& m) {
            },
            py::arg("kind"), py::arg("targets"), py::arg("bridge"))
       .def("fill",
-           // Keeps a value read from Redis in memory for the rest of its lifetime there.
-           // With served=True it also counts the hit (and a stale one). Returns whether
-           // the value is stale now.
+           // fill_shared: the value read from Redis kept in memory (and counted if served).
            [](EngineHandle& e, const Key& key, py::object value, std::size_t value_bytes,
               std::vector<std::string> tags, Nanos fresh_until_wall, Nanos stale_until_wall,
               double load_seconds, bool served) {
-             Resource& res = e.engine.resource(key.resource);
-             e.engine.store_shared(key, res, make_handle(value.ptr()), value_bytes, std::move(tags),
-                                   fresh_until_wall, stale_until_wall, seconds_to_nanos(load_seconds));
-             bool stale = e.engine.clock().wall_ns() >= fresh_until_wall;
-             if (served) {
-               res.counters.add(Counter::Hits);
-               if (stale) res.counters.add(Counter::StaleServed);
-             }
-             return stale;
+             return fill_shared(e, key, e.engine.resource(key.resource), value.ptr(), value_bytes, std::move(tags),
+                                fresh_until_wall, stale_until_wall, seconds_to_nanos(load_seconds), served);
            },
            py::arg("key"), py::arg("value"), py::arg("value_bytes"), py::arg("tags"),
            py::arg("fresh_until_wall"), py::arg("stale_until_wall"), py::arg("load_seconds"),

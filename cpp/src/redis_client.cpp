@@ -63,6 +63,13 @@ int poll_timeout_ms(Nanos now, Nanos wake_at) {
 
 }  // namespace
 
+namespace {
+thread_local int deferring = 0;  // DeferWakeups scopes open on this thread
+}  // namespace
+
+RedisClient::DeferWakeups::DeferWakeups() noexcept { ++deferring; }
+RedisClient::DeferWakeups::~DeferWakeups() { --deferring; }
+
 class RedisClient::Impl {
  public:
   Impl(RedisUrl url, RedisOptions options, EventCallback on_event,
@@ -79,6 +86,7 @@ class RedisClient::Impl {
   ~Impl() { close(); }
 
   void submit(std::vector<std::string> argv, Callback cb);
+  void wake() { inbox_.wake(); }
   void close();
   RedisHealth health() const;
   const RedisUrl& url() const noexcept { return url_; }
@@ -184,7 +192,11 @@ void RedisClient::Impl::submit(std::vector<std::string> argv, Callback cb) {
     return refuse(RedisErrorKind::Overloaded, "too many pending requests (max_pending)");
   }
   const Nanos deadline = clock_->monotonic_ns() + opt_.command_timeout_ms * kMs;
-  inbox_.push(Request{std::move(argv), std::move(cb), deadline});
+  if (deferring > 0) {
+    inbox_.push_quiet(Request{std::move(argv), std::move(cb), deadline});
+  } else {
+    inbox_.push(Request{std::move(argv), std::move(cb), deadline});
+  }
 }
 
 void RedisClient::Impl::close() {
@@ -621,9 +633,11 @@ RedisResult RedisClient::execute(std::vector<std::string> argv) {
   }
   auto latch = std::make_shared<OneShot<RedisResult>>();
   submit(std::move(argv), [latch](RedisResult result) { latch->set(std::move(result)); });
+  wake();  // in case a DeferWakeups scope is open here: this caller waits for the reply
   return latch->wait();  // bounded: every accepted request completes by its deadline
 }
 
+void RedisClient::wake() { impl_->wake(); }
 RedisHealth RedisClient::health() const { return impl_->health(); }
 const RedisUrl& RedisClient::url() const noexcept { return impl_->url(); }
 void RedisClient::close() { impl_->close(); }

@@ -49,6 +49,31 @@ TEST_CASE("redis: completion queue wakes once per empty to non-empty batch", "[r
   CHECK(batch[0].request_id == 4);
 }
 
+TEST_CASE("redis: quiet pushes wait for wake(), and any ordinary push wakes them too",
+          "[redis][completions]") {
+  WakeQueue<int> queue;
+  queue.push_quiet(1);
+  queue.push_quiet(2);
+  CHECK_FALSE(readable(queue.fd()));  // a burst of quiet pushes: no wakeup yet
+  queue.wake();
+  CHECK(readable(queue.fd()));
+  queue.wake();  // idempotent while a wakeup is pending
+  std::vector<int> batch;
+  queue.drain(batch);
+  CHECK(batch == std::vector<int>{1, 2});
+  CHECK_FALSE(readable(queue.fd()));
+
+  queue.wake();  // nothing queued: nothing to wake for
+  CHECK_FALSE(readable(queue.fd()));
+
+  // A quiet push never hides an ordinary one: the consumer is woken for both.
+  queue.push_quiet(3);
+  queue.push(4);
+  CHECK(readable(queue.fd()));
+  queue.drain(batch);
+  CHECK(batch == std::vector<int>{3, 4});
+}
+
 TEST_CASE("redis: completion queue loses nothing with 4 producers and a polling consumer",
           "[redis][completions]") {
   constexpr int kThreads = 4;

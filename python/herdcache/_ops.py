@@ -13,11 +13,12 @@ import asyncio
 import inspect
 import logging
 import secrets
+from asyncio import get_running_loop
 from typing import TYPE_CHECKING, Any, Callable
 
 from ._eager import eager_task
 from ._flight import Flight
-from ._native import Key, SerializationError
+from ._native import Key, SerializationError, SlowRead
 from .serializers import BadSignature
 
 if TYPE_CHECKING:
@@ -63,6 +64,11 @@ class AsyncMode:
         return getattr(m._engine, method)(*args, m._bridge())
 
     @staticmethod
+    def fetch(m: CacheManager, key: Key) -> Any:
+        """get()'s Redis read: resolves to the value, None, or a SlowRead to finish here."""
+        return m._engine.l2_fetch(key, m._bridges.get(get_running_loop()) or m._bridge())
+
+    @staticmethod
     def wait(flight: Flight) -> Any:
         return flight.wait()
 
@@ -98,6 +104,13 @@ class SyncMode:
     @staticmethod
     def l2(m: CacheManager, method: str, *args: Any) -> Any:
         return _Done(getattr(m._engine, method)(*args, None))
+
+    @staticmethod
+    def fetch(m: CacheManager, key: Key) -> Any:
+        result = m._engine.l2_fetch(key, None)
+        if result is None:  # a miss, or Redis trouble: let the tier's log lines out (async: the bridge does)
+            m._flush_logs()
+        return _Done(result)
 
     @staticmethod
     def wait(flight: Flight) -> Any:
@@ -139,10 +152,12 @@ async def get(m: CacheManager, mode: Any, key: Key) -> Any:
             m._engine.serve_stale(key)
         return value
     if m._has_redis:
-        result = await mode.l2(m, "l2_get", key)
-        status, payload, fresh_until, stale_until, load_s, stored_tags = result[:6]
+        result = await mode.fetch(m, key)
+        if type(result) is not SlowRead:
+            return result  # decoded, filled in memory and counted by the engine
+        status, payload, fresh_until, stale_until, load_s, stored_tags, _, _, error = result.result[:9]
         if status == FAULT:
-            m._shared_fault(key, result[8])
+            m._shared_fault(key, error)
         elif status == HIT:
             value = _decode(m, key, payload)
             if value is not _UNUSABLE:

@@ -72,6 +72,7 @@ class CacheManager:
 
         self._codec = Codec(serializer, signing_key)
         self._engine = _native.Engine(namespace, memory_max_bytes, default_policy, clock)
+        self._engine.set_plain_loads(self._codec.plain_loads)
         for name, policy in policies.items():
             self._engine.set_policy(name, policy)
         self.namespace = namespace
@@ -161,8 +162,9 @@ class CacheManager:
     # --- reads and writes ---------------------------------------------------------------
 
     async def get(self, key: Key) -> Any:
-        self._ready()
-        return await _ops.get(self, ASYNC, _check_key(key))
+        if self._state != _STARTED:
+            self._start()
+        return await _ops.get(self, ASYNC, key if type(key) is Key else _check_key(key))
 
     async def set(self, key: Key, value: Any, ttl: float | None = None, tags: Iterable[str] = ()) -> None:
         self._ready()
@@ -268,7 +270,7 @@ class CacheManager:
         loop = asyncio.get_running_loop()
         bridge = self._bridges.get(loop)
         if bridge is None:
-            bridge = _native.Bridge(loop)
+            bridge = _native.Bridge(loop, self._engine)
 
             def on_ready() -> None:
                 bridge.drain()

@@ -1,15 +1,18 @@
 // Handing results from one thread to another without a wakeup per result.
 //
 // `WakeQueue<T>` is a mutex-protected batch plus an eventfd. push() from any thread
-// writes the eventfd only when the queue goes from empty to non-empty; the consumer
-// polls the fd (asyncio: loop.add_reader; the Redis I/O thread: poll) and drain() takes
-// the whole batch at once. Under load many pushes share one wakeup and one drain, which
-// is what keeps the Python loop from taking the GIL per Redis reply.
+// writes the eventfd only if it has not been written since the consumer's last drain;
+// the consumer polls the fd (asyncio: loop.add_reader; the Redis I/O thread: poll) and
+// drain() takes the whole batch at once. Under load many pushes share one wakeup and one
+// drain, which is what keeps the Python loop from taking the GIL per Redis reply.
+// push_quiet() queues without writing it: the producer calls wake() a little later, once
+// for a whole burst (any ordinary push meanwhile wakes the consumer all the same).
 //
 // The order in drain() matters: it clears the eventfd *before* swapping the batch out.
-// A push that lands after the swap saw an empty queue and writes the eventfd again, so
-// nothing is ever left in the queue without a pending wakeup; the opposite order could
-// lose one. The price is an occasional spurious wakeup with an empty batch.
+// A push that lands after the swap sees no wakeup pending and writes the eventfd again,
+// so nothing is ever left in the queue without a pending wakeup, except quiet pushes
+// until their wake(); the opposite order could lose one. The price is an occasional
+// spurious wakeup with an empty batch.
 //
 // `OneShot<T>` is the sync caller's side: one value, set once from any thread, waited
 // for (with or without a deadline) by another.
@@ -45,15 +48,21 @@ class EventFd {
 template <class T>
 class WakeQueue {
  public:
-  // Appends; wakes the consumer if the queue was empty. Any thread.
+  // Appends; wakes the consumer unless a wakeup is pending already. Any thread.
   void push(T item) {
-    bool was_empty;
+    if (append(std::move(item), true)) event_.notify();
+  }
+  // Appends without waking the consumer: wake() must follow. Any thread.
+  void push_quiet(T item) { append(std::move(item), false); }
+  // Wakes the consumer if something is queued and no wakeup is pending. Any thread.
+  void wake() {
+    bool notify;
     {
       std::lock_guard lock(mu_);
-      was_empty = items_.empty();
-      items_.push_back(std::move(item));
+      notify = !items_.empty() && !woken_;
+      woken_ = woken_ || notify;
     }
-    if (was_empty) event_.notify();
+    if (notify) event_.notify();
   }
 
   // Replaces `out` with everything queued (possibly nothing), oldest first. `out`'s old
@@ -63,6 +72,7 @@ class WakeQueue {
     event_.clear();  // before the swap: see the header comment
     std::lock_guard lock(mu_);
     out.swap(items_);
+    woken_ = false;
   }
 
   std::vector<T> drain() {
@@ -75,9 +85,19 @@ class WakeQueue {
   int fd() const noexcept { return event_.fd(); }
 
  private:
+  // Returns whether the caller must notify (a waking push with no wakeup pending).
+  bool append(T&& item, bool waking) {
+    std::lock_guard lock(mu_);
+    items_.push_back(std::move(item));
+    bool notify = waking && !woken_;
+    woken_ = woken_ || notify;
+    return notify;
+  }
+
   EventFd event_;
   std::mutex mu_;
   std::vector<T> items_;  // bounded by what producers have outstanding (their job)
+  bool woken_ = false;    // the eventfd was written since the last drain
 };
 
 // What the asyncio bridge carries: which request finished, and how.

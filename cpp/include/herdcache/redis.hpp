@@ -155,6 +155,20 @@ class RedisClient {
   // thread. Throws InvalidArgument when argv is empty; every other outcome reaches cb.
   void submit(std::vector<std::string> argv, Callback cb);
 
+  // While one of these lives on a thread, submit() from that thread queues without waking
+  // the I/O thread, and whoever made it calls wake() soon after. The asyncio bridge does,
+  // once per event-loop iteration: every request of one iteration goes out as one batch,
+  // for one wakeup of the I/O thread instead of one per request. Nests.
+  class DeferWakeups {
+   public:
+    DeferWakeups() noexcept;
+    ~DeferWakeups();
+    DeferWakeups(const DeferWakeups&) = delete;
+    DeferWakeups& operator=(const DeferWakeups&) = delete;
+  };
+  // Wakes the I/O thread for requests queued under DeferWakeups. Any thread.
+  void wake();
+
   // Blocks the calling thread until the reply or a fault (bounded by the timeouts).
   // Not from the I/O thread (a callback): throws Error there instead of deadlocking.
   RedisResult execute(std::vector<std::string> argv);

@@ -126,6 +126,9 @@ class RedisTier {
   // other instances drop the copy they hold in memory.
   void announce(const Invalidation& inv, Callback cb);
 
+  // Sends what this thread queued under RedisClient::DeferWakeups.
+  void wake() { client_->wake(); }
+
   RedisHealth health() const;
   TierStats stats() const;
   const std::string& instance_id() const noexcept { return instance_id_; }
