@@ -9,8 +9,9 @@ persistence) and stops it at the end. Every case reads one key holding the same 
 the ten course rows of bench_memory (a list of 10 dicts, about 400 bytes of JSON):
 
   herdcache      CacheManager(redis_url=...) with Policy(memory=False) for the resource,
-                 so every `await cache.get(key)` is a Redis read (one Lua call, auto-
-                 pipelined on the manager's one connection) and returns the decoded rows.
+                 so every `await cache.get(key)` is a Redis read (one HMGET checked against
+                 the dependency versions the instance knows, auto-pipelined on the
+                 manager's one connection) and returns the decoded rows.
   redis-py       redis.asyncio.Redis(...) with the hiredis parser, `await r.get(k)`: GET of
                  the plain JSON bytes, not decoded (the least work any client can do).
   redis-py+json  the same plus json.loads: what herdcache's get hands back, a Python object.
@@ -18,6 +19,9 @@ the ten course rows of bench_memory (a list of 10 dicts, about 400 bytes of JSON
                  BlockingConnectionPool of 10 connections, pickled values).
   cashews-pool   the same with max_connections=<tasks>: one connection per task, as
                  redis-py has; each peer's faster configuration counts for the targets.
+  floor          no Redis: each get awaits a future that one callback per loop iteration
+                 resolves, as herdcache's bridge does; what asyncio alone costs per awaited
+                 reply. floor+orjson adds orjson.loads of the value (herdcache's decoder).
 
 Throughput: <tasks> (100) asyncio tasks in this one process each loop `await get()` for
 <seconds>; ops/s is every get completed over the wall time, median of <rounds> rounds
@@ -26,6 +30,10 @@ interleaved across the cases (order rotated each round). Latency: one task doing
 Ceiling: `redis-benchmark -P 16 -c 1 -t get` on the same server (one connection, 16
 commands in flight: the most one pipelined connection gets from this server), GETting a
 key holding the same JSON bytes, run once after each round of throughput rounds; median.
+
+CPU per get: over the throughput rounds, the CPU time of this process's main thread (the
+event loop), of its other threads (herdcache's I/O threads) and of redis-server, divided
+by the gets done: what bounds each client on this 2-core machine.
 
 Targets (issue 3): herdcache >= 8x redis-py's throughput and >= 0.5x the ceiling. The
 redis-py used for the ratio is the plain GET (no decode), the harder comparison.
@@ -42,6 +50,7 @@ import functools
 import gc
 import io
 import json
+import os
 import statistics
 import subprocess
 import sys
@@ -67,6 +76,8 @@ class Case:
         self.p99_us: list[float] = []
         self.ops = 0  # gets done in the throughput rounds
         self.keyspace_hits = 0  # Redis' keyspace_hits during those rounds
+        self.cpu = [0.0, 0.0, 0.0]  # CPU s in those rounds: loop thread, other threads, redis-server
+        self.wall = 0.0  # and their wall time
 
 
 # --- the cases ---------------------------------------------------------------------------
@@ -112,7 +123,37 @@ async def cashews_case(stack: contextlib.AsyncExitStack, url: str, tasks: int) -
     return cases
 
 
-BUILDERS = {"herdcache": herdcache_case, "redis-py": redis_py_case, "cashews": cashews_case}
+async def floor_case(stack: contextlib.AsyncExitStack, url: str, tasks: int) -> list[Case]:
+    import orjson
+
+    loop = asyncio.get_running_loop()
+    pending: list[tuple[asyncio.Future, bool]] = []
+    scheduled = False
+
+    def resolve() -> None:
+        nonlocal pending, scheduled
+        batch, pending, scheduled = pending, [], False
+        for future, decode in batch:
+            if not future.done():
+                future.set_result(orjson.loads(PAYLOAD) if decode else PAYLOAD)
+
+    def make(decode: bool):
+        async def get():
+            nonlocal scheduled
+            future = loop.create_future()
+            pending.append((future, decode))
+            if not scheduled:
+                scheduled = True
+                loop.call_soon(resolve)
+            return await future
+        return get
+
+    note = "no I/O: a future per get, resolved in batches once per loop iteration"
+    return [Case("floor", make(False), PAYLOAD, note),
+            Case("floor+orjson", make(True), ROWS, f"{note}, plus orjson.loads of the value")]
+
+
+BUILDERS = {"herdcache": herdcache_case, "redis-py": redis_py_case, "cashews": cashews_case, "floor": floor_case}
 NEEDS = {"herdcache": "herdcache", "redis.asyncio": "redis-py", "cashews": "cashews"}
 
 
@@ -121,6 +162,26 @@ NEEDS = {"herdcache": "herdcache", "redis.asyncio": "redis-py", "cashews": "cash
 def keyspace_hits(server) -> int:
     info = server.command("INFO", "stats").decode()
     return int(next(line.split(":")[1] for line in info.splitlines() if line.startswith("keyspace_hits:")))
+
+
+def cpu_seconds(server) -> list[float]:
+    """CPU seconds so far: this process's main thread (the event loop), its other threads
+    (herdcache's I/O threads), and redis-server (its INFO cpu)."""
+    hz = os.sysconf("SC_CLK_TCK")
+    loop = other = 0.0
+    for tid in os.listdir("/proc/self/task"):
+        try:
+            with open(f"/proc/self/task/{tid}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+        except FileNotFoundError:  # a thread that just ended
+            continue
+        used = (int(fields[11]) + int(fields[12])) / hz  # utime + stime
+        if int(tid) == os.getpid():
+            loop += used
+        else:
+            other += used
+    info = dict(line.split(":", 1) for line in server.command("INFO", "cpu").decode().splitlines() if ":" in line)
+    return [loop, other, float(info["used_cpu_user"]) + float(info["used_cpu_sys"])]
 
 
 async def throughput_round(get, tasks: int, seconds: float) -> tuple[int, float]:
@@ -170,7 +231,11 @@ async def measure(server, names: list[str], opts) -> tuple[list[Case], Ceiling]:
             for case in cases[r % len(cases):] + cases[: r % len(cases)]:
                 gc.collect()
                 hits_before = keyspace_hits(server)
+                cpu_before = cpu_seconds(server)
                 ops, elapsed = await throughput_round(case.get, opts.tasks, opts.seconds)
+                case.cpu = [total + after - before for total, after, before in
+                            zip(case.cpu, cpu_seconds(server), cpu_before)]
+                case.wall += elapsed
                 case.keyspace_hits += keyspace_hits(server) - hits_before
                 case.ops += ops
                 case.ops_s.append(ops / elapsed)
@@ -277,6 +342,13 @@ def main() -> int:
                "<>>>>><")
     print("hits/get: Redis' keyspace_hits per get (1 = one key read in Redis per get, so no get was served "
           "from process memory)\n")
+
+    print("CPU per get in the throughput rounds (clock ticks of 10 ms: about +-2% here)")
+    print_rows(["case", "loop thread us", "loop busy", "other threads us", "redis-server us"],
+               [[c.name, f"{c.cpu[0] / c.ops * 1e6:.2f}", f"{c.cpu[0] / c.wall:.0%}", f"{c.cpu[1] / c.ops * 1e6:.2f}",
+                 f"{c.cpu[2] / c.ops * 1e6:.2f}"] for c in cases], "<>>>>")
+    print("loop thread: this process's main thread, which runs the event loop; other threads: herdcache's "
+          "I/O threads (idle ones add nothing)\n")
 
     print("latency (1 task, sequential gets)")
     print_rows(["case", "p50 us", "p99 us", "p50 min..max", "p99 min..max"],
