@@ -6,6 +6,14 @@
 
 namespace herdcache {
 
+int poll_timeout_ms(Nanos now, Nanos wake_at) noexcept {
+  constexpr Nanos kMs = 1'000'000;
+  if (wake_at == kNoWakeup) return -1;
+  if (wake_at <= now) return 0;
+  const Nanos ms = (wake_at - now + kMs - 1) / kMs;
+  return ms > 60'000 ? 60'000 : static_cast<int>(ms);
+}
+
 void IoThread::start(std::function<void()> loop) {
   thread_ = std::thread([this, loop = std::move(loop)] {
     id_.store(std::this_thread::get_id());

@@ -87,13 +87,6 @@ std::string listen_command(std::string_view channel) {
   return out;
 }
 
-int poll_timeout_for(Nanos now, std::optional<Nanos> deadline) noexcept {
-  if (!deadline) return -1;
-  if (*deadline <= now) return 0;
-  const Nanos ms = (*deadline - now + kMs - 1) / kMs;
-  return ms > 60'000 ? 60'000 : static_cast<int>(ms);
-}
-
 class PgListener::Impl {
  public:
   Impl(std::string conninfo, std::vector<std::string> channels, PgListenerOptions options,
@@ -167,7 +160,7 @@ void PgListener::Impl::run() {
       fds[1] = {PQsocket(conn_.get()), events, 0};
       count = 2;
     }
-    if (::poll(fds, count, poll_timeout_for(now, wake_at())) <= 0) continue;
+    if (::poll(fds, count, poll_timeout_ms(now, wake_at().value_or(kNoWakeup))) <= 0) continue;
     if (io_.stopping()) break;
     if (count == 2 && fds[1].revents != 0) on_socket(fds[1].revents, clock_->monotonic_ns());
   }

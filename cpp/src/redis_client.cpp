@@ -16,7 +16,6 @@
 
 #include <atomic>
 #include <deque>
-#include <limits>
 #include <mutex>
 #include <optional>
 #include <random>
@@ -35,7 +34,6 @@ namespace herdcache {
 namespace {
 
 constexpr Nanos kMs = 1'000'000;
-constexpr Nanos kNever = std::numeric_limits<Nanos>::max();
 constexpr int kReadsPerWakeup = 64;  // x 16 KiB: bounded work before timers run again
 
 struct Request {
@@ -54,12 +52,6 @@ struct InFlight {
   RedisClient::Callback cb;  // User only
 };
 
-int poll_timeout_ms(Nanos now, Nanos wake_at) {
-  if (wake_at == kNever) return -1;
-  if (wake_at <= now) return 0;
-  const Nanos ms = (wake_at - now + kMs - 1) / kMs;  // round up: never wake too early
-  return ms > 60'000 ? 60'000 : static_cast<int>(ms);
-}
 
 }  // namespace
 
@@ -226,12 +218,7 @@ void RedisClient::Impl::run() {
 
     pollfd fds[3] = {{inbox_.fd(), POLLIN, 0}, {io_.wake_fd(), POLLIN, 0}, {-1, 0, 0}};
     nfds_t count = 2;
-    if (conn_.is_open()) {
-      short events = POLLOUT;
-      if (phase_ != Phase::Connecting) events = POLLIN | (conn_.wants_write() ? POLLOUT : 0);
-      fds[2] = {conn_.fd(), events, 0};
-      count = 3;
-    }
+    if (conn_.is_open()) fds[count++] = {conn_.fd(), conn_.poll_events(phase_ == Phase::Connecting), 0};
     const int ready = ::poll(fds, count, poll_timeout_ms(now, next_wakeup()));
     if (ready <= 0) continue;  // timeout (timers run next iteration) or EINTR
     if (io_.stopping()) break;
@@ -244,7 +231,7 @@ void RedisClient::Impl::run() {
 }
 
 Nanos RedisClient::Impl::next_wakeup() const {
-  Nanos at = kNever;
+  Nanos at = kNoWakeup;
   auto consider = [&](Nanos t) { at = t < at ? t : at; };
   if (!waiting_.empty()) consider(waiting_.front().deadline);
   if (unexpired_ < in_flight_.size()) consider(in_flight_[unexpired_].deadline);

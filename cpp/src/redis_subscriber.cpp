@@ -13,7 +13,6 @@
 #include <poll.h>
 
 #include <atomic>
-#include <limits>
 #include <mutex>
 #include <optional>
 #include <random>
@@ -31,7 +30,6 @@ namespace herdcache {
 namespace {
 
 constexpr Nanos kMs = 1'000'000;
-constexpr Nanos kNever = std::numeric_limits<Nanos>::max();
 constexpr int kReadsPerWakeup = 64;
 
 struct ChannelOp {
@@ -39,12 +37,6 @@ struct ChannelOp {
   std::string channel;
 };
 
-int poll_timeout_ms(Nanos now, Nanos wake_at) {
-  if (wake_at == kNever) return -1;
-  if (wake_at <= now) return 0;
-  const Nanos ms = (wake_at - now + kMs - 1) / kMs;
-  return ms > 60'000 ? 60'000 : static_cast<int>(ms);
-}
 
 bool is_kind(const Reply& reply, std::string_view kind, std::size_t size) {
   return reply.is_array() && reply.elements().size() == size &&
@@ -125,7 +117,7 @@ void RedisSubscriber::Impl::run() {
     on_timers(now);
     if (conn_.is_open() && phase_ != Phase::Connecting && conn_.wants_write()) flush();
 
-    Nanos wake_at = kNever;
+    Nanos wake_at = kNoWakeup;
     if (phase_ == Phase::Backoff) wake_at = next_attempt_;
     if (phase_ == Phase::Connecting || phase_ == Phase::Subscribing) wake_at = phase_deadline_;
     if (phase_ == Phase::Ready) {
@@ -137,12 +129,7 @@ void RedisSubscriber::Impl::run() {
     }
     pollfd fds[3] = {{ops_.fd(), POLLIN, 0}, {io_.wake_fd(), POLLIN, 0}, {-1, 0, 0}};
     nfds_t count = 2;
-    if (conn_.is_open()) {
-      short events = POLLOUT;
-      if (phase_ != Phase::Connecting) events = POLLIN | (conn_.wants_write() ? POLLOUT : 0);
-      fds[2] = {conn_.fd(), events, 0};
-      count = 3;
-    }
+    if (conn_.is_open()) fds[count++] = {conn_.fd(), conn_.poll_events(phase_ == Phase::Connecting), 0};
     if (::poll(fds, count, poll_timeout_ms(now, wake_at)) <= 0) continue;
     if (io_.stopping()) break;
     now = clock_->monotonic_ns();

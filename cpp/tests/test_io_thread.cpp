@@ -48,3 +48,15 @@ TEST_CASE("io_thread: stop from the loop's own thread throws instead of deadlock
   CHECK(threw.load());
   CHECK(io.stop("Test"));
 }
+
+TEST_CASE("io thread: poll timeout is none, due, rounded up, capped") {
+  using herdcache::kNoWakeup;
+  using herdcache::poll_timeout_ms;
+  constexpr herdcache::Nanos kMs = 1'000'000;
+  REQUIRE(poll_timeout_ms(0, kNoWakeup) == -1);
+  REQUIRE(poll_timeout_ms(10 * kMs, 5 * kMs) == 0);
+  REQUIRE(poll_timeout_ms(10 * kMs, 10 * kMs) == 0);
+  REQUIRE(poll_timeout_ms(0, 1) == 1);
+  REQUIRE(poll_timeout_ms(0, 1500 * kMs) == 1500);
+  REQUIRE(poll_timeout_ms(0, 3'600'000 * kMs) == 60'000);
+}

@@ -68,15 +68,6 @@ TEST_CASE("pg channel: 1..63 bytes, quoted as an identifier in LISTEN", "[pg]") 
   REQUIRE(herdcache::listen_command("Mixed\"Case") == "LISTEN \"Mixed\"\"Case\"");
 }
 
-TEST_CASE("pg poll timeout: none, due, rounded up, capped", "[pg]") {
-  REQUIRE(herdcache::poll_timeout_for(0, std::nullopt) == -1);
-  REQUIRE(herdcache::poll_timeout_for(10 * kMs, 5 * kMs) == 0);
-  REQUIRE(herdcache::poll_timeout_for(10 * kMs, 10 * kMs) == 0);
-  REQUIRE(herdcache::poll_timeout_for(0, 1) == 1);
-  REQUIRE(herdcache::poll_timeout_for(0, 1500 * kMs) == 1500);
-  REQUIRE(herdcache::poll_timeout_for(0, 3'600'000 * kMs) == 60'000);
-}
-
 TEST_CASE("pg listener: bad arguments are refused before any thread starts", "[pg]") {
   auto noop = [](const std::string&, const std::string&) {};
   REQUIRE_THROWS_AS(PgListener("host=x port", {"c"}, {}, noop), InvalidArgument);

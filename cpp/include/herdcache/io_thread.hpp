@@ -5,6 +5,7 @@
 #pragma once
 #include <atomic>
 #include <functional>
+#include <limits>
 #include <mutex>
 #include <string_view>
 #include <thread>
@@ -12,6 +13,11 @@
 #include "herdcache/completions.hpp"
 
 namespace herdcache {
+
+inline constexpr Nanos kNoWakeup = std::numeric_limits<Nanos>::max();  // no timer pending
+// poll()'s timeout from `now` until `wake_at`: rounded up (a loop never wakes too early),
+// -1 for kNoWakeup, at most a minute.
+int poll_timeout_ms(Nanos now, Nanos wake_at) noexcept;
 
 class IoThread {
  public:

@@ -62,10 +62,6 @@ void validate_channel(std::string_view channel);
 // `LISTEN "chan"` with the identifier quoted ("" doubles a quote). No I/O.
 std::string listen_command(std::string_view channel);
 
-// poll()'s timeout for a wakeup at `deadline` (monotonic ns; nullopt = none): -1 for none,
-// 0 when due, otherwise the milliseconds left rounded up, capped at 60 s.
-int poll_timeout_for(Nanos now, std::optional<Nanos> deadline) noexcept;
-
 class PgListener {
  public:
   // Called on the I/O thread, in arrival order; must not throw.

@@ -2,6 +2,8 @@
 // reply parser. No threads and no policy (timeouts, retries, matching replies to
 // requests): the client and the subscriber drive it from their own I/O loops with poll.
 #pragma once
+#include <poll.h>
+
 #include <cstddef>
 #include <optional>
 #include <string>
@@ -55,6 +57,11 @@ class RedisConnection {
   // Append encoded commands here (append_command); flush() sends them.
   std::string& output() noexcept { return out_; }
   bool wants_write() const noexcept { return out_sent_ < out_.size(); }
+  // What to poll fd() for: writability while connecting, else replies and any backlog.
+  short poll_events(bool connecting) const noexcept {
+    if (connecting) return POLLOUT;
+    return static_cast<short>(POLLIN | (wants_write() ? POLLOUT : 0));
+  }
   // Writes until everything is sent or the socket would block. Throws ConnectionError.
   void flush();
 
