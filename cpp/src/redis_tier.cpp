@@ -169,14 +169,13 @@ TierResult plain_miss() {
 
 void RedisTier::read(const Key& key, const std::vector<std::string>& tags, const std::string& lease_token,
                      Nanos lease_ns, Nanos refresh_before_wall, Nanos now_wall, Callback cb) {
+  ReadArgs args{key, tags, lease_token, lease_ns, refresh_before_wall, now_wall};
   // Known versions are only as good as the invalidation channel: without it, ask Redis.
   if (subscriber_connected_.load(std::memory_order_acquire) && versions_.size() > 0) {
-    read_plain(std::make_shared<const ReadArgs>(ReadArgs{key, tags, lease_token, lease_ns, refresh_before_wall,
-                                                         now_wall}),
-               std::move(cb));
-    return;
+    read_plain(std::make_shared<const ReadArgs>(std::move(args)), std::move(cb));
+  } else {
+    read_scripted(args, std::move(cb));
   }
-  read_scripted(ReadArgs{key, tags, lease_token, lease_ns, refresh_before_wall, now_wall}, std::move(cb));
 }
 
 void RedisTier::read_plain(std::shared_ptr<const ReadArgs> args, Callback cb) {

@@ -154,11 +154,10 @@ async def get(m: CacheManager, mode: Any, key: Key) -> Any:
     if m._has_redis:
         result = await mode.fetch(m, key)
         if type(result) is not SlowRead:
-            return result  # decoded, filled in memory and counted by the engine
-        status, payload, fresh_until, stale_until, load_s, stored_tags, _, _, error = result.result[:9]
-        if status == FAULT:
-            m._shared_fault(key, error)
-        elif status == HIT:
+            return result  # decoded (or a miss or a fault), filled in memory and counted by the engine
+        # A hit the engine did not decode: signed, or unusable (logged and counted here).
+        status, payload, fresh_until, stale_until, load_s, stored_tags = result.result[:6]
+        if status == HIT:
             value = _decode(m, key, payload)
             if value is not _UNUSABLE:
                 m._engine.fill(key, value, len(payload), stored_tags, fresh_until, stale_until, load_s, True)
