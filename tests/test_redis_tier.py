@@ -22,6 +22,8 @@ async def pair(redis_url, clock):
     a = CacheManager(redis_url=redis_url, namespace="n", policies=POLICIES, clock=clock)
     b = CacheManager(redis_url=redis_url, namespace="n", policies=POLICIES, clock=clock)
     async with a, b:
+        # Plain reads need the invalidation channel: the tests count them from the start.
+        await eventually(lambda: all(m.stats()["redis"]["subscriber_connected"] for m in (a, b)))
         yield a, b
 
 

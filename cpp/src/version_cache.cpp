@@ -68,6 +68,7 @@ void VersionCache::put(std::string_view name, std::string_view version) {
 }
 
 void VersionCache::forget(const std::vector<std::string>& names) {
+  if (names.empty()) return;  // a key-only broadcast: nothing a read in flight could learn goes stale
   std::lock_guard lock(mu_);
   ++epoch_;
   for (const auto& name : names) versions_.erase(name);

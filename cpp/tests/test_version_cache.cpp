@@ -56,6 +56,15 @@ TEST_CASE("version cache: a read answered after a forget teaches nothing") {
   CHECK(cache.learn("a\n1\n", cache.epoch()));
 }
 
+TEST_CASE("version cache: forgetting nothing (a key-only broadcast) spoils no read in flight") {
+  // Every write is announced; the reads around it must still learn what they saw.
+  VersionCache cache;
+  const std::uint64_t sent = cache.epoch();
+  cache.forget({});
+  CHECK(cache.epoch() == sent);
+  CHECK(cache.learn("a\n1\n", sent));
+}
+
 TEST_CASE("version cache: bounded, it starts over when full") {
   VersionCache cache(4);
   for (int i = 0; i < 4; ++i) REQUIRE(cache.learn({"k" + std::to_string(i)}, {"1"}, cache.epoch()));
