@@ -48,6 +48,13 @@ struct SlowRead {
   py::tuple result;
 };
 
+// Counts a read's outcome on the I/O thread as the reply arrives (the counters are atomic).
+void count_read(Resource* res, const TierResult& r) {
+  if (res == nullptr) return;
+  if (r.status == TierResult::Status::Hit) res->counters.add(Counter::RedisHits);
+  if (r.status == TierResult::Status::Miss) res->counters.add(Counter::RedisMisses);
+}
+
 class Bridge {
  public:
   Bridge(py::object loop, py::object engine)
@@ -68,14 +75,17 @@ class Bridge {
   int fd() const { return core_->queue.fd(); }
   std::size_t pending() const { return futures_.size(); }
 
-  // A future for one operation, and the I/O-thread callback that completes it. With a
-  // fetch, the future resolves to get()'s answer (see finish_fetch).
-  std::pair<py::object, RedisTier::Callback> expect(std::optional<Fetch> fetch = std::nullopt) {
+  // A future for one operation, and the I/O-thread callback that completes it (counting
+  // a read's outcome for `counted`, if given). With a fetch, the future resolves to get()'s
+  // answer (see finish_fetch).
+  std::pair<py::object, RedisTier::Callback> expect(std::optional<Fetch> fetch = std::nullopt,
+                                                    Resource* counted = nullptr) {
     py::object future = new_future();
     std::uint64_t id = ++next_id_;
     futures_.emplace(id, Pending{future, std::move(fetch)});
     std::weak_ptr<BridgeCore> core = core_;
-    return {future, [core, id](TierResult result) {
+    return {future, [core, id, counted](TierResult result) {
+              count_read(counted, result);
               if (auto c = core.lock()) c->queue.push(Completion{id, std::move(result)});
             }};
   }
@@ -231,12 +241,14 @@ RedisTier& tier(EngineHandle& e) {
   throw InvalidArgument("redis is not configured");
 }
 
-// Runs `start(callback)` against the tier: async with a bridge, blocking without one.
+// Runs `start(callback)` against the tier: async with a bridge, blocking without one. A
+// read passes the resource whose Redis hits and misses it counts.
 template <class Start>
-py::object run(py::object bridge, Start&& start, std::optional<Fetch> fetch = std::nullopt) {
+py::object run(py::object bridge, Start&& start, std::optional<Fetch> fetch = std::nullopt,
+               Resource* counted = nullptr) {
   if (!bridge.is_none()) {
     Bridge& b = bridge.cast<Bridge&>();
-    auto [future, callback] = b.expect(std::move(fetch));
+    auto [future, callback] = b.expect(std::move(fetch), counted);
     {
       RedisClient::DeferWakeups batch;  // sent by the bridge's flush, with the others
       start(std::move(callback));
@@ -245,7 +257,10 @@ py::object run(py::object bridge, Start&& start, std::optional<Fetch> fetch = st
     return future;
   }
   auto done = std::make_shared<OneShot<TierResult>>();
-  start([done](TierResult r) { done->set(std::move(r)); });
+  start([done, counted](TierResult r) {
+    count_read(counted, r);
+    done->set(std::move(r));
+  });
   TierResult result;
   {
     py::gil_scoped_release release;  // the I/O thread completes `done` without the GIL
@@ -253,15 +268,6 @@ py::object run(py::object bridge, Start&& start, std::optional<Fetch> fetch = st
   }
   release_parked_handles();
   return fetch ? Bridge::finish_fetch(*fetch, result) : Bridge::to_python(result);
-}
-
-// Counts a read's outcome on the I/O thread as the reply arrives (the counters are atomic).
-RedisTier::Callback counted(Resource* res, RedisTier::Callback cb) {
-  return [res, cb = std::move(cb)](TierResult r) {
-    if (r.status == TierResult::Status::Hit) res->counters.add(Counter::RedisHits);
-    if (r.status == TierResult::Status::Miss) res->counters.add(Counter::RedisMisses);
-    cb(std::move(r));
-  };
 }
 
 Invalidation make_invalidation(RedisTier& t, const std::string& kind, const std::vector<std::string>& targets) {
@@ -334,8 +340,8 @@ void register_redis(py::module_& m) {
              Resource* res = &e.engine.resource(key.resource);
              return run(bridge, [&](RedisTier::Callback cb) {
                t.read(key, tags, lease_token, seconds_to_nanos(lease_seconds), refresh_before_wall,
-                      e.engine.clock().wall_ns(), counted(res, std::move(cb)));
-             });
+                      e.engine.clock().wall_ns(), std::move(cb));
+             }, std::nullopt, res);
            },
            py::arg("key"), py::arg("tags"), py::arg("lease_token"), py::arg("lease_seconds"),
            py::arg("refresh_before_wall"), py::arg("bridge"))
@@ -347,8 +353,8 @@ void register_redis(py::module_& m) {
              Resource* res = &e.engine.resource(key.resource);
              static const std::vector<std::string> kNoTags;
              return run(bridge, [&](RedisTier::Callback cb) {
-               t.read(key, kNoTags, std::string(), 0, 0, e.engine.clock().wall_ns(), counted(res, std::move(cb)));
-             }, Fetch{key, res, &e});
+               t.read(key, kNoTags, std::string(), 0, 0, e.engine.clock().wall_ns(), std::move(cb));
+             }, Fetch{key, res, &e}, res);
            },
            py::arg("key"), py::arg("bridge"))
       .def("set_plain_loads",

@@ -37,7 +37,7 @@ constexpr Nanos kMs = 1'000'000;
 constexpr int kReadsPerWakeup = 64;  // x 16 KiB: bounded work before timers run again
 
 struct Request {
-  std::vector<std::string> argv;
+  Command command;
   RedisClient::Callback cb;
   Nanos deadline;
 };
@@ -77,7 +77,7 @@ class RedisClient::Impl {
 
   ~Impl() { close(); }
 
-  void submit(std::vector<std::string> argv, Callback cb);
+  void submit(Command command, Callback cb);
   void wake() { inbox_.wake(); }
   void close();
   RedisHealth health() const;
@@ -152,8 +152,8 @@ class RedisClient::Impl {
 // ---------------------------------------------------------------------------------------
 // Any thread
 
-void RedisClient::Impl::submit(std::vector<std::string> argv, Callback cb) {
-  if (argv.empty()) throw InvalidArgument("a Redis command needs at least one argument");
+void RedisClient::Impl::submit(Command command, Callback cb) {
+  if (command.empty()) throw InvalidArgument("a Redis command needs at least one argument");
   if (!cb) throw InvalidArgument("RedisClient::submit needs a callback");
   // close() waits for in_submit_ to reach 0 after io_.stop() raised the flag, then drains the inbox
   // one last time: a submit either sees it or is drained (both seq_cst).
@@ -185,9 +185,9 @@ void RedisClient::Impl::submit(std::vector<std::string> argv, Callback cb) {
   }
   const Nanos deadline = clock_->monotonic_ns() + opt_.command_timeout_ms * kMs;
   if (deferring > 0) {
-    inbox_.push_quiet(Request{std::move(argv), std::move(cb), deadline});
+    inbox_.push_quiet(Request{std::move(command), std::move(cb), deadline});
   } else {
-    inbox_.push(Request{std::move(argv), std::move(cb), deadline});
+    inbox_.push(Request{std::move(command), std::move(cb), deadline});
   }
 }
 
@@ -520,7 +520,7 @@ void RedisClient::Impl::on_ready(Nanos now, Nanos handshake_sent) {
 }
 
 void RedisClient::Impl::send(Request&& request, Nanos now) {
-  append_command(conn_.output(), request.argv);
+  conn_.output().append(request.command.bytes());
   in_flight_.push_back(
       InFlight{InFlight::Kind::User, false, now, request.deadline, std::move(request.cb)});
 }
@@ -610,16 +610,14 @@ RedisClient::RedisClient(RedisUrl url, RedisOptions options, EventCallback on_ev
 
 RedisClient::~RedisClient() = default;  // Impl's destructor closes
 
-void RedisClient::submit(std::vector<std::string> argv, Callback cb) {
-  impl_->submit(std::move(argv), std::move(cb));
-}
+void RedisClient::submit(Command command, Callback cb) { impl_->submit(std::move(command), std::move(cb)); }
 
-RedisResult RedisClient::execute(std::vector<std::string> argv) {
+RedisResult RedisClient::execute(Command command) {
   if (impl_->on_io_thread()) {
     throw Error("RedisClient::execute() called from its own I/O thread (a callback)");
   }
   auto latch = std::make_shared<OneShot<RedisResult>>();
-  submit(std::move(argv), [latch](RedisResult result) { latch->set(std::move(result)); });
+  submit(std::move(command), [latch](RedisResult result) { latch->set(std::move(result)); });
   wake();  // in case a DeferWakeups scope is open here: this caller waits for the reply
   return latch->wait();  // bounded: every accepted request completes by its deadline
 }

@@ -103,31 +103,31 @@ void RedisTier::close() {
   if (client_) client_->close();
 }
 
-void RedisTier::eval(const Script& script, std::vector<std::string> keys,
-                     std::vector<std::string> args, std::function<void(RedisResult)> done) {
-  auto build = [&script, keys, args](bool by_sha) {
-    std::vector<std::string> argv;
+void RedisTier::eval(const Script& script, std::vector<std::string> keys, std::vector<std::string> args,
+                     RedisClient::Callback done) {
+  auto build = [&script](const std::vector<std::string>& keys, const std::vector<std::string>& args,
+                         const std::string& sha) {
+    std::vector<std::string_view> argv;
     argv.reserve(3 + keys.size() + args.size());
-    std::string sha = by_sha ? script.get_sha() : std::string();
+    const std::string count = std::to_string(keys.size());
     argv.emplace_back(sha.empty() ? "EVAL" : "EVALSHA");
-    argv.emplace_back(sha.empty() ? std::string(script.source) : sha);
-    argv.emplace_back(std::to_string(keys.size()));
+    argv.emplace_back(sha.empty() ? script.source : std::string_view(sha));
+    argv.emplace_back(count);
     argv.insert(argv.end(), keys.begin(), keys.end());
     argv.insert(argv.end(), args.begin(), args.end());
-    return argv;
+    return Command(argv);
   };
-  bool by_sha = !script.get_sha().empty();
-  auto retry_argv = by_sha ? build(false) : std::vector<std::string>{};
-  client_->submit(build(true), [this, &script, retry_argv = std::move(retry_argv),
-                                done = std::move(done)](RedisResult result) mutable {
+  const std::string sha = script.get_sha();
+  Command command = build(keys, args, sha);
+  client_->submit(std::move(command), [this, &script, build, by_sha = !sha.empty(), keys = std::move(keys),
+                                       args = std::move(args), done = std::move(done)](RedisResult result) mutable {
     // A restarted or flushed server forgot the script: run it by source once, reload it.
-    if (result.ok() && result.reply().is_error() && result.reply().str().rfind("NOSCRIPT", 0) == 0 &&
-        !retry_argv.empty()) {
+    if (by_sha && result.ok() && result.reply().is_error() && result.reply().str().rfind("NOSCRIPT", 0) == 0) {
       script.set_sha({});
-      client_->submit({"SCRIPT", "LOAD", std::string(script.source)}, [&script](RedisResult r) {
+      client_->submit({"SCRIPT", "LOAD", script.source}, [&script](RedisResult r) {
         if (r.ok() && r.reply().is_bulk()) script.set_sha(r.reply().str());
       });
-      client_->submit(std::move(retry_argv), std::move(done));
+      client_->submit(build(keys, args, {}), std::move(done));
       return;
     }
     done(std::move(result));
@@ -141,10 +141,16 @@ std::vector<std::string> RedisTier::dependencies(const Key& key, const std::vect
   return deps;
 }
 
+// What a read needs again when its plain HMGET must be followed by the script. For a read
+// without a lease (get()) that is its key and the time, inline: the hot path allocates
+// nothing. A read that wants a lease also carries the token and its dependencies' keys.
 struct RedisTier::ReadArgs {
-  Key key;
-  std::vector<std::string> tags;
-  std::string lease_token;
+  struct Lease {
+    std::string token;
+    std::vector<std::string> dependencies;  // their version keys, for the write to follow
+  };
+  SmallString<64> key;          // Key::str
+  std::unique_ptr<Lease> lease; // null: no lease wanted
   Nanos lease_ns, refresh_before_wall, now_wall;
 };
 
@@ -169,35 +175,37 @@ TierResult plain_miss() {
 
 void RedisTier::read(const Key& key, const std::vector<std::string>& tags, const std::string& lease_token,
                      Nanos lease_ns, Nanos refresh_before_wall, Nanos now_wall, Callback cb) {
-  ReadArgs args{key, tags, lease_token, lease_ns, refresh_before_wall, now_wall};
+  ReadArgs args{SmallString<64>(key.str), nullptr, lease_ns, refresh_before_wall, now_wall};
+  // Only a read that may lead to a write (it asks for a lease) needs the versions.
+  if (!lease_token.empty()) args.lease.reset(new ReadArgs::Lease{lease_token, dependencies(key, tags)});
   // Known versions are only as good as the invalidation channel: without it, ask Redis.
   if (subscriber_connected_.load(std::memory_order_acquire) && versions_.size() > 0) {
-    read_plain(std::make_shared<const ReadArgs>(std::move(args)), std::move(cb));
+    read_plain(std::move(args), std::move(cb));
   } else {
     read_scripted(args, std::move(cb));
   }
 }
 
-void RedisTier::read_plain(std::shared_ptr<const ReadArgs> args, Callback cb) {
-  client_->submit({"HMGET", args->key.str, "v", "f", "s", "d", "t", "x"},
-                  [this, args, cb = std::move(cb)](RedisResult result) mutable {
+void RedisTier::read_plain(ReadArgs args, Callback cb) {
+  Command hmget{"HMGET", args.key.view(), "v", "f", "s", "d", "t", "x"};  // before args moves
+  client_->submit(std::move(hmget), [this, args = std::move(args), cb = std::move(cb)](RedisResult result) mutable {
     if (!result.ok() || !result.reply().is_array() || result.reply().elements().size() != 6) {
       cb(TierResult::fault(describe(result)));
       return;
     }
     auto& e = result.reply().elements();
-    const bool wants_lease = !args->lease_token.empty();
+    const bool wants_lease = args.lease != nullptr;
     // Absent or stale by the engine's clock: a miss, unless the miss needs its lease.
-    if (e[0].is_nil() || parse_int(e[2].str()) * kNanosPerMs <= args->now_wall) {
-      if (wants_lease) return read_scripted(*args, std::move(cb));
+    if (e[0].is_nil() || parse_int(e[2].str()) * kNanosPerMs <= args.now_wall) {
+      if (wants_lease) return read_scripted(args, std::move(cb));
       reads_plain_.fetch_add(1, std::memory_order_relaxed);
       return cb(plain_miss());
     }
     // Due for a refresh: only the script can grant the lease for it.
-    if (wants_lease && parse_int(e[1].str()) * kNanosPerMs <= args->refresh_before_wall) {
-      return read_scripted(*args, std::move(cb));
+    if (wants_lease && parse_int(e[1].str()) * kNanosPerMs <= args.refresh_before_wall) {
+      return read_scripted(args, std::move(cb));
     }
-    if (versions_.check(e[5].str()) != VersionCache::Check::Valid) return read_scripted(*args, std::move(cb));
+    if (versions_.check(e[5].str()) != VersionCache::Check::Valid) return read_scripted(args, std::move(cb));
     reads_plain_.fetch_add(1, std::memory_order_relaxed);
     cb(hit_from(e, 0));
   });
@@ -205,17 +213,18 @@ void RedisTier::read_plain(std::shared_ptr<const ReadArgs> args, Callback cb) {
 
 void RedisTier::read_scripted(const ReadArgs& a, Callback cb) {
   reads_scripted_.fetch_add(1, std::memory_order_relaxed);
-  std::vector<std::string> args{a.lease_token, std::to_string(std::max<Nanos>(a.lease_ns / kNanosPerMs, 1)),
+  const std::string_view key = a.key.view();
+  std::vector<std::string> args{a.lease ? a.lease->token : std::string(),
+                                std::to_string(std::max<Nanos>(a.lease_ns / kNanosPerMs, 1)),
                                 std::to_string(a.refresh_before_wall / kNanosPerMs),
                                 std::to_string(a.now_wall / kNanosPerMs)};
-  // Only a read that may lead to a write (it asks for a lease) needs the versions.
   std::vector<std::string> deps;
-  if (!a.lease_token.empty()) {
-    deps = dependencies(a.key, a.tags);
+  if (a.lease) {
+    deps = a.lease->dependencies;
     args.insert(args.end(), deps.begin(), deps.end());
   }
   const std::uint64_t epoch = versions_.epoch();  // before the script can see any version
-  eval(*read_, {a.key.str, lease_key(a.key), waiters_key(a.key), generation_key_}, std::move(args),
+  eval(*read_, {std::string(key), lease_key(key), waiters_key(key), generation_key_}, std::move(args),
        [this, epoch, deps = std::move(deps), cb = std::move(cb)](RedisResult result) {
          if (!result.ok() || !result.reply().is_array() || result.reply().elements().empty()) {
            cb(TierResult::fault(describe(result)));
@@ -265,7 +274,7 @@ void RedisTier::write(const Key& key, std::string payload, Nanos fresh_until_wal
     args.push_back(deps[i]);
     if (checked) args.push_back(guard.versions[i]);
   }
-  eval(*write_, {key.str, lease_key(key), waiters_key(key), generation_key_}, std::move(args),
+  eval(*write_, {key.str, lease_key(key.str), waiters_key(key.str), generation_key_}, std::move(args),
        [this, cb = std::move(cb)](RedisResult result) {
          if (!result.ok() || !result.reply().is_integer()) {
            cb(TierResult::fault(describe(result)));
@@ -301,7 +310,7 @@ void RedisTier::wait_fill(const Key& key, Nanos timeout_ns, Callback cb) {
 }
 
 void RedisTier::release(const Key& key, const std::string& lease_token, Callback cb) {
-  eval(*release_, {lease_key(key), waiters_key(key)}, {lease_token, fill_channel_, key.str},
+  eval(*release_, {lease_key(key.str), waiters_key(key.str)}, {lease_token, fill_channel_, key.str},
        [cb = std::move(cb)](RedisResult result) {
          TierResult out;
          out.status = result.ok() && result.reply().is_integer() ? TierResult::Status::Done

@@ -15,6 +15,7 @@
 
 #include <cctype>
 #include <charconv>
+#include <cstring>
 
 namespace herdcache {
 
@@ -88,27 +89,49 @@ std::string Reply::debug_string() const {
 
 namespace {
 
+// RESP's size of one command: "*<argc>\r\n", then "$<len>\r\n<bytes>\r\n" per argument.
+std::size_t digits(std::size_t n) {
+  std::size_t count = 1;
+  while (n >= 10) {
+    n /= 10;
+    ++count;
+  }
+  return count;
+}
+
+template <class Arg>
+std::size_t encoded_size(std::span<const Arg> argv) {
+  if (argv.empty()) throw InvalidArgument("a Redis command needs at least one argument");
+  std::size_t bytes = 3 + digits(argv.size());
+  for (const auto& arg : argv) bytes += 5 + digits(arg.size()) + arg.size();
+  return bytes;
+}
+
+// Writes exactly encoded_size(argv) bytes at `out`.
+template <class Arg>
+void encode_into(char* out, std::span<const Arg> argv) {
+  auto header = [&](char kind, std::size_t n) {
+    *out++ = kind;
+    out = std::to_chars(out, out + 20, n).ptr;  // a size_t has at most 20 digits
+    *out++ = '\r';
+    *out++ = '\n';
+  };
+  header('*', argv.size());
+  for (const auto& arg : argv) {
+    header('$', arg.size());
+    if (!arg.empty()) std::memcpy(out, arg.data(), arg.size());
+    out += arg.size();
+    *out++ = '\r';
+    *out++ = '\n';
+  }
+}
+
 template <class Arg>
 void append_command_impl(std::string& out, std::span<const Arg> argv) {
-  if (argv.empty()) throw InvalidArgument("a Redis command needs at least one argument");
-  std::size_t bytes = 16;
-  for (const auto& arg : argv) bytes += arg.size() + 24;
-  out.reserve(out.size() + bytes);
-
-  char number[24];
-  auto append_header = [&](char kind, std::size_t n) {
-    out.push_back(kind);
-    const auto [end, ec] = std::to_chars(number, number + sizeof(number), n);
-    (void)ec;  // a size_t always fits in 24 characters
-    out.append(number, end);
-    out.append("\r\n", 2);
-  };
-  append_header('*', argv.size());
-  for (const auto& arg : argv) {
-    append_header('$', arg.size());
-    out.append(arg.data(), arg.size());
-    out.append("\r\n", 2);
-  }
+  const std::size_t bytes = encoded_size(argv);
+  const std::size_t at = out.size();
+  out.resize(at + bytes);
+  encode_into(out.data() + at, argv);
 }
 
 }  // namespace
@@ -131,6 +154,14 @@ std::string encode_command(std::initializer_list<std::string_view> argv) {
   std::string out;
   append_command(out, std::span<const std::string_view>(argv.begin(), argv.size()));
   return out;
+}
+
+Command::Command(std::span<const std::string> argv) {
+  encode_into(bytes_.allocate(encoded_size(argv)), argv);
+}
+
+Command::Command(std::span<const std::string_view> argv) {
+  encode_into(bytes_.allocate(encoded_size(argv)), argv);
 }
 
 // ---------------------------------------------------------------------------------------

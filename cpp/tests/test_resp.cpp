@@ -194,6 +194,39 @@ TEST_CASE("resp: encoding is binary safe and round-trips through the parser", "[
   CHECK_FALSE(parser.next().has_value());
 }
 
+TEST_CASE("resp: a Command holds what append_command writes, inline while small", "[resp]") {
+  const herdcache::Command small{"HMGET", "ns:res:key", "v"};
+  CHECK(small.bytes() == herdcache::encode_command({"HMGET", "ns:res:key", "v"}));
+  CHECK(small.is_inline());
+  CHECK_FALSE(small.empty());
+
+  const std::vector<std::string> big = {"SET", "k", std::string(herdcache::Command::kInlineBytes, 'v')};
+  herdcache::Command large(big);
+  CHECK(large.bytes() == herdcache::encode_command(big));
+  CHECK_FALSE(large.is_inline());
+
+  // Moves keep the bytes, inline or not, and leave the source empty.
+  herdcache::Command moved(std::move(large));
+  CHECK(moved.bytes() == herdcache::encode_command(big));
+  CHECK(large.empty());  // NOLINT(bugprone-use-after-move): what a move leaves is the point
+  herdcache::Command other{"PING"};
+  other = std::move(moved);
+  CHECK(other.bytes() == herdcache::encode_command(big));
+  other = herdcache::Command{"GET", "k"};
+  CHECK(other.bytes() == "*2\r\n$3\r\nGET\r\n$1\r\nk\r\n");
+  CHECK(other.is_inline());
+
+  // Every size across the inline boundary encodes exactly.
+  for (std::size_t n = 90; n < 140; ++n) {
+    const std::vector<std::string> argv = {"SET", std::string(n, 'x')};
+    const herdcache::Command command(argv);
+    CHECK(command.bytes() == herdcache::encode_command(argv));
+    CHECK(command.is_inline() == (command.bytes().size() <= herdcache::Command::kInlineBytes));
+  }
+  CHECK_THROWS_AS(herdcache::Command(std::vector<std::string>{}), herdcache::InvalidArgument);
+  CHECK(herdcache::Command().empty());
+}
+
 TEST_CASE("resp: debug_string abbreviates", "[resp]") {
   CHECK(Reply::array({Reply::integer(1), Reply::nil(), Reply::bulk("a\x01")}).debug_string() ==
         "[int(1), nil, bulk[2](a\\x01)]");

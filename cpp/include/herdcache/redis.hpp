@@ -60,6 +60,7 @@
 #include "herdcache/clock.hpp"
 #include "herdcache/connection_state.hpp"
 #include "herdcache/errors.hpp"
+#include "herdcache/inline_function.hpp"
 #include "herdcache/redis_url.hpp"
 #include "herdcache/resp.hpp"
 
@@ -141,7 +142,10 @@ struct RedisHealth {
 
 class RedisClient {
  public:
-  using Callback = std::function<void(RedisResult)>;
+  // A request's callback, kept inline up to kCallbackBytes (inline_function.hpp): the
+  // shared tier's read callbacks fit, so a read allocates nothing on the way out.
+  static constexpr std::size_t kCallbackBytes = 160;
+  using Callback = InlineFunction<void(RedisResult), kCallbackBytes>;
   using EventCallback = std::function<void(const ConnectionEvent&)>;
 
   // Starts the I/O thread, which connects at once. Throws InvalidArgument on bad options.
@@ -151,9 +155,10 @@ class RedisClient {
   RedisClient(const RedisClient&) = delete;
   RedisClient& operator=(const RedisClient&) = delete;
 
-  // Queues one command (argv: the command name and its arguments, any bytes). Any
-  // thread. Throws InvalidArgument when argv is empty; every other outcome reaches cb.
-  void submit(std::vector<std::string> argv, Callback cb);
+  // Queues one command (the command name and its arguments, any bytes; a braced list or a
+  // vector of them converts). Any thread. Throws InvalidArgument when it is empty; every
+  // other outcome reaches cb.
+  void submit(Command command, Callback cb);
 
   // While one of these lives on a thread, submit() from that thread queues without waking
   // the I/O thread, and whoever made it calls wake() soon after. The asyncio bridge does,
@@ -171,7 +176,7 @@ class RedisClient {
 
   // Blocks the calling thread until the reply or a fault (bounded by the timeouts).
   // Not from the I/O thread (a callback): throws Error there instead of deadlocking.
-  RedisResult execute(std::vector<std::string> argv);
+  RedisResult execute(Command command);
 
   RedisHealth health() const;  // any thread
   const RedisUrl& url() const noexcept;

@@ -29,6 +29,7 @@
 #include <string>
 #include <vector>
 
+#include "herdcache/inline_function.hpp"
 #include "herdcache/invalidation.hpp"
 #include "herdcache/keys.hpp"
 #include "herdcache/memory.hpp"
@@ -82,7 +83,9 @@ struct TierStats {
 
 class RedisTier {
  public:
-  using Callback = std::function<void(TierResult)>;
+  // Kept inline up to kCallbackBytes (inline_function.hpp): the bindings' callbacks fit.
+  static constexpr std::size_t kCallbackBytes = 48;
+  using Callback = InlineFunction<void(TierResult), kCallbackBytes>;
   using LogCallback = std::function<void(int level, const std::string& message)>;  // I/O thread
   static constexpr std::size_t kJournalMax = 10000;
   static constexpr int kScanCount = 500;  // keys per SCAN step / UNLINK batch
@@ -138,20 +141,20 @@ class RedisTier {
  private:
   struct Script;
   void eval(const Script& script, std::vector<std::string> keys, std::vector<std::string> args,
-            std::function<void(RedisResult)> done);
+            RedisClient::Callback done);
   void scan_unlink(std::string match, std::string cursor, std::int64_t removed, Invalidation inv,
                    Callback cb);
   void publish_then(const Invalidation& inv, std::int64_t count, Callback cb);
   struct ReadArgs;
-  void read_plain(std::shared_ptr<const ReadArgs> args, Callback cb);
+  void read_plain(ReadArgs args, Callback cb);
   void read_scripted(const ReadArgs& args, Callback cb);
   std::vector<std::string> dependencies(const Key& key, const std::vector<std::string>& tags) const;
   std::vector<std::string> bumped_version_keys(const Invalidation& inv) const;
   void journal(const Invalidation& inv);
   void replay_journal();
   void on_message(const std::string& channel, const std::string& payload);
-  std::string lease_key(const Key& key) const { return ns_ + "#l:" + key.str; }
-  std::string waiters_key(const Key& key) const { return ns_ + "#w:" + key.str; }
+  std::string lease_key(std::string_view key) const { return std::string(ns_).append("#l:").append(key); }
+  std::string waiters_key(std::string_view key) const { return std::string(ns_).append("#w:").append(key); }
 
   struct FillWaiter {
     Nanos deadline;

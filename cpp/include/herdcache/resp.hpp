@@ -17,6 +17,7 @@
 #include <vector>
 
 #include "herdcache/errors.hpp"
+#include "herdcache/small_string.hpp"
 
 struct redisReader;  // hiredis/read.h; kept out of this header
 
@@ -82,6 +83,29 @@ void append_command(std::string& out, std::span<const std::string> argv);
 void append_command(std::string& out, std::span<const std::string_view> argv);
 std::string encode_command(std::span<const std::string> argv);
 std::string encode_command(std::initializer_list<std::string_view> argv);
+
+// One command, encoded as append_command encodes it, by the thread that builds it. Up to
+// kInlineBytes of it live in the object (small_string.hpp says why); larger commands, a
+// write's payload say, go to the heap.
+class Command {
+ public:
+  static constexpr std::size_t kInlineBytes = 128;
+
+  Command() noexcept = default;  // empty: not a command
+  // These throw InvalidArgument when argv is empty.
+  Command(std::span<const std::string> argv);       // NOLINT: implicit, like the argv it encodes
+  Command(std::span<const std::string_view> argv);  // NOLINT
+  Command(const std::vector<std::string>& argv) : Command(std::span<const std::string>(argv)) {}  // NOLINT
+  Command(std::initializer_list<std::string_view> argv)  // NOLINT
+      : Command(std::span<const std::string_view>(argv.begin(), argv.size())) {}
+
+  std::string_view bytes() const noexcept { return bytes_.view(); }
+  bool empty() const noexcept { return bytes_.empty(); }
+  bool is_inline() const noexcept { return bytes_.is_inline(); }
+
+ private:
+  SmallString<kInlineBytes> bytes_;
+};
 
 // Incremental reply parser. Not thread-safe; one per connection.
 class RespParser {
