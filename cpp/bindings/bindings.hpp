@@ -4,6 +4,7 @@
 #include <Python.h>
 #include <pybind11/pybind11.h>
 
+#include "herdcache/engine.hpp"
 #include "herdcache/keys.hpp"
 #include "herdcache/memory.hpp"
 
@@ -18,7 +19,20 @@ void register_keys(py::module_& m);
 void register_engine(py::module_& m);
 void register_callsite(py::module_& m);
 void register_redis(py::module_& m);  // after register_engine: adds Engine methods
+void register_get(py::module_& m);    // after register_redis: uses its SlowRead
 void register_postgres(py::module_& m);
+
+struct EngineHandle;
+// get()'s Redis read (no lease, no write to follow): the value, None, or a SlowRead for
+// Python to finish; with a bridge (the running loop's), a future of that. register_redis.
+py::object l2_fetch(EngineHandle& e, py::object key_object, const Key& key, py::object bridge);
+
+// A stale value served from memory: counted as a hit, a memory hit and a stale one.
+inline void count_stale_served(Resource& res) {
+  res.counters.add(Counter::StaleServed);
+  res.counters.add(Counter::Hits);
+  res.counters.add(Counter::MemoryHits);
+}
 
 // Set by a decorated function's fast path when XFetch picked the read for an early refresh;
 // consumed by the slow path's Engine.get on the same thread.

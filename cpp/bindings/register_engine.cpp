@@ -168,12 +168,7 @@ void register_engine(py::module_& m) {
            },
            py::arg("key"), py::arg("count") = true)
       .def("serve_stale",
-           [](EngineHandle& e, const Key& key) {
-             Counters& c = e.engine.resource(key.resource).counters;
-             c.add(Counter::StaleServed);
-             c.add(Counter::Hits);
-             c.add(Counter::MemoryHits);
-           })
+           [](EngineHandle& e, const Key& key) { count_stale_served(e.engine.resource(key.resource)); })
       .def("store",
            [](EngineHandle& e, const Key& key, py::object value, std::size_t value_bytes,
               std::vector<std::string> tags, std::optional<double> ttl, double load_seconds) {

@@ -11,7 +11,6 @@
 // Sync: the caller blocks on a OneShot with the GIL released.
 #include <deque>
 #include <mutex>
-#include <unordered_map>
 
 #include <fmt/format.h>
 #include <pybind11/stl.h>
@@ -21,6 +20,7 @@
 #include "herdcache/completions.hpp"
 #include "herdcache/errors.hpp"
 #include "herdcache/redis_url.hpp"
+#include "herdcache/slot_map.hpp"
 
 namespace herdcache::py_bindings {
 
@@ -37,9 +37,10 @@ struct BridgeCore {
 
 // What a future resolves to: the result tuple, or, for get() (a Fetch), the answer itself.
 struct Fetch {
-  Key key;
-  Resource* res;        // resources live as long as their engine
-  EngineHandle* engine; // alive: the caller waits for it, or the bridge holds it
+  py::object key_object;  // keeps `key` alive (no copy of it per read)
+  const Key* key;
+  Resource* res;          // resources live as long as their engine
+  EngineHandle* engine;   // alive: the caller waits for it, or the bridge holds it
 };
 
 // Returned by l2_fetch when Python must finish the read (a payload the fast path does not
@@ -67,7 +68,7 @@ class Bridge {
     // the future type directly is the same future without that frame. Other loops
     // (uvloop) keep their own create_future.
     auto asyncio = py::module_::import("asyncio");
-    if (py::getattr(loop_.get_type(), "create_future").is(asyncio.attr("BaseEventLoop").attr("create_future"))) {
+    if (py::getattr(py::type::handle_of(loop_), "create_future").is(asyncio.attr("BaseEventLoop").attr("create_future"))) {
       future_type_ = asyncio.attr("Future");
     }
   }
@@ -81,8 +82,7 @@ class Bridge {
   std::pair<py::object, RedisTier::Callback> expect(std::optional<Fetch> fetch = std::nullopt,
                                                     Resource* counted = nullptr) {
     py::object future = new_future();
-    std::uint64_t id = ++next_id_;
-    futures_.emplace(id, Pending{future, std::move(fetch)});
+    const std::uint64_t id = futures_.add(Pending{future, std::move(fetch)});
     std::weak_ptr<BridgeCore> core = core_;
     return {future, [core, id, counted](TierResult result) {
               count_read(counted, result);
@@ -108,10 +108,9 @@ class Bridge {
     static PyObject* const set_result_name = PyUnicode_InternFromString("set_result");
     core_->queue.drain(batch_);
     for (auto& completion : batch_) {
-      auto it = futures_.find(completion.id);
-      if (it == futures_.end()) continue;
-      Pending pending = std::move(it->second);
-      futures_.erase(it);
+      std::optional<Pending> taken = futures_.take(completion.id);
+      if (!taken) continue;
+      Pending& pending = *taken;
       PyObject* future = pending.future.ptr();
       try {
         auto done = py::reinterpret_steal<py::object>(PyObject_CallMethodNoArgs(future, done_name));
@@ -163,8 +162,7 @@ class Bridge {
   py::object future_type_;  // set when calling it is what create_future does
   py::object engine_;  // its Redis tier is what flush() wakes
   bool flush_scheduled_ = false;
-  std::unordered_map<std::uint64_t, Pending> futures_;
-  std::uint64_t next_id_ = 0;
+  SlotMap<Pending> futures_;
   std::vector<Completion> batch_;
 };
 
@@ -174,8 +172,10 @@ class Bridge {
 bool fill_shared(EngineHandle& e, const Key& key, Resource& res, PyObject* value, std::size_t value_bytes,
                  std::vector<std::string> tags, Nanos fresh_until_wall, Nanos stale_until_wall, Nanos load_ns,
                  bool served) {
-  e.engine.store_shared(key, res, make_handle(value), value_bytes, std::move(tags), fresh_until_wall,
-                        stale_until_wall, load_ns);
+  if (res.policy.memory) {
+    e.engine.store_shared(key, res, make_handle(value), value_bytes, std::move(tags), fresh_until_wall,
+                          stale_until_wall, load_ns);
+  }
   bool stale = e.engine.clock().wall_ns() >= fresh_until_wall;
   if (served) {
     res.counters.add(Counter::Hits);
@@ -202,7 +202,7 @@ py::object Bridge::finish_fetch(const Fetch& fetch, TierResult& r) {
     if (!body) throw py::error_already_set();
     auto value = py::reinterpret_steal<py::object>(PyObject_CallOneArg(e.plain_loads.ptr(), body.ptr()));
     if (value) {
-      fill_shared(e, fetch.key, *fetch.res, value.ptr(), r.payload.size(), std::move(r.tags), r.fresh_until_wall,
+      fill_shared(e, *fetch.key, *fetch.res, value.ptr(), r.payload.size(), std::move(r.tags), r.fresh_until_wall,
                   r.stale_until_wall, r.load_ns, true);
       return value;
     }
@@ -269,6 +269,19 @@ py::object run(py::object bridge, Start&& start, std::optional<Fetch> fetch = st
   release_parked_handles();
   return fetch ? Bridge::finish_fetch(*fetch, result) : Bridge::to_python(result);
 }
+
+}  // namespace
+
+py::object l2_fetch(EngineHandle& e, py::object key_object, const Key& key, py::object bridge) {
+  RedisTier& t = tier(e);
+  Resource* res = &e.engine.resource(key.resource);
+  static const std::vector<std::string> kNoTags;
+  return run(bridge, [&](RedisTier::Callback cb) {
+    t.read(key, kNoTags, std::string(), 0, 0, e.engine.clock().wall_ns(), std::move(cb));
+  }, Fetch{std::move(key_object), &key, res, &e}, res);
+}
+
+namespace {
 
 Invalidation make_invalidation(RedisTier& t, const std::string& kind, const std::vector<std::string>& targets) {
   const std::string& origin = t.instance_id();
@@ -348,13 +361,8 @@ void register_redis(py::module_& m) {
       .def("l2_fetch",
            // get()'s read (no lease, no write to follow): the value, None, or a SlowRead
            // for Python to finish (Bridge::finish_fetch); a future of that with a bridge.
-           [](EngineHandle& e, const Key& key, py::object bridge) {
-             RedisTier& t = tier(e);
-             Resource* res = &e.engine.resource(key.resource);
-             static const std::vector<std::string> kNoTags;
-             return run(bridge, [&](RedisTier::Callback cb) {
-               t.read(key, kNoTags, std::string(), 0, 0, e.engine.clock().wall_ns(), std::move(cb));
-             }, Fetch{key, res, &e}, res);
+           [](EngineHandle& e, py::object key, py::object bridge) {
+             return l2_fetch(e, key, key.cast<const Key&>(), std::move(bridge));
            },
            py::arg("key"), py::arg("bridge"))
       .def("set_plain_loads",

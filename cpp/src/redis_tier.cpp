@@ -188,7 +188,7 @@ void RedisTier::read(const Key& key, const std::vector<std::string>& tags, const
 
 void RedisTier::read_plain(ReadArgs args, Callback cb) {
   Command hmget{"HMGET", args.key.view(), "v", "f", "s", "d", "t", "x"};  // before args moves
-  client_->submit(std::move(hmget), [this, args = std::move(args), cb = std::move(cb)](RedisResult result) mutable {
+  auto done = [this, args = std::move(args), cb = std::move(cb)](RedisResult result) mutable {
     if (!result.ok() || !result.reply().is_array() || result.reply().elements().size() != 6) {
       cb(TierResult::fault(describe(result)));
       return;
@@ -208,7 +208,9 @@ void RedisTier::read_plain(ReadArgs args, Callback cb) {
     if (versions_.check(e[5].str()) != VersionCache::Check::Valid) return read_scripted(args, std::move(cb));
     reads_plain_.fetch_add(1, std::memory_order_relaxed);
     cb(hit_from(e, 0));
-  });
+  };
+  static_assert(sizeof(done) <= RedisClient::kCallbackBytes, "a plain read's callback must not allocate");
+  client_->submit(std::move(hmget), std::move(done));
 }
 
 void RedisTier::read_scripted(const ReadArgs& a, Callback cb) {

@@ -155,13 +155,20 @@ async def get(m: CacheManager, mode: Any, key: Key) -> Any:
         result = await mode.fetch(m, key)
         if type(result) is not SlowRead:
             return result  # decoded (or a miss or a fault), filled in memory and counted by the engine
-        # A hit the engine did not decode: signed, or unusable (logged and counted here).
-        status, payload, fresh_until, stale_until, load_s, stored_tags = result.result[:6]
-        if status == HIT:
-            value = _decode(m, key, payload)
-            if value is not _UNUSABLE:
-                m._engine.fill(key, value, len(payload), stored_tags, fresh_until, stale_until, load_s, True)
-                return value
+        return finish_read(m, key, result)
+    m._engine.count_miss(key.resource)
+    return None
+
+
+def finish_read(m: CacheManager, key: Key, slow: SlowRead) -> Any:
+    """get()'s answer to a Redis read the engine did not decode: a signed payload, or an
+    unusable one (logged and counted here). Also called by the native get (_native.getter)."""
+    status, payload, fresh_until, stale_until, load_s, stored_tags = slow.result[:6]
+    if status == HIT:
+        value = _decode(m, key, payload)
+        if value is not _UNUSABLE:
+            m._engine.fill(key, value, len(payload), stored_tags, fresh_until, stale_until, load_s, True)
+            return value
     m._engine.count_miss(key.resource)
     return None
 

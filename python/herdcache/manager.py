@@ -8,6 +8,7 @@ loaders. Every cache decision is the engine's.
 from __future__ import annotations
 
 import asyncio
+import collections.abc
 import concurrent.futures
 import math
 import threading
@@ -22,8 +23,9 @@ from ._native import Key, Policy
 from ._bulkhead import Bulkhead
 from .serializers import Codec, Serializer
 
-_NEW, _STARTED, _CLOSED = "new", "started", "closed"
+_NEW, _STARTED, _CLOSED = "new", "started", "closed"  # _native.getter knows "started" too
 log = logging.getLogger("herdcache")
+collections.abc.Coroutine.register(_native.GetCall)  # what create_task and asyncio.run accept
 
 
 class UnknownResource(_native.CacheError, LookupError):
@@ -92,6 +94,11 @@ class CacheManager:
         from .sync import SyncCache
 
         self.sync = SyncCache(self)
+        if type(self).get is CacheManager.get:  # a subclass's own get() stays in charge
+            # get() without Python frames: the same steps as the method, in the engine
+            # (cpp/bindings/register_get.cpp); anything but a Key goes to the method.
+            self.get = _native.getter(self, self._engine, CacheManager.get.__get__(self), _ops.finish_read,
+                                      self._bridges, self._bridge)
 
     # --- lifecycle ---------------------------------------------------------------------
 

@@ -144,7 +144,7 @@ class RedisClient {
  public:
   // A request's callback, kept inline up to kCallbackBytes (inline_function.hpp): the
   // shared tier's read callbacks fit, so a read allocates nothing on the way out.
-  static constexpr std::size_t kCallbackBytes = 160;
+  static constexpr std::size_t kCallbackBytes = 192;
   using Callback = InlineFunction<void(RedisResult), kCallbackBytes>;
   using EventCallback = std::function<void(const ConnectionEvent&)>;
 
