@@ -9,6 +9,9 @@
 // cannot resolve someone else's future.
 //
 // Sync: the caller blocks on a OneShot with the GIL released.
+#include <poll.h>
+
+#include <chrono>
 #include <deque>
 #include <mutex>
 
@@ -101,6 +104,43 @@ class Bridge {
   void flush() {
     flush_scheduled_ = false;
     if (RedisTier* t = engine().engine.redis()) t->wake();
+  }
+
+  // A request sent at once in a herd: when the loop has at least kHerd callbacks ready
+  // (the first steps of the callers that arrived with this one, say), its reply would
+  // wait behind all of them before anything could act on it. For a flight leader's lease
+  // read that delays the load itself, and with it every caller. So the reply is waited
+  // for here, with the GIL released, at most kHerdWaitNs (then the future is awaited as
+  // usual): the loop stalls for about one round trip instead of the herd's whole first
+  // pass. Returns whether `future` is done.
+  static constexpr Py_ssize_t kHerd = 32;
+  static constexpr Nanos kHerdWaitNs = 2'000'000;
+  bool settle_in_herd(PyObject* future) {
+    static PyObject* const ready_name = PyUnicode_InternFromString("_ready");
+    static PyObject* const done_name = PyUnicode_InternFromString("done");
+    PyObject* ready = PyObject_GetAttr(loop_.ptr(), ready_name);  // BaseEventLoop's deque; others: no herd known
+    const Py_ssize_t waiting = ready == nullptr ? -1 : PyObject_Length(ready);
+    Py_XDECREF(ready);
+    if (waiting < kHerd) {
+      PyErr_Clear();
+      return false;
+    }
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::nanoseconds(kHerdWaitNs);
+    for (;;) {
+      const auto left = deadline - std::chrono::steady_clock::now();
+      if (left <= std::chrono::nanoseconds(0)) return false;
+      {
+        py::gil_scoped_release release;  // the I/O thread needs no GIL to complete it
+        pollfd fd{core_->queue.fd(), POLLIN, 0};
+        const auto ns = std::chrono::duration_cast<std::chrono::nanoseconds>(left).count();
+        timespec timeout{static_cast<time_t>(ns / 1'000'000'000), static_cast<long>(ns % 1'000'000'000)};
+        ::ppoll(&fd, 1, &timeout, nullptr);
+      }
+      drain();
+      auto done = py::reinterpret_steal<py::object>(PyObject_CallMethodNoArgs(future, done_name));
+      if (!done) throw py::error_already_set();
+      if (PyObject_IsTrue(done.ptr())) return true;
+    }
   }
 
   void drain() {
@@ -241,14 +281,27 @@ RedisTier& tier(EngineHandle& e) {
   throw InvalidArgument("redis is not configured");
 }
 
+// When an async request leaves for Redis. Batched: with the rest of this loop iteration's
+// requests, from the bridge's flush (one wakeup of the I/O thread for them all). Now: at
+// once, for a request whose latency others wait on: a flight leader's lease read, made
+// while the hundreds of callers that joined its flight still have their first step to
+// run in the same iteration (a few milliseconds in a herd); in a herd its reply is also
+// waited for (Bridge::settle_in_herd).
+enum class Send : std::uint8_t { Batched, Now };
+
 // Runs `start(callback)` against the tier: async with a bridge, blocking without one. A
 // read passes the resource whose Redis hits and misses it counts.
 template <class Start>
 py::object run(py::object bridge, Start&& start, std::optional<Fetch> fetch = std::nullopt,
-               Resource* counted = nullptr) {
+               Resource* counted = nullptr, Send send = Send::Batched) {
   if (!bridge.is_none()) {
     Bridge& b = bridge.cast<Bridge&>();
     auto [future, callback] = b.expect(std::move(fetch), counted);
+    if (send == Send::Now) {
+      start(std::move(callback));
+      b.settle_in_herd(future.ptr());
+      return future;
+    }
     {
       RedisClient::DeferWakeups batch;  // sent by the bridge's flush, with the others
       start(std::move(callback));
@@ -354,7 +407,7 @@ void register_redis(py::module_& m) {
              return run(bridge, [&](RedisTier::Callback cb) {
                t.read(key, tags, lease_token, seconds_to_nanos(lease_seconds), refresh_before_wall,
                       e.engine.clock().wall_ns(), std::move(cb));
-             }, std::nullopt, res);
+             }, std::nullopt, res, Send::Now);
            },
            py::arg("key"), py::arg("tags"), py::arg("lease_token"), py::arg("lease_seconds"),
            py::arg("refresh_before_wall"), py::arg("bridge"))
