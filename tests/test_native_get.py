@@ -5,6 +5,7 @@ import asyncio
 import gc
 import sys
 import threading
+import weakref
 
 import pytest
 
@@ -221,3 +222,13 @@ def test_one_manager_on_several_loops_and_threads(redis_url):
         t.join()
     assert not errors and results == ["v"] * 400
     cache.sync.close()
+
+
+async def test_a_closed_manager_lets_go_of_its_bridge(redis_url):
+    cache = CacheManager(redis_url=redis_url, policies=POLICIES)
+    await cache.start()
+    assert await cache.get(cache.key("l2only", 1)) is None  # a Redis read: the loop's bridge is made
+    bridge = weakref.ref(cache._bridges[asyncio.get_running_loop()])
+    await cache.close()
+    gc.collect()
+    assert bridge() is None  # its eventfd is closed with it

@@ -42,9 +42,10 @@ struct Getter {
   PyObject* finish;       // herdcache._ops.finish_read(manager, key, slow_read)
   PyObject* bridges;      // manager._bridges: {loop: Bridge}
   PyObject* make_bridge;  // manager._bridge(): the running loop's bridge, made on first use
-  // The last running loop a read found, its bridge, and the process then (see running_bridge).
-  PyObject* loop;
-  PyObject* bridge;
+  // A weak reference to the last running loop a read found, and the process then (see
+  // running_bridge). Weak: the loop and its bridge belong to the manager, which lets go of
+  // them when it closes.
+  PyObject* loop_ref;
   unsigned forks;
 };
 
@@ -110,8 +111,13 @@ bool runs_here(PyObject* loop) {
 // it is the running loop, and asking asyncio (get_running_loop, which makes a getpid()
 // system call each time) is skipped.
 PyObject* running_bridge(Getter* g) {
-  if (g->loop != nullptr && g->forks == forks.load(std::memory_order_relaxed) && runs_here(g->loop)) {
-    return Py_NewRef(g->bridge);
+  if (g->loop_ref != nullptr && g->forks == forks.load(std::memory_order_relaxed)) {
+    PyObject* loop = PyWeakref_GetObject(g->loop_ref);  // borrowed; None once it is gone
+    if (loop != Py_None && runs_here(loop)) {
+      PyObject* bridge = PyDict_GetItemWithError(g->bridges, loop);
+      if (bridge != nullptr) return Py_NewRef(bridge);
+      if (PyErr_Occurred()) return nullptr;
+    }
   }
   PyObject* loop = PyObject_CallNoArgs(get_running_loop);
   if (loop == nullptr) return nullptr;
@@ -122,8 +128,9 @@ PyObject* running_bridge(Getter* g) {
     bridge = PyObject_CallNoArgs(g->make_bridge);
   }
   if (bridge != nullptr) {
-    Py_XSETREF(g->loop, Py_NewRef(loop));
-    Py_XSETREF(g->bridge, Py_NewRef(bridge));
+    PyObject* ref = PyWeakref_NewRef(loop, nullptr);
+    if (ref == nullptr) PyErr_Clear();  // a loop without weak references is simply not remembered
+    Py_XSETREF(g->loop_ref, ref);
     g->forks = forks.load(std::memory_order_relaxed);
   }
   Py_DECREF(loop);
@@ -345,8 +352,7 @@ int getter_traverse(PyObject* self, visitproc visit, void* arg) {
   Py_VISIT(g->finish);
   Py_VISIT(g->bridges);
   Py_VISIT(g->make_bridge);
-  Py_VISIT(g->loop);
-  Py_VISIT(g->bridge);
+  Py_VISIT(g->loop_ref);
   return 0;
 }
 
@@ -357,8 +363,7 @@ int getter_clear(PyObject* self) {
   Py_CLEAR(g->finish);
   Py_CLEAR(g->bridges);
   Py_CLEAR(g->make_bridge);
-  Py_CLEAR(g->loop);
-  Py_CLEAR(g->bridge);
+  Py_CLEAR(g->loop_ref);
   // The engine goes last and only with the Getter: a GetCall in flight still uses handle.
   return 0;
 }
@@ -394,7 +399,7 @@ py::object make_getter(py::object manager, py::object engine, py::object fallbac
   g->finish = finish.release().ptr();
   g->bridges = bridges.release().ptr();
   g->make_bridge = make_bridge.release().ptr();
-  g->loop = g->bridge = nullptr;
+  g->loop_ref = nullptr;
   g->forks = 0;
   PyObject_GC_Track(reinterpret_cast<PyObject*>(g));
   auto state = py::reinterpret_steal<py::object>(reinterpret_cast<PyObject*>(g));
