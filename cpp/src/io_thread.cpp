@@ -18,6 +18,10 @@ void IoThread::start(std::function<void()> loop) {
   thread_ = std::thread([this, loop = std::move(loop)] {
     id_.store(std::this_thread::get_id());
     loop();
+    // A finished thread's id may be given to a new thread (glibc reuses them): one that
+    // later calls stop(), a garbage collection that destroys the owner, say, must not be
+    // taken for this one.
+    id_.store(std::thread::id{});
   });
 }
 

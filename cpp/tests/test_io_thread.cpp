@@ -3,6 +3,7 @@
 #include <poll.h>
 
 #include <atomic>
+#include <thread>
 
 #include "herdcache/errors.hpp"
 #include "herdcache/io_thread.hpp"
@@ -47,6 +48,32 @@ TEST_CASE("io_thread: stop from the loop's own thread throws instead of deadlock
   while (!done.load()) std::this_thread::yield();
   CHECK(threw.load());
   CHECK(io.stop("Test"));
+}
+
+TEST_CASE("io_thread: a finished thread's id, reused by another thread, is not its own") {
+  // glibc gives a joined thread's id to the next thread it starts. A stop() from that
+  // thread (a garbage collection destroying the owner, say) once threw "called from its
+  // own I/O thread", and from a destructor that terminated the process.
+  IoThread io;
+  std::thread::id loop_id;
+  io.start([&] {
+    loop_id = std::this_thread::get_id();
+    while (!io.stopping()) {
+      pollfd fd{io.wake_fd(), POLLIN, 0};
+      poll(&fd, 1, 60'000);
+    }
+  });
+  REQUIRE(io.stop("Test"));
+  bool reused = false;
+  for (int attempt = 0; attempt < 20 && !reused; ++attempt) {
+    std::thread([&] {
+      if (std::this_thread::get_id() != loop_id) return;
+      reused = true;
+      CHECK_FALSE(io.on_thread());
+      CHECK_FALSE(io.stop("Test"));  // stopped already: no throw
+    }).join();
+  }
+  CHECK(reused);  // else this libc never reuses ids and the case cannot arise here
 }
 
 TEST_CASE("io thread: poll timeout is none, due, rounded up, capped") {
