@@ -55,7 +55,7 @@ struct GetCall {
   PyObject_HEAD
   Getter* getter;
   PyObject* key;
-  PyObject* future;  // while kWaiting: the bridge's future
+  PyObject* waiting;  // while kWaiting: the bridge's future's own await iterator
   Stage stage;
 };
 
@@ -67,8 +67,6 @@ PyObject* get_running_loop = nullptr;  // asyncio.get_running_loop: raises witho
 PyObject* str_state = nullptr;         // "_state"
 PyObject* str_started = nullptr;       // "started": CacheManager's _STARTED
 PyObject* str_start = nullptr;         // "_start"
-PyObject* str_result = nullptr;        // "result"
-PyObject* str_blocking = nullptr;      // "_asyncio_future_blocking"
 PyObject* str_thread_id = nullptr;     // "_thread_id": the thread an asyncio loop runs in
 std::atomic<unsigned> forks{0};        // fork()s so far, counted in each child
 
@@ -164,34 +162,34 @@ PySendResult start(GetCall* call, PyObject** result) {
     auto bridge = py::reinterpret_steal<py::object>(running_bridge(g));
     if (!bridge) return PYGEN_ERROR;
     py::object future = l2_fetch(*g->handle, py::reinterpret_borrow<py::object>(call->key), key, std::move(bridge));
-    // What `await future` does: the task sees a blocking future and waits for it.
-    if (PyObject_SetAttr(future.ptr(), str_blocking, Py_True) < 0) return PYGEN_ERROR;
-    call->future = future.release().ptr();
+    // `await future`, delegated to the future's own iterator: it yields the future to the
+    // task, marked as blocking, and returns its result (or raises) when resumed.
+    PyObject* waiting = PyObject_GetIter(future.ptr());
+    if (waiting == nullptr) return PYGEN_ERROR;
+    call->waiting = waiting;
     call->stage = Stage::kWaiting;
-    *result = Py_NewRef(call->future);
-    return PYGEN_NEXT;
+    return PyIter_Send(waiting, Py_None, result);
   } catch (...) {
     set_python_error_from_current_exception();
     return PYGEN_ERROR;
   }
 }
 
-// The send after the future completed: its answer, finished in Python if need be.
-PySendResult finish(GetCall* call, PyObject** result) {
-  PyObject* future = std::exchange(call->future, nullptr);
+// A send while waiting: to the future's iterator; its answer, finished in Python if need be.
+PySendResult resume(GetCall* call, PyObject* arg, PyObject** result) {
+  const PySendResult sent = PyIter_Send(call->waiting, arg, result);
+  if (sent == PYGEN_NEXT) return sent;  // not done yet (a spurious wakeup): still waiting
+  Py_CLEAR(call->waiting);
   call->stage = Stage::kDone;
-  PyObject* value = PyObject_CallMethodNoArgs(future, str_result);  // raises if cancelled
-  Py_DECREF(future);
-  if (value != nullptr && Py_TYPE(value) == reinterpret_cast<PyTypeObject*>(SlowReadType)) {
+  if (sent == PYGEN_RETURN && Py_TYPE(*result) == reinterpret_cast<PyTypeObject*>(SlowReadType)) {
     Getter* g = call->getter;
-    PyObject* args[] = {g->manager, call->key, value};
+    PyObject* args[] = {g->manager, call->key, *result};
     PyObject* finished = PyObject_Vectorcall(g->finish, args, 3, nullptr);
-    Py_DECREF(value);
-    value = finished;
+    Py_DECREF(*result);
+    *result = finished;
+    return finished == nullptr ? PYGEN_ERROR : PYGEN_RETURN;
   }
-  if (value == nullptr) return PYGEN_ERROR;
-  *result = value;
-  return PYGEN_RETURN;
+  return sent;
 }
 
 PySendResult getcall_am_send(PyObject* self, PyObject* arg, PyObject** result) {
@@ -205,7 +203,7 @@ PySendResult getcall_am_send(PyObject* self, PyObject* arg, PyObject** result) {
       }
       return start(call, result);
     case Stage::kWaiting:
-      return finish(call, result);
+      return resume(call, arg, result);
     case Stage::kDone:
       break;
   }
@@ -248,7 +246,7 @@ PyObject* getcall_throw(PyObject* self, PyObject* const* args, Py_ssize_t nargs)
     PyErr_SetString(PyExc_TypeError, "throw expected 1 to 3 arguments");
     return nullptr;
   }
-  Py_CLEAR(call->future);
+  Py_CLEAR(call->waiting);
   call->stage = Stage::kDone;
   PyObject* type = args[0];
   PyObject* value = nargs > 1 ? args[1] : Py_None;
@@ -266,7 +264,7 @@ PyObject* getcall_throw(PyObject* self, PyObject* const* args, Py_ssize_t nargs)
 
 PyObject* getcall_close(PyObject* self, PyObject*) {
   auto* call = reinterpret_cast<GetCall*>(self);
-  Py_CLEAR(call->future);
+  Py_CLEAR(call->waiting);
   call->stage = Stage::kDone;
   Py_RETURN_NONE;
 }
@@ -278,7 +276,7 @@ int getcall_traverse(PyObject* self, visitproc visit, void* arg) {
   Py_VISIT(Py_TYPE(self));
   Py_VISIT(reinterpret_cast<PyObject*>(call->getter));
   Py_VISIT(call->key);
-  Py_VISIT(call->future);
+  Py_VISIT(call->waiting);
   return 0;
 }
 
@@ -286,7 +284,7 @@ int getcall_clear(PyObject* self) {
   auto* call = reinterpret_cast<GetCall*>(self);
   Py_CLEAR(call->getter);
   Py_CLEAR(call->key);
-  Py_CLEAR(call->future);
+  Py_CLEAR(call->waiting);
   return 0;
 }
 
@@ -334,7 +332,7 @@ PyObject* getter_get(PyObject* self, PyObject* const* args, Py_ssize_t nargs, Py
   if (call == nullptr) return nullptr;
   call->getter = reinterpret_cast<Getter*>(Py_NewRef(self));
   call->key = Py_NewRef(args[0]);
-  call->future = nullptr;
+  call->waiting = nullptr;
   call->stage = Stage::kNew;
   PyObject_GC_Track(reinterpret_cast<PyObject*>(call));
   return reinterpret_cast<PyObject*>(call);
@@ -427,8 +425,6 @@ void register_get(py::module_& m) {
   str_state = interned("_state");
   str_started = interned("started");
   str_start = interned("_start");
-  str_result = interned("result");
-  str_blocking = interned("_asyncio_future_blocking");
   str_thread_id = interned("_thread_id");
   pthread_atfork(nullptr, nullptr, [] { forks.fetch_add(1, std::memory_order_relaxed); });
   m.def("getter", &make_getter, py::arg("manager"), py::arg("engine"), py::arg("fallback"), py::arg("finish"),
