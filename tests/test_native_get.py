@@ -232,3 +232,33 @@ async def test_a_closed_manager_lets_go_of_its_bridge(redis_url):
     await cache.close()
     gc.collect()
     assert bridge() is None  # its eventfd is closed with it
+
+
+async def test_a_drain_reached_from_inside_a_drain_returns_at_once(redis_url):
+    # The bridge decodes replies with the serializer's loads inside its drain(); user code
+    # there (here a loads that drains again) must not re-enter the batch being resolved.
+    import json
+
+    bridges = []
+
+    class Reentrant:
+        name = "reentrant-json"
+
+        @staticmethod
+        def dumps(value):
+            return json.dumps(value).encode()
+
+        @staticmethod
+        def loads(body):
+            for bridge in bridges:
+                bridge.drain()
+            return json.loads(body)
+
+    async with CacheManager(redis_url=redis_url, policies=POLICIES, serializer=Reentrant()) as cache:
+        keys = [cache.key("l2only", i) for i in range(50)]
+        values = [{"n": i, "rows": ["x" * 40] * 3} for i in range(50)]  # payloads on the heap
+        for key, value in zip(keys, values):
+            await cache.set(key, value)
+        bridges.append(cache._bridges[asyncio.get_running_loop()])
+        for _ in range(5):
+            assert await asyncio.wait_for(asyncio.gather(*(cache.get(k) for k in keys)), 10) == values

@@ -118,6 +118,7 @@ class Bridge {
   bool settle_in_herd(PyObject* future) {
     static PyObject* const ready_name = PyUnicode_InternFromString("_ready");
     static PyObject* const done_name = PyUnicode_InternFromString("done");
+    if (draining_) return false;  // made from inside drain() (a serializer's loads, say): no waiting there
     PyObject* ready = PyObject_GetAttr(loop_.ptr(), ready_name);  // BaseEventLoop's deque; others: no herd known
     const Py_ssize_t waiting = ready == nullptr ? -1 : PyObject_Length(ready);
     Py_XDECREF(ready);
@@ -143,9 +144,18 @@ class Bridge {
     }
   }
 
+  // Resolves every completion queued so far. Not re-entrant: a drain() reached from inside
+  // one (user code it runs: a serializer's loads, a value's __del__ on eviction) returns at
+  // once, and what it would have taken waits for the next one (its eventfd is still set).
   void drain() {
     static PyObject* const done_name = PyUnicode_InternFromString("done");
     static PyObject* const set_result_name = PyUnicode_InternFromString("set_result");
+    if (draining_) return;
+    draining_ = true;
+    struct Done {
+      bool& flag;
+      ~Done() { flag = false; }
+    } done_draining{draining_};
     core_->queue.drain(batch_);
     for (auto& completion : batch_) {
       std::optional<Pending> taken = futures_.take(completion.id);
@@ -202,6 +212,7 @@ class Bridge {
   py::object future_type_;  // set when calling it is what create_future does
   py::object engine_;  // its Redis tier is what flush() wakes
   bool flush_scheduled_ = false;
+  bool draining_ = false;
   SlotMap<Pending> futures_;
   std::vector<Completion> batch_;
 };
