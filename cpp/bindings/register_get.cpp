@@ -42,6 +42,7 @@ struct Getter {
   PyObject* finish;       // herdcache._ops.finish_read(manager, key, slow_read)
   PyObject* bridges;      // manager._bridges: {loop: Bridge}
   PyObject* make_bridge;  // manager._bridge(): the running loop's bridge, made on first use
+  PyObject* started;      // the value manager._state has once started (manager.py's _STARTED)
   // A weak reference to the last running loop a read found, and the process then (see
   // running_bridge). Weak: the loop and its bridge belong to the manager, which lets go of
   // them when it closes.
@@ -65,7 +66,7 @@ PyObject* KeyType = nullptr;
 PyObject* SlowReadType = nullptr;
 PyObject* get_running_loop = nullptr;  // asyncio.get_running_loop: raises without a loop
 PyObject* str_state = nullptr;         // "_state"
-PyObject* str_started = nullptr;       // "started": CacheManager's _STARTED
+
 PyObject* str_start = nullptr;         // "_start"
 PyObject* str_thread_id = nullptr;     // "_thread_id": the thread an asyncio loop runs in
 std::atomic<unsigned> forks{0};        // fork()s so far, counted in each child
@@ -76,14 +77,10 @@ std::atomic<unsigned> forks{0};        // fork()s so far, counted in each child
 bool ensure_started(Getter* g) {
   PyObject* state = PyObject_GetAttr(g->manager, str_state);
   if (state == nullptr) return false;
-  if (state == str_started) {  // manager.py's _STARTED is this interned string
-    Py_DECREF(state);
-    return true;
-  }
-  const int started = PyUnicode_Compare(state, str_started);
+  const int started = PyObject_RichCompareBool(state, g->started, Py_EQ);  // identity first: cheap
   Py_DECREF(state);
-  if (started == -1 && PyErr_Occurred()) return false;
-  if (started == 0) return true;
+  if (started < 0) return false;
+  if (started == 1) return true;
   PyObject* done = PyObject_CallMethodNoArgs(g->manager, str_start);
   Py_XDECREF(done);
   return done != nullptr;
@@ -350,6 +347,7 @@ int getter_traverse(PyObject* self, visitproc visit, void* arg) {
   Py_VISIT(g->finish);
   Py_VISIT(g->bridges);
   Py_VISIT(g->make_bridge);
+  Py_VISIT(g->started);
   Py_VISIT(g->loop_ref);
   return 0;
 }
@@ -361,6 +359,7 @@ int getter_clear(PyObject* self) {
   Py_CLEAR(g->finish);
   Py_CLEAR(g->bridges);
   Py_CLEAR(g->make_bridge);
+  Py_CLEAR(g->started);
   Py_CLEAR(g->loop_ref);
   // The engine goes last and only with the Getter: a GetCall in flight still uses handle.
   return 0;
@@ -386,7 +385,7 @@ PyType_Spec kGetterSpec = {"herdcache._native.Getter", sizeof(Getter), 0,
                            Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC, kGetterSlots};
 
 py::object make_getter(py::object manager, py::object engine, py::object fallback, py::object finish,
-                       py::dict bridges, py::object make_bridge) {
+                       py::dict bridges, py::object make_bridge, py::object started) {
   EngineHandle& handle = engine.cast<EngineHandle&>();  // a TypeError now, not per call
   Getter* g = PyObject_GC_New(Getter, GetterType);
   if (g == nullptr) throw py::error_already_set();
@@ -397,6 +396,7 @@ py::object make_getter(py::object manager, py::object engine, py::object fallbac
   g->finish = finish.release().ptr();
   g->bridges = bridges.release().ptr();
   g->make_bridge = make_bridge.release().ptr();
+  g->started = started.release().ptr();
   g->loop_ref = nullptr;
   g->forks = 0;
   PyObject_GC_Track(reinterpret_cast<PyObject*>(g));
@@ -423,12 +423,11 @@ void register_get(py::module_& m) {
   SlowReadType = py::object(m.attr("SlowRead")).release().ptr();
   get_running_loop = py::object(py::module_::import("asyncio").attr("get_running_loop")).release().ptr();
   str_state = interned("_state");
-  str_started = interned("started");
   str_start = interned("_start");
   str_thread_id = interned("_thread_id");
   pthread_atfork(nullptr, nullptr, [] { forks.fetch_add(1, std::memory_order_relaxed); });
   m.def("getter", &make_getter, py::arg("manager"), py::arg("engine"), py::arg("fallback"), py::arg("finish"),
-        py::arg("bridges"), py::arg("make_bridge"),
+        py::arg("bridges"), py::arg("make_bridge"), py::arg("started"),
         "A manager's native get(key): an awaitable that runs CacheManager.get's logic in C++.");
 }
 

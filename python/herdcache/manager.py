@@ -23,7 +23,7 @@ from ._native import Key, Policy
 from ._bulkhead import Bulkhead
 from .serializers import Codec, Serializer
 
-_NEW, _STARTED, _CLOSED = "new", "started", "closed"  # _native.getter knows "started" too
+_NEW, _STARTED, _CLOSED = "new", "started", "closed"
 log = logging.getLogger("herdcache")
 collections.abc.Coroutine.register(_native.GetCall)  # what create_task and asyncio.run accept
 
@@ -98,7 +98,7 @@ class CacheManager:
             # get() without Python frames: the same steps as the method, in the engine
             # (cpp/bindings/register_get.cpp); anything but a Key goes to the method.
             self.get = _native.getter(self, self._engine, CacheManager.get.__get__(self), _ops.finish_read,
-                                      self._bridges, self._bridge)
+                                      self._bridges, self._bridge, _STARTED)
 
     # --- lifecycle ---------------------------------------------------------------------
 
