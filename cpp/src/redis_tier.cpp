@@ -134,20 +134,23 @@ void RedisTier::eval(const Script& script, std::vector<std::string> keys, std::v
   });
 }
 
-std::vector<std::string> RedisTier::dependencies(const Key& key, const std::vector<std::string>& tags) const {
+std::vector<std::string> RedisTier::dependencies(std::string_view canonical,
+                                                 const std::vector<std::string>& tags) const {
   std::vector<std::string> deps;
-  for (const auto& level : prefix_levels(key.canonical())) deps.push_back(prefix_version_key(ns_, level));
+  for (const auto& level : prefix_levels(canonical)) deps.push_back(prefix_version_key(ns_, level));
   for (const auto& tag : tags) deps.push_back(tag_version_key(ns_, tag));
   return deps;
 }
 
 // What a read needs again when its plain HMGET must be followed by the script. For a read
 // without a lease (get()) that is its key and the time, inline: the hot path allocates
-// nothing. A read that wants a lease also carries the token and its dependencies' keys.
+// nothing. A read that wants a lease also carries the token, and what its dependencies'
+// version keys are made from (made only if the script runs: a plain hit needs none).
 struct RedisTier::ReadArgs {
   struct Lease {
     std::string token;
-    std::vector<std::string> dependencies;  // their version keys, for the write to follow
+    std::string canonical;                  // Key::canonical()
+    std::vector<std::string> tags;          // the tags a write would carry
   };
   SmallString<64> key;          // Key::str
   std::unique_ptr<Lease> lease; // null: no lease wanted
@@ -177,7 +180,7 @@ void RedisTier::read(const Key& key, const std::vector<std::string>& tags, const
                      Nanos lease_ns, Nanos refresh_before_wall, Nanos now_wall, Callback cb) {
   ReadArgs args{SmallString<64>(key.str), nullptr, lease_ns, refresh_before_wall, now_wall};
   // Only a read that may lead to a write (it asks for a lease) needs the versions.
-  if (!lease_token.empty()) args.lease.reset(new ReadArgs::Lease{lease_token, dependencies(key, tags)});
+  if (!lease_token.empty()) args.lease.reset(new ReadArgs::Lease{lease_token, std::string(key.canonical()), tags});
   // Known versions are only as good as the invalidation channel: without it, ask Redis.
   if (subscriber_connected_.load(std::memory_order_acquire) && versions_.size() > 0) {
     read_plain(std::move(args), std::move(cb));
@@ -222,7 +225,7 @@ void RedisTier::read_scripted(const ReadArgs& a, Callback cb) {
                                 std::to_string(a.now_wall / kNanosPerMs)};
   std::vector<std::string> deps;
   if (a.lease) {
-    deps = a.lease->dependencies;
+    deps = dependencies(a.lease->canonical, a.lease->tags);
     args.insert(args.end(), deps.begin(), deps.end());
   }
   const std::uint64_t epoch = versions_.epoch();  // before the script can see any version
@@ -255,7 +258,7 @@ void RedisTier::read_scripted(const ReadArgs& a, Callback cb) {
 void RedisTier::write(const Key& key, std::string payload, Nanos fresh_until_wall,
                       Nanos stale_until_wall, Nanos load_ns, const std::vector<std::string>& tags,
                       const WriteGuard& guard, Callback cb) {
-  auto deps = dependencies(key, tags);
+  auto deps = dependencies(key.canonical(), tags);
   bool checked = guard.versions.size() == deps.size() && !deps.empty();
   std::vector<std::string> args;
   args.reserve(9 + deps.size() * 2);

@@ -148,7 +148,7 @@ class RedisTier {
   struct ReadArgs;
   void read_plain(ReadArgs args, Callback cb);
   void read_scripted(const ReadArgs& args, Callback cb);
-  std::vector<std::string> dependencies(const Key& key, const std::vector<std::string>& tags) const;
+  std::vector<std::string> dependencies(std::string_view canonical, const std::vector<std::string>& tags) const;
   std::vector<std::string> bumped_version_keys(const Invalidation& inv) const;
   void journal(const Invalidation& inv);
   void replay_journal();
