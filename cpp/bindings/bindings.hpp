@@ -73,4 +73,14 @@ inline void pin_entry(void* ctx, const Handle& value, const EntryMeta& meta) {
   pinned->meta = meta;
 }
 
+// Looks `key` up in the memory tier for a call from Python: the engine must be open, and
+// handles other threads dropped are released first. Counted as a read (hit or miss) with
+// `count`; on a hit `pinned` holds a new reference to the value and its metadata.
+inline Lookup memory_lookup(Engine& engine, const Key& key, Resource& res, Pinned& pinned, bool count = true) {
+  engine.check_open();
+  release_parked_handles();
+  if (count) return engine.lookup(key.str, key.hash, res, pin_entry, &pinned);
+  return res.policy.memory ? engine.memory().get(key.str, key.hash, pin_entry, &pinned) : Lookup::Miss;
+}
+
 }  // namespace herdcache::py_bindings

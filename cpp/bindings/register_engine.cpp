@@ -148,14 +148,9 @@ void register_engine(py::module_& m) {
            // (state, value, fresh_until_wall): state 0 miss, 1 fresh, 2 stale, 3 fresh but
            // chosen for an early refresh (XFetch).
            [](EngineHandle& e, const Key& key, bool count) -> py::tuple {
-             e.engine.check_open();
-             release_parked_handles();
              Resource& res = e.engine.resource(key.resource);
              Pinned pinned;
-             Lookup found = count ? e.engine.lookup(key.str, key.hash, res, pin_entry, &pinned)
-                                  : (res.policy.memory
-                                         ? e.engine.memory().get(key.str, key.hash, pin_entry, &pinned)
-                                         : Lookup::Miss);
+             const Lookup found = memory_lookup(e.engine, key, res, pinned, count);
              if (found == Lookup::Miss) return py::make_tuple(kMiss, py::none(), 0);
              int state = found == Lookup::Stale ? kStale : kFresh;
              bool chosen = std::exchange(early_refresh_chosen, false);

@@ -140,11 +140,9 @@ PySendResult start(GetCall* call, PyObject** result) {
   try {
     Engine& engine = g->handle->engine;
     const Key& key = py::handle(call->key).cast<const Key&>();
-    engine.check_open();
-    release_parked_handles();
     Resource& res = engine.resource(key.resource);
     Pinned pinned;
-    const Lookup found = engine.lookup(key.str, key.hash, res, pin_entry, &pinned);
+    const Lookup found = memory_lookup(engine, key, res, pinned);
     if (found != Lookup::Miss) {
       early_refresh_chosen = false;  // consumed, as Engine.get does
       if (found == Lookup::Stale) count_stale_served(res);
