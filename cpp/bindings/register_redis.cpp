@@ -11,7 +11,6 @@
 // Sync: the caller blocks on a OneShot with the GIL released.
 #include <poll.h>
 
-#include <chrono>
 #include <deque>
 #include <mutex>
 
@@ -117,7 +116,6 @@ class Bridge {
   static constexpr Nanos kHerdWaitNs = 2'000'000;
   bool settle_in_herd(PyObject* future) {
     static PyObject* const ready_name = PyUnicode_InternFromString("_ready");
-    static PyObject* const done_name = PyUnicode_InternFromString("done");
     if (draining_) return false;  // made from inside drain() (a serializer's loads, say): no waiting there
     PyObject* ready = PyObject_GetAttr(loop_.ptr(), ready_name);  // BaseEventLoop's deque; others: no herd known
     const Py_ssize_t waiting = ready == nullptr ? -1 : PyObject_Length(ready);
@@ -126,29 +124,25 @@ class Bridge {
       PyErr_Clear();
       return false;
     }
-    const auto deadline = std::chrono::steady_clock::now() + std::chrono::nanoseconds(kHerdWaitNs);
-    for (;;) {
-      const auto left = deadline - std::chrono::steady_clock::now();
-      if (left <= std::chrono::nanoseconds(0)) return false;
+    const auto clock = system_clock();  // a real wait, whatever clock the engine was given
+    const Nanos deadline = clock->monotonic_ns() + kHerdWaitNs;
+    for (Nanos left = kHerdWaitNs; left > 0; left = deadline - clock->monotonic_ns()) {
       {
         py::gil_scoped_release release;  // the I/O thread needs no GIL to complete it
         pollfd fd{core_->queue.fd(), POLLIN, 0};
-        const auto ns = std::chrono::duration_cast<std::chrono::nanoseconds>(left).count();
-        timespec timeout{static_cast<time_t>(ns / 1'000'000'000), static_cast<long>(ns % 1'000'000'000)};
+        const timespec timeout{static_cast<time_t>(left / 1'000'000'000), static_cast<long>(left % 1'000'000'000)};
         ::ppoll(&fd, 1, &timeout, nullptr);
       }
       drain();
-      auto done = py::reinterpret_steal<py::object>(PyObject_CallMethodNoArgs(future, done_name));
-      if (!done) throw py::error_already_set();
-      if (PyObject_IsTrue(done.ptr())) return true;
+      if (is_done(future)) return true;
     }
+    return false;
   }
 
   // Resolves every completion queued so far. Not re-entrant: a drain() reached from inside
   // one (user code it runs: a serializer's loads, a value's __del__ on eviction) returns at
   // once, and what it would have taken waits for the next one (its eventfd is still set).
   void drain() {
-    static PyObject* const done_name = PyUnicode_InternFromString("done");
     static PyObject* const set_result_name = PyUnicode_InternFromString("set_result");
     if (draining_) return;
     draining_ = true;
@@ -163,9 +157,7 @@ class Bridge {
       Pending& pending = *taken;
       PyObject* future = pending.future.ptr();
       try {
-        auto done = py::reinterpret_steal<py::object>(PyObject_CallMethodNoArgs(future, done_name));
-        if (!done) throw py::error_already_set();
-        if (PyObject_IsTrue(done.ptr())) continue;  // cancelled: nobody waits for it
+        if (is_done(future)) continue;  // cancelled: nobody waits for it
         py::object value = pending.fetch ? finish_fetch(*pending.fetch, completion.result)
                                          : to_python(completion.result);
         auto set = py::reinterpret_steal<py::object>(PyObject_CallMethodOneArg(future, set_result_name, value.ptr()));
@@ -196,6 +188,12 @@ class Bridge {
     std::optional<Fetch> fetch;
   };
   EngineHandle& engine() { return engine_.cast<EngineHandle&>(); }
+  static bool is_done(PyObject* future) {
+    static PyObject* const done_name = PyUnicode_InternFromString("done");
+    auto done = py::reinterpret_steal<py::object>(PyObject_CallMethodNoArgs(future, done_name));
+    if (!done) throw py::error_already_set();
+    return PyObject_IsTrue(done.ptr()) == 1;
+  }
   py::object new_future() {
     if (!future_type_) return create_future_();
     static PyObject* const kwnames = Py_BuildValue("(s)", "loop");
