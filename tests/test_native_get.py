@@ -116,10 +116,10 @@ def test_closed_and_unstarted_managers():
         asyncio.run(cache.get(key))
 
     fresh = memory_cache()
-    key = Key  # noqa: F841 - the class is what the fast path checks against
     key = fresh._engine.key("c", (1,), {})  # a Key made without starting the manager
-    assert not fresh.closed
+    assert type(key) is Key and fresh._state == "new"
     assert asyncio.run(fresh.get(key)) is None  # starts it, as the method would
+    assert fresh._state == "started"
 
 
 def test_a_subclass_get_stays_in_charge():
