@@ -7,6 +7,8 @@ import pytest
 
 from herdcache import CacheManager, ManualClock, Policy
 
+from background import settled
+
 pytestmark = pytest.mark.redis
 
 POLICIES = {"c": Policy(ttl=10, stale=5, jitter=0), "l2only": Policy(ttl=10, stale=5, jitter=0, memory=False)}
@@ -248,7 +250,10 @@ async def test_unusable_payloads_in_redis_are_counted_misses(pair, redis_server,
 
 async def test_a_redis_hit_from_get_fills_memory_and_is_counted(pair):
     a, b = pair
+    heard = received(b)
     await a.set(b.key("c", "o1"), [1, 2])
+    # The set's announcement fences reads of the key that b sent before hearing it.
+    await eventually(lambda: received(b) > heard)
     assert await b.get(b.key("c", "o1")) == [1, 2]
     assert await b.get(b.key("c", "o1")) == [1, 2]  # now from b's memory tier
     res = b.stats()["resources"]["c"]
@@ -387,6 +392,7 @@ async def test_scripts_are_reloaded_after_noscript(pair, redis_server):
     redis_server.command("SCRIPT", "FLUSH")  # as after a failover or a restart
     assert await b.get(b.key("l2only", "before")) == 1
     assert await b.get_or_load(b.key("l2only", "after"), lambda: 2, tags=["t"]) == 2
+    await settled(b)  # the load's write is answered in the background
     assert await a.get(a.key("l2only", "after")) == 2
     await a.invalidate_tags("t")
     assert await b.get(b.key("l2only", "after")) is None

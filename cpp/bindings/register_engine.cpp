@@ -103,6 +103,7 @@ py::dict stats(Engine& engine) {
   memory["evictions"] = mem.evictions;
   memory["expirations"] = mem.expirations;
   memory["rejected"] = mem.rejected;
+  memory["fenced"] = mem.fenced;  // loads not kept: invalidated while they ran
   out["memory"] = memory;
   out["memory_bytes"] = mem.bytes;
   out["memory_entries"] = mem.entries;
@@ -165,18 +166,26 @@ void register_engine(py::module_& m) {
       .def("serve_stale",
            [](EngineHandle& e, const Key& key) { count_stale_served(e.engine.resource(key.resource)); })
       .def("store",
+           // (fresh_until_wall, stale_until_wall) for the shared tier, or None when an
+           // invalidation covering the key happened after `since` (write_sequence() when
+           // the load began): the value is out of date and is written nowhere.
            [](EngineHandle& e, const Key& key, py::object value, std::size_t value_bytes,
-              std::vector<std::string> tags, std::optional<double> ttl, double load_seconds) {
+              std::vector<std::string> tags, std::optional<double> ttl, double load_seconds,
+              WriteFence::Seq since) -> py::object {
              e.engine.check_open();
              double ttl_s = ttl_arg(ttl);
              Resource& res = e.engine.resource(key.resource);
-             Lifetime life = e.engine.store(key, res, make_handle(value.ptr()), value_bytes,
-                                            std::move(tags), ttl_s, seconds_to_nanos(load_seconds));
-             Lifetime wall = e.engine.to_wall(life);  // for the shared tier
+             std::optional<Lifetime> life = e.engine.store(key, res, make_handle(value.ptr()), value_bytes,
+                                                           std::move(tags), ttl_s, seconds_to_nanos(load_seconds),
+                                                           since);
+             if (!life) return py::none();
+             Lifetime wall = e.engine.to_wall(*life);
              return py::make_tuple(wall.fresh_until, wall.stale_until);
            },
            py::arg("key"), py::arg("value"), py::arg("value_bytes"), py::arg("tags"),
-           py::arg("ttl") = py::none(), py::arg("load_seconds") = 0.0)
+           py::arg("ttl") = py::none(), py::arg("load_seconds") = 0.0,
+           py::arg("since") = WriteFence::kUnfenced)
+      .def("write_sequence", [](EngineHandle& e) { return e.engine.write_sequence(); })
       .def("lifetime",
            // The wall-clock lifetime a value stored now would get (for conditional writes,
            // which go to Redis before the memory tier).

@@ -43,12 +43,14 @@ struct Fetch {
   const Key* key;
   Resource* res;          // resources live as long as their engine
   EngineHandle* engine;   // alive: the caller waits for it, or the bridge holds it
+  WriteFence::Seq since;  // the memory tier's write sequence when the read was sent
 };
 
 // Returned by l2_fetch when Python must finish the read (a payload the fast path does not
 // decode, a Hit that failed to decode, an unusual status): `result` is the tuple.
 struct SlowRead {
   py::tuple result;
+  WriteFence::Seq since = WriteFence::kUnfenced;  // when the read was sent: its fill's fence
 };
 
 // Counts a read's outcome on the I/O thread as the reply arrives (the counters are atomic).
@@ -216,14 +218,15 @@ class Bridge {
 };
 
 // Keeps a value read from Redis in memory for the rest of its lifetime there (if its
-// resource keeps memory). With served=True it also counts the hit (and a stale one).
-// Returns whether the value is stale now.
+// resource keeps memory, and no invalidation covered it since `since`, when the read was
+// sent). With served=True it also counts the hit (and a stale one). Returns whether the
+// value is stale now.
 bool fill_shared(EngineHandle& e, const Key& key, Resource& res, PyObject* value, std::size_t value_bytes,
                  std::vector<std::string> tags, Nanos fresh_until_wall, Nanos stale_until_wall, Nanos load_ns,
-                 bool served) {
+                 bool served, WriteFence::Seq since) {
   if (res.policy.memory) {
     e.engine.store_shared(key, res, make_handle(value), value_bytes, std::move(tags), fresh_until_wall,
-                          stale_until_wall, load_ns);
+                          stale_until_wall, load_ns, since);
   }
   bool stale = e.engine.clock().wall_ns() >= fresh_until_wall;
   if (served) {
@@ -252,18 +255,19 @@ py::object Bridge::finish_fetch(const Fetch& fetch, TierResult& r) {
     auto value = py::reinterpret_steal<py::object>(PyObject_CallOneArg(e.plain_loads.ptr(), body.ptr()));
     if (value) {
       fill_shared(e, *fetch.key, *fetch.res, value.ptr(), r.payload.size(), std::move(r.tags), r.fresh_until_wall,
-                  r.stale_until_wall, r.load_ns, true);
+                  r.stale_until_wall, r.load_ns, true, fetch.since);
       return value;
     }
     PyErr_Clear();  // Python decodes it again, and logs and counts why it cannot
   }
-  return py::cast(SlowRead{to_python(r)});
+  return py::cast(SlowRead{to_python(r), fetch.since});
 }
 
-// A blocking caller's wait for another process to fill a key.
+// A blocking caller's wait for a tier result it did not block for: another process's
+// fill of a key, or the answer to a write sent in the background.
 struct FillWaiter {
   OneShot<TierResult> done;
-  // The fill notice as a result tuple (a Hit carries the entry), or None at the deadline.
+  // The result tuple (a fill notice's Hit carries the entry), or None at the deadline.
   py::object wait(double timeout_seconds);
 };
 
@@ -338,9 +342,10 @@ py::object l2_fetch(EngineHandle& e, py::object key_object, const Key& key, py::
   RedisTier& t = tier(e);
   Resource* res = &e.engine.resource(key.resource);
   static const std::vector<std::string> kNoTags;
+  const WriteFence::Seq since = e.engine.write_sequence();
   return run(bridge, [&](RedisTier::Callback cb) {
     t.read(key, kNoTags, std::string(), 0, 0, e.engine.clock().wall_ns(), std::move(cb));
-  }, Fetch{std::move(key_object), &key, res, &e}, res);
+  }, Fetch{std::move(key_object), &key, res, &e, since}, res);
 }
 
 namespace {
@@ -366,8 +371,9 @@ void register_redis(py::module_& m) {
       .def("drain", &Bridge::drain);
 
   py::class_<SlowRead>(m, "SlowRead", "A read that l2_fetch leaves for Python to finish.")
-      .def(py::init<py::tuple>(), py::arg("result"))
-      .def_readonly("result", &SlowRead::result);
+      .def(py::init<py::tuple, WriteFence::Seq>(), py::arg("result"), py::arg("since") = WriteFence::kUnfenced)
+      .def_readonly("result", &SlowRead::result)
+      .def_readonly("since", &SlowRead::since);
 
   py::class_<FillWaiter, std::shared_ptr<FillWaiter>>(m, "FillWaiter")
       .def("wait", &FillWaiter::wait, py::arg("timeout_seconds"));
@@ -378,11 +384,11 @@ void register_redis(py::module_& m) {
       .def("connect_redis",
            [logs](EngineHandle& e, const std::string& url, const std::string& instance_id,
                   std::int64_t connect_timeout_ms, std::int64_t command_timeout_ms) {
-             RedisOptions options;
-             options.connect_timeout_ms = connect_timeout_ms;
-             options.command_timeout_ms = command_timeout_ms;
-             options.validate();
              RedisUrl parsed = parse_redis_url(url);
+             RedisOptions options;
+             options.connect_timeout_ms = parsed.connect_timeout_ms ? parsed.connect_timeout_ms : connect_timeout_ms;
+             options.command_timeout_ms = parsed.command_timeout_ms ? parsed.command_timeout_ms : command_timeout_ms;
+             options.validate();
              e.engine.connect_redis(parsed, options, instance_id, [logs](int level, const std::string& line) {
                std::lock_guard lock(logs->mutex);
                if (logs->lines.size() >= 1000) {
@@ -435,7 +441,7 @@ void register_redis(py::module_& m) {
       .def("l2_write",
            [](EngineHandle& e, const Key& key, py::bytes payload, Nanos fresh_until_wall,
               Nanos stale_until_wall, double load_seconds, std::vector<std::string> tags,
-              py::object guard, py::object bridge) {
+              py::object guard, py::object bridge, bool defer) -> py::object {
              RedisTier& t = tier(e);
              RedisTier::WriteGuard g;
              if (!guard.is_none()) {
@@ -456,13 +462,21 @@ void register_redis(py::module_& m) {
                }
              }
              std::string bytes = payload;
-             return run(bridge, [&](RedisTier::Callback cb) {
+             auto start = [&](RedisTier::Callback cb) {
                t.write(key, std::move(bytes), fresh_until_wall, stale_until_wall,
                        seconds_to_nanos(load_seconds), tags, g, std::move(cb));
-             });
+             };
+             if (bridge.is_none() && defer) {
+               // Sent now, in order with this thread's later commands; answered to a waiter.
+               auto answer = std::make_shared<FillWaiter>();
+               start([answer](TierResult r) { answer->done.set(std::move(r)); });
+               return py::cast(answer);
+             }
+             return run(bridge, start);
            },
            py::arg("key"), py::arg("payload"), py::arg("fresh_until_wall"), py::arg("stale_until_wall"),
-           py::arg("load_seconds"), py::arg("tags"), py::arg("guard"), py::arg("bridge"))
+           py::arg("load_seconds"), py::arg("tags"), py::arg("guard"), py::arg("bridge"),
+           py::arg("defer") = false)
       .def("l2_wait_fill",
            // Registers now; the caller awaits the future (async) or calls wait() (sync).
            // Registering before the read that follows closes the race with the filler.
@@ -503,13 +517,13 @@ void register_redis(py::module_& m) {
            // fill_shared: the value read from Redis kept in memory (and counted if served).
            [](EngineHandle& e, const Key& key, py::object value, std::size_t value_bytes,
               std::vector<std::string> tags, Nanos fresh_until_wall, Nanos stale_until_wall,
-              double load_seconds, bool served) {
+              double load_seconds, bool served, WriteFence::Seq since) {
              return fill_shared(e, key, e.engine.resource(key.resource), value.ptr(), value_bytes, std::move(tags),
-                                fresh_until_wall, stale_until_wall, seconds_to_nanos(load_seconds), served);
+                                fresh_until_wall, stale_until_wall, seconds_to_nanos(load_seconds), served, since);
            },
            py::arg("key"), py::arg("value"), py::arg("value_bytes"), py::arg("tags"),
            py::arg("fresh_until_wall"), py::arg("stale_until_wall"), py::arg("load_seconds"),
-           py::arg("served") = false)
+           py::arg("served") = false, py::arg("since") = WriteFence::kUnfenced)
       .def("wall_ns", [](EngineHandle& e) { return e.engine.clock().wall_ns(); })
       .def("count", [](EngineHandle& e, const std::string& res, const std::string& name) {
         Counters& c = e.engine.resource(res).counters;

@@ -67,15 +67,24 @@ Lookup Engine::lookup(std::string_view key, std::uint64_t hash, Resource& res,
   return found;
 }
 
-Lifetime Engine::store(const Key& key, Resource& res, Handle value, std::size_t value_bytes,
-                       std::vector<std::string> tags, double ttl_override_s, Nanos load_ns) {
+std::optional<Lifetime> Engine::store(const Key& key, Resource& res, Handle value, std::size_t value_bytes,
+                                      std::vector<std::string> tags, double ttl_override_s, Nanos load_ns,
+                                      WriteFence::Seq since) {
   Lifetime life = lifetime_for(res.policy, clock_->monotonic_ns(), ttl_override_s, random_unit());
-  if (res.policy.memory && life.stale_until > clock_->monotonic_ns()) {
-    memory_.put(key, EntryData{std::move(value), value_bytes, life, load_ns, std::move(tags)});
-  } else {
-    memory_.erase(key.str, key.hash);  // a zero lifetime replaces nothing with nothing
-  }
+  if (!keep(key, res, std::move(value), value_bytes, std::move(tags), life, load_ns, since)) return std::nullopt;
   return life;
+}
+
+bool Engine::keep(const Key& key, Resource& res, Handle value, std::size_t value_bytes,
+                  std::vector<std::string> tags, const Lifetime& life, Nanos load_ns, WriteFence::Seq since) {
+  if (!res.policy.memory || life.stale_until <= clock_->monotonic_ns()) {
+    // Nothing kept in memory; the fence still decides whether the value may be written on.
+    bool allowed = memory_.admits(since, key, tags);
+    if (res.policy.memory) memory_.erase(key.str, key.hash);  // a zero lifetime replaces nothing with nothing
+    return allowed;
+  }
+  if (memory_.put(key, EntryData{std::move(value), value_bytes, life, load_ns, std::move(tags)}, since)) return true;
+  return memory_.fence().allows(since, key, tags);  // false: fenced; true: only too large to keep
 }
 
 std::size_t Engine::invalidate_key(const Key& key) { return memory_.erase(key.str, key.hash) ? 1 : 0; }
@@ -113,15 +122,13 @@ void Engine::connect_redis(const RedisUrl& url, RedisOptions options, std::strin
                                        system_clock(), std::move(log));
 }
 
-Lifetime Engine::store_shared(const Key& key, Resource& res, Handle value, std::size_t value_bytes,
-                              std::vector<std::string> tags, Nanos fresh_until_wall,
-                              Nanos stale_until_wall, Nanos load_ns) {
+std::optional<Lifetime> Engine::store_shared(const Key& key, Resource& res, Handle value, std::size_t value_bytes,
+                                             std::vector<std::string> tags, Nanos fresh_until_wall,
+                                             Nanos stale_until_wall, Nanos load_ns, WriteFence::Seq since) {
   Nanos mono = clock_->monotonic_ns();
   Nanos wall = clock_->wall_ns();
   Lifetime life{mono + (fresh_until_wall - wall), mono + (stale_until_wall - wall)};
-  if (res.policy.memory && life.stale_until > mono) {
-    memory_.put(key, EntryData{std::move(value), value_bytes, life, load_ns, std::move(tags)});
-  }
+  if (!keep(key, res, std::move(value), value_bytes, std::move(tags), life, load_ns, since)) return std::nullopt;
   return life;
 }
 

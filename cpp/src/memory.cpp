@@ -255,7 +255,7 @@ Lookup MemoryTier::get(std::string_view key, std::uint64_t hash, Visitor visit, 
   return Lookup::Miss;
 }
 
-bool MemoryTier::put(const Key& key, EntryData data) {
+bool MemoryTier::put(const Key& key, EntryData data, WriteFence::Seq since) {
   std::sort(data.tags.begin(), data.tags.end());
   data.tags.erase(std::unique(data.tags.begin(), data.tags.end()), data.tags.end());
   std::size_t charge = key.str.size() + key.full.size() + data.value_bytes + kEntryOverhead;
@@ -285,6 +285,11 @@ bool MemoryTier::put(const Key& key, EntryData data) {
   bool over_budget;
   {
     std::lock_guard lock(shard.mutex);
+    // Checked under the lock the entry goes in under (see write_fence.hpp).
+    if (!admits(since, key, entry->tags)) {
+      dead.push_back(std::move(entry->value));
+      return false;
+    }
     if (Entry* old = shard.find(key.str, key.hash)) dead.push_back(shard.remove(old));
     Entry* stored = shard.insert(std::move(entry), key.resource);
     shard.evict(stored, dead);
@@ -293,6 +298,12 @@ bool MemoryTier::put(const Key& key, EntryData data) {
   dead.clear();  // may run Python code: no lock held
   if (over_budget) enforce_budget(static_cast<std::size_t>(&shard - shards_.get()));
   return true;
+}
+
+bool MemoryTier::admits(WriteFence::Seq since, const Key& key, const std::vector<std::string>& tags) {
+  if (fence_.allows(since, key, tags)) return true;
+  fenced_.fetch_add(1, std::memory_order_relaxed);
+  return false;
 }
 
 void MemoryTier::enforce_budget(std::size_t first_shard) {
@@ -311,6 +322,7 @@ void MemoryTier::enforce_budget(std::size_t first_shard) {
 }
 
 bool MemoryTier::erase(std::string_view key, std::uint64_t hash) {
+  fence_.record_key(key);
   Shard& shard = shard_for(hash);
   Handle dead;
   std::lock_guard lock(shard.mutex);  // destroyed before `dead`
@@ -321,6 +333,7 @@ bool MemoryTier::erase(std::string_view key, std::uint64_t hash) {
 }
 
 std::size_t MemoryTier::erase_prefix(std::string_view resource, std::string_view prefix) {
+  fence_.record_prefix(resource, prefix);
   std::size_t removed = 0;
   std::vector<Handle> dead;
   for (std::size_t i = 0; i < options_.shards; ++i) {
@@ -342,6 +355,7 @@ std::size_t MemoryTier::erase_prefix(std::string_view resource, std::string_view
 }
 
 std::size_t MemoryTier::erase_tags(const std::vector<std::string>& tags) {
+  fence_.record_tags(tags);
   std::size_t removed = 0;
   std::vector<Entry*> victims;
   std::vector<Handle> dead;
@@ -365,6 +379,7 @@ std::size_t MemoryTier::erase_tags(const std::vector<std::string>& tags) {
 }
 
 std::size_t MemoryTier::erase_pattern(std::string_view pattern) {
+  fence_.record_pattern(pattern);
   // A literal first segment names the one resource whose keys can match: keys are
   // "<ns>:<resource>[:...]" and a resource never contains ':'.
   const std::string_view first = pattern.substr(0, pattern.find(':'));
@@ -400,6 +415,7 @@ std::size_t MemoryTier::erase_pattern(std::string_view pattern) {
 }
 
 std::size_t MemoryTier::clear() {
+  fence_.record_all();
   std::size_t removed = 0;
   std::vector<Handle> dead;
   for (std::size_t i = 0; i < options_.shards; ++i) {
@@ -420,6 +436,7 @@ MemoryStats MemoryTier::stats() const {
   out.evictions = evictions_.load(std::memory_order_relaxed);
   out.expirations = expirations_.load(std::memory_order_relaxed);
   out.rejected = rejected_.load(std::memory_order_relaxed);
+  out.fenced = fenced_.load(std::memory_order_relaxed);
   return out;
 }
 

@@ -237,16 +237,21 @@ void RedisTier::read_scripted(const ReadArgs& a, Callback cb) {
          }
          auto& e = result.reply().elements();
          TierResult out;
-         if (e[0].as_int() == 1 && e.size() == 8) {
+         // The guard a write after this read proves: from `at`, generation then versions.
+         auto take_guard = [&](std::size_t at) {
+           out.generation = std::move(e[at].str());
+           for (std::size_t i = at + 1; i < e.size(); ++i) out.versions.push_back(std::move(e[i].str()));
+           versions_.learn(deps, out.versions, epoch);
+         };
+         if (e[0].as_int() == 1 && (e.size() == 8 || e.size() == 9 + deps.size())) {
            out = hit_from(e, 1);
            out.lease = e[6].as_int() == 1 ? TierResult::Lease::Granted : TierResult::Lease::None;
            versions_.learn(e[7].str(), epoch);
-         } else if (e[0].as_int() == 0 && e.size() >= 3) {
+           if (e.size() > 8) take_guard(8);  // the lease to refresh it: its write's guard
+         } else if (e[0].as_int() == 0 && e.size() == 3 + deps.size()) {
            out.status = TierResult::Status::Miss;
            out.lease = static_cast<TierResult::Lease>(std::clamp<std::int64_t>(e[1].as_int(), 0, 2));
-           out.generation = std::move(e[2].str());
-           for (std::size_t i = 3; i < e.size(); ++i) out.versions.push_back(std::move(e[i].str()));
-           versions_.learn(deps, out.versions, epoch);
+           take_guard(2);
          } else {
            cb(TierResult::fault("unexpected reply to the read script: " + result.reply().debug_string()));
            return;

@@ -4,6 +4,7 @@
 
 #include <sys/un.h>
 
+#include <algorithm>
 #include <charconv>
 #include <optional>
 
@@ -104,6 +105,17 @@ void parse_host_port(std::string_view hostport, RedisUrl& url) {
   }
 }
 
+// Seconds (a decimal, > 0 and at most a day) as whole milliseconds, at least 1.
+std::int64_t parse_timeout_ms(std::string_view value, std::string_view what) {
+  double seconds = 0;
+  const auto [end, error] = std::from_chars(value.data(), value.data() + value.size(), seconds);
+  if (value.empty() || error != std::errc() || end != value.data() + value.size() || !(seconds > 0) ||
+      seconds > 86400) {
+    bad(fmt::format("{} must be seconds in (0, 86400]", what), value);
+  }
+  return std::max<std::int64_t>(1, static_cast<std::int64_t>(seconds * 1000));
+}
+
 void parse_query(std::string_view query, RedisUrl& url, bool& db_given) {
   while (!query.empty()) {
     const auto amp = query.find('&');
@@ -121,8 +133,13 @@ void parse_query(std::string_view query, RedisUrl& url, bool& db_given) {
       url.password = percent_decode(value, "password");
     } else if (name == "username") {
       url.username = percent_decode(value, "username");
+    } else if (name == "socket_timeout") {
+      url.command_timeout_ms = parse_timeout_ms(value, "socket_timeout");
+    } else if (name == "socket_connect_timeout") {
+      url.connect_timeout_ms = parse_timeout_ms(value, "socket_connect_timeout");
     } else {
-      bad("unknown query parameter (accepted: db, username, password)", name);
+      bad("unknown query parameter (accepted: db, username, password, socket_timeout, socket_connect_timeout)",
+          name);
     }
   }
 }

@@ -52,7 +52,7 @@ TEST_CASE("engine: an explicit ttl is exact and memory=false keeps values out") 
   Fixture f;
   f.engine.set_policy("big", Policy::make(60, 0, 0, 0, false));
   auto k = f.key("rooms", 2);
-  Lifetime life = f.engine.store(k, f.engine.resource("rooms"), value(), 10, {}, 3, 0);
+  Lifetime life = *f.engine.store(k, f.engine.resource("rooms"), value(), 10, {}, 3, 0);
   CHECK(life.fresh_until == f.clock->monotonic_ns() + 3 * kNanosPerSecond);
   auto big = f.key("big", 1);
   f.engine.store(big, f.engine.resource("big"), value(), 10, {}, -1, 0);
@@ -91,7 +91,7 @@ TEST_CASE("engine: a value from the shared tier keeps what remains of its lifeti
   Fixture f;
   auto k = f.key("rooms", 4);
   Nanos wall = f.clock->wall_ns();
-  Lifetime life = f.engine.store_shared(k, f.engine.resource("rooms"), value(), 10, {}, wall + 2 * kNanosPerSecond,
+  Lifetime life = *f.engine.store_shared(k, f.engine.resource("rooms"), value(), 10, {}, wall + 2 * kNanosPerSecond,
                                         wall + 5 * kNanosPerSecond, 0);
   CHECK(life.fresh_until == f.clock->monotonic_ns() + 2 * kNanosPerSecond);
   Lifetime back = f.engine.to_wall(life);

@@ -113,3 +113,15 @@ TEST_CASE("redis_url: errors never echo a password", "[redis_url]") {
     CHECK_THAT(e.what(), !Contains("hunter2"));
   }
 }
+
+TEST_CASE("redis_url: socket_timeout and socket_connect_timeout in seconds", "[redis_url]") {
+  const RedisUrl url = parse_redis_url("redis://h/0?socket_timeout=2.5&socket_connect_timeout=0.25");
+  CHECK(url.command_timeout_ms == 2500);
+  CHECK(url.connect_timeout_ms == 250);
+  CHECK(parse_redis_url("redis://h").command_timeout_ms == 0);  // not given: the options decide
+  CHECK(parse_redis_url("redis://h?socket_timeout=0.0001").command_timeout_ms == 1);
+  for (const char* bad : {"redis://h?socket_timeout=", "redis://h?socket_timeout=0", "redis://h?socket_timeout=-1",
+                          "redis://h?socket_timeout=1s", "redis://h?socket_connect_timeout=1e9"}) {
+    CHECK_THROWS_WITH(parse_redis_url(bad), Catch::Contains("timeout must be seconds"));
+  }
+}

@@ -30,6 +30,9 @@ FRESH, STALE, EARLY = 1, 2, 3  # engine.get states (EARLY: fresh, picked for an 
 LEASE_NONE, LEASE_GRANTED, LEASE_HELD = 0, 1, 2
 LEASE_ATTEMPTS = 3  # reads before a follower stops waiting for other processes
 HIT, MISS, DONE, REFUSED, FAULT, CONFLICT = 0, 1, 2, 3, 4, 5  # shared-tier result statuses (TierResult)
+UNFENCED = 2**64 - 1  # a store that no load precedes (WriteFence::kUnfenced)
+ANSWER_WAIT_S = 30.0  # backstop for a background wait on one tier answer
+NO_ANSWER = (FAULT, None, 0, 0, 0.0, [], [], 0, "no answer from redis", 0, "")
 Loader = Callable[[], Any]
 
 
@@ -43,6 +46,21 @@ class _Done:
 
     def __await__(self):
         return self.value
+        yield  # noqa: unreachable - makes this a generator
+
+
+class _Answer:
+    """A blocking caller's pending tier answer (a FillWaiter), awaited where it is needed.
+    Every command is answered within its timeout; the bound here is a backstop."""
+
+    __slots__ = ("waiter",)
+
+    def __init__(self, waiter: Any) -> None:
+        self.waiter = waiter
+
+    def __await__(self):
+        result = self.waiter.wait(ANSWER_WAIT_S)
+        return result if result is not None else NO_ANSWER
         yield  # noqa: unreachable - makes this a generator
 
 
@@ -63,6 +81,8 @@ class AsyncMode:
     def l2(m: CacheManager, method: str, *args: Any) -> Any:
         return getattr(m._engine, method)(*args, m._bridge())
 
+    send = l2  # sent now, its answer awaited later (a bridge future either way)
+
     @staticmethod
     def fetch(m: CacheManager, key: Key) -> Any:
         """get()'s Redis read: resolves to the value, None, or a SlowRead to finish here."""
@@ -73,9 +93,11 @@ class AsyncMode:
         return flight.wait()
 
     @staticmethod
-    def spawn(m: CacheManager, coro: Any, key: Key) -> None:
-        task = m._track(asyncio.get_running_loop().create_task(coro))
-        task.add_done_callback(lambda t: _log_refresh_failure(key, t))
+    def spawn(m: CacheManager, coro: Any, key: Key, what: str = "refresh") -> None:
+        task = asyncio.get_running_loop().create_task(coro)
+        # A write is kept to the end (close() waits for it); a refresh may be cancelled.
+        m._track_write(task) if what == "write" else m._track(task)
+        task.add_done_callback(lambda t: _log_background_failure(key, what, t))
 
     @staticmethod
     def settle(m: CacheManager, value: Any) -> Any:
@@ -106,6 +128,12 @@ class SyncMode:
         return _Done(getattr(m._engine, method)(*args, None))
 
     @staticmethod
+    def send(m: CacheManager, method: str, *args: Any) -> Any:
+        """Sends now, without blocking, in order with this thread's later commands; the
+        returned awaitable blocks for the answer (in the background thread awaiting it)."""
+        return _Answer(getattr(m._engine, method)(*args, None, True))
+
+    @staticmethod
     def fetch(m: CacheManager, key: Key) -> Any:
         result = m._engine.l2_fetch(key, None)
         if result is None:  # a miss, or Redis trouble: let the tier's log lines out (async: the bridge does)
@@ -117,9 +145,11 @@ class SyncMode:
         return _Done(flight.wait_sync())
 
     @staticmethod
-    def spawn(m: CacheManager, coro: Any, key: Key) -> None:
+    def spawn(m: CacheManager, coro: Any, key: Key, what: str = "refresh") -> None:
         future = m._executor().submit(drive, coro)
-        future.add_done_callback(lambda f: _log_refresh_failure(key, f))
+        if what == "write":
+            m._track_write(future)
+        future.add_done_callback(lambda f: _log_background_failure(key, what, f))
 
     @staticmethod
     def settle(m: CacheManager, value: Any) -> Any:
@@ -167,7 +197,7 @@ def finish_read(m: CacheManager, key: Key, slow: SlowRead) -> Any:
     if status == HIT:
         value = _decode(m, key, payload)
         if value is not _UNUSABLE:
-            m._engine.fill(key, value, len(payload), stored_tags, fresh_until, stale_until, load_s, True)
+            m._engine.fill(key, value, len(payload), stored_tags, fresh_until, stale_until, load_s, True, slow.since)
             return value
     m._engine.count_miss(key.resource)
     return None
@@ -225,35 +255,32 @@ async def _lead(m: CacheManager, mode: Any, key: Key, loader: Loader, tags, ttl,
     `replace_before` set: a refresh of a copy fresh until then (wall ns)."""
     engine = m._engine
     started = engine.now()
+    since = engine.write_sequence()  # an invalidation after this covering the key fences the store
     guard = None
     try:
         if m._has_redis:
-            found, guard = await _coordinate(m, mode, key, tags, replace_before)
+            found, guard = await _coordinate(m, mode, key, tags, replace_before, since)
             if found is not None:
                 value, stale = found
                 engine.finish_load(key, flight_id, True, -1.0)
                 flight.set_result(value)
                 if guard is not None:  # stale, and the lease to refresh it is ours
-                    _refresh_under(m, mode, key, loader, tags, ttl, guard)
+                    _refresh_under(m, mode, key, loader, tags, ttl, guard, since)
                 return value
         elif replace_before is None:
             engine.count_miss(key.resource)
         value = await _run_loader(m, mode, key, loader)
-        payload = _store_local(m, key, value, tags, ttl, engine.now() - started)
+        stored = _store_local(m, key, value, tags, ttl, engine.now() - started, since)
     except BaseException as exc:
         engine.finish_load(key, flight_id, False, engine.now() - started)
         flight.set_exception(exc)
         if guard is not None and guard[0]:
             await mode.l2(m, "l2_release", key, guard[0])  # let a waiting process load it now
         raise
-    # The Redis write is sent first (it is what other processes' waiters are woken by),
-    # then this process's callers get their value without waiting for its answer; new
-    # callers meanwhile hit the memory tier.
     engine.finish_load(key, flight_id, True, engine.now() - started)
-    write = _send_shared(m, mode, key, payload, tags, engine.now() - started, guard) if m._has_redis else None
+    if m._has_redis:
+        _write_behind(m, mode, key, stored, tags, engine.now() - started, guard, replaces=replace_before is not None)
     flight.set_result(value)
-    if write is not None:
-        await _after_shared(m, mode, key, await write, replaces=replace_before is not None)
     return value
 
 
@@ -277,7 +304,8 @@ async def _run_loader(m: CacheManager, mode: Any, key: Key, loader: Loader) -> A
     return value
 
 
-async def _coordinate(m: CacheManager, mode: Any, key: Key, tags: list[str], replace_before: int | None) -> tuple:
+async def _coordinate(m: CacheManager, mode: Any, key: Key, tags: list[str], replace_before: int | None,
+                      since: int) -> tuple:
     """Asks Redis for the key with a lease. Returns ((value, stale), None) when Redis has a
     value to serve, or (None, guard) when this process must load: guard is the
     (lease token, generation, versions) its write must prove, or None without a lease
@@ -293,6 +321,7 @@ async def _coordinate(m: CacheManager, mode: Any, key: Key, tags: list[str], rep
             m, "l2_read", key, tags, token, m.lock_timeout, before)
         filled = None
         status, payload, fresh_until, stale_until, load_s, stored_tags, versions, _, error, lease, generation = result
+        guard = (token if lease == LEASE_GRANTED else "", generation, versions)
         if status == FAULT:
             m._shared_fault(key, error)
             if replace_before is None:
@@ -303,16 +332,16 @@ async def _coordinate(m: CacheManager, mode: Any, key: Key, tags: list[str], rep
             if value is not _UNUSABLE:
                 refreshing = replace_before is not None
                 stale = engine.fill(key, value, len(payload), stored_tags, fresh_until, stale_until, load_s,
-                                    not refreshing)
+                                    not refreshing, since)
                 if lease == LEASE_GRANTED and refreshing:
-                    return None, (token, "", [])  # ours to refresh
+                    return None, guard  # ours to refresh
                 # A stale value with the lease granted: serve it, refresh it under the lease.
-                return (value, stale), ((token, "", []) if lease == LEASE_GRANTED else None)
+                return (value, stale), (guard if lease == LEASE_GRANTED else None)
             return None, None  # unusable payload: load and overwrite it, unguarded
         if lease != LEASE_HELD:
             if replace_before is None:
                 engine.count_miss(key.resource)
-            return None, (token if lease == LEASE_GRANTED else "", generation, versions)
+            return None, guard
         # Another process is loading it: wait for its "filled" notice, then read again.
         # The waiter is registered before a second read, so a fill landing between the
         # first read and the wait is not missed.
@@ -329,11 +358,12 @@ async def _coordinate(m: CacheManager, mode: Any, key: Key, tags: list[str], rep
     return None, None  # waited long enough: load it ourselves (counted as lease_timeouts)
 
 
-def _refresh_under(m: CacheManager, mode: Any, key: Key, loader: Loader, tags, ttl, guard: tuple) -> None:
-    """Refreshes `key` in the background with a lease already granted to this process."""
+def _refresh_under(m: CacheManager, mode: Any, key: Key, loader: Loader, tags, ttl, guard: tuple, since: int) -> None:
+    """Refreshes `key` in the background with a lease already granted to this process, by
+    the read that began at write sequence `since`."""
     leader, flight, flight_id = m._engine.begin_load(key, Flight, True)
     if leader:
-        mode.spawn(m, _load_guarded(m, mode, key, loader, tags, ttl, flight, flight_id, guard), key)
+        mode.spawn(m, _load_guarded(m, mode, key, loader, tags, ttl, flight, flight_id, guard, since), key)
     else:  # this process already refreshes it: the lease is not needed
         mode.spawn(m, _release(m, mode, key, guard[0]), key)
 
@@ -343,12 +373,12 @@ async def _release(m: CacheManager, mode: Any, key: Key, token: str) -> None:
 
 
 async def _load_guarded(m: CacheManager, mode: Any, key: Key, loader: Loader, tags, ttl, flight: Flight,
-                        flight_id: int, guard: tuple) -> Any:
+                        flight_id: int, guard: tuple, since: int) -> Any:
     engine = m._engine
     started = engine.now()
     try:
         value = await _run_loader(m, mode, key, loader)
-        await _store(m, mode, key, value, tags, ttl, engine.now() - started, guard, replaces=True)
+        await _store(m, mode, key, value, tags, ttl, engine.now() - started, guard, since, replaces=True)
     except BaseException as exc:
         engine.finish_load(key, flight_id, False, engine.now() - started)
         flight.set_exception(exc)
@@ -376,17 +406,42 @@ def _decode(m: CacheManager, key: Key, payload: bytes) -> Any:
 # --- writes and invalidations ----------------------------------------------------------
 
 
-def _store_local(m: CacheManager, key: Key, value: Any, tags: list[str], ttl: Any, load_s: float) -> tuple:
-    """Serializes and stores in memory; returns (payload, fresh_until, stale_until) for Redis."""
+def _store_local(m: CacheManager, key: Key, value: Any, tags: list[str], ttl: Any, load_s: float,
+                 since: int = UNFENCED) -> tuple | None:
+    """Serializes and stores in memory; returns (payload, fresh_until, stale_until) for Redis,
+    or None when an invalidation covering the key happened after `since` (the write
+    sequence when its load began): the value is out of date and is written nowhere."""
     payload = m._codec.encode(value)  # raises SerializationError: nothing stored
-    fresh_until, stale_until = m._engine.store(key, value, len(payload), tags, ttl, max(load_s, 0.0))
-    return payload, fresh_until, stale_until
+    lifetime = m._engine.store(key, value, len(payload), tags, ttl, max(load_s, 0.0), since)
+    if lifetime is None:
+        log.info("not caching %s: it was invalidated while it loaded", key)
+        return None
+    return payload, *lifetime
 
 
 def _send_shared(m: CacheManager, mode: Any, key: Key, stored: tuple, tags: list[str], load_s: float, guard: Any) -> Any:
     """Sends the Redis write of a value just stored in memory; returns its awaitable answer."""
     payload, fresh_until, stale_until = stored
     return mode.l2(m, "l2_write", key, payload, fresh_until, stale_until, load_s, tags, guard)
+
+
+def _write_behind(m: CacheManager, mode: Any, key: Key, stored: tuple | None, tags: list[str], load_s: float,
+                  guard: Any, *, replaces: bool) -> None:
+    """Writes a loaded value to Redis without anyone waiting for it: the caller has its
+    value, and with Redis black-holed it would wait a command timeout for nothing. The
+    write is sent now (it is what other processes' lease waiters are woken by); its answer
+    is handled in the background. A fenced value (None) gives the lease back instead."""
+    if stored is None:
+        if guard is not None and guard[0]:
+            mode.spawn(m, _release(m, mode, key, guard[0]), key, "lease release")
+        return
+    payload, fresh_until, stale_until = stored
+    write = mode.send(m, "l2_write", key, payload, fresh_until, stale_until, load_s, tags, guard)
+    mode.spawn(m, _answered(m, mode, key, write, replaces), key, "write")
+
+
+async def _answered(m: CacheManager, mode: Any, key: Key, write: Any, replaces: bool) -> None:
+    await _after_shared(m, mode, key, await write, replaces=replaces)
 
 
 async def _after_shared(m: CacheManager, mode: Any, key: Key, result: tuple, *, replaces: bool) -> None:
@@ -402,15 +457,19 @@ async def _after_shared(m: CacheManager, mode: Any, key: Key, result: tuple, *, 
 
 
 async def _store(m: CacheManager, mode: Any, key: Key, value: Any, tags: list[str], ttl: Any, load_s: float,
-                 guard: Any, *, replaces: bool) -> None:
-    stored = _store_local(m, key, value, tags, ttl, load_s)
+                 guard: Any, since: int, *, replaces: bool) -> None:
+    stored = _store_local(m, key, value, tags, ttl, load_s, since)
     if m._has_redis:
-        result = await _send_shared(m, mode, key, stored, tags, load_s, guard)
-        await _after_shared(m, mode, key, result, replaces=replaces)
+        if stored is None:
+            if guard is not None and guard[0]:
+                await _release(m, mode, key, guard[0])
+            return
+        await _after_shared(m, mode, key, await _send_shared(m, mode, key, stored, tags, load_s, guard),
+                            replaces=replaces)
 
 
 async def store(m: CacheManager, mode: Any, key: Key, value: Any, tags: list[str], ttl: Any) -> None:
-    await _store(m, mode, key, value, tags, ttl, 0.0, None, replaces=True)
+    await _store(m, mode, key, value, tags, ttl, 0.0, None, UNFENCED, replaces=True)
 
 
 async def add(m: CacheManager, mode: Any, key: Key, value: Any, tags: list[str], ttl: Any) -> bool:
@@ -461,9 +520,13 @@ async def invalidate(m: CacheManager, mode: Any, kind: str, targets: list[str], 
     return removed
 
 
-def _log_refresh_failure(key: Key, task: Any) -> None:
+def _log_background_failure(key: Key, what: str, task: Any) -> None:
     if task.cancelled():
         return
     exc = task.exception()
-    if exc is not None:
+    if exc is None:
+        return
+    if what == "refresh":
         log.warning("refresh of %s failed, the stale value keeps serving until it expires: %r", key, exc)
+    else:
+        log.warning("background %s of %s failed: %r", what, key, exc)

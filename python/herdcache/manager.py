@@ -24,6 +24,7 @@ from ._bulkhead import Bulkhead
 from .serializers import Codec, Serializer
 
 _NEW, _STARTED, _CLOSED = "new", "started", "closed"
+WRITE_DRAIN_S = 5.0  # how long close() waits for background writes (each ends by its command timeout)
 log = logging.getLogger("herdcache")
 collections.abc.Coroutine.register(_native.GetCall)  # what create_task and asyncio.run accept
 
@@ -89,6 +90,9 @@ class CacheManager:
         self._has_redis = False
         self._registry: dict[str, Any] = {}
         self._tasks: set[asyncio.Future] = set()
+        # Redis writes of loaded values, answered in the background (asyncio tasks, or
+        # executor futures for blocking callers): close() lets them finish.
+        self._writes: set[asyncio.Future | concurrent.futures.Future] = set()
         self._pool: concurrent.futures.ThreadPoolExecutor | None = None
         self._pool_lock = threading.Lock()
         from .sync import SyncCache
@@ -114,6 +118,10 @@ class CacheManager:
             task.cancel()
         if tasks:
             await asyncio.gather(*tasks, return_exceptions=True)
+        # Each write is answered within the command timeout; the bound is a backstop.
+        writes = [w for w in self._writes if isinstance(w, asyncio.Future) and not w.done()]
+        if writes:
+            await asyncio.wait(writes, timeout=WRITE_DRAIN_S)
         self._close()
 
     async def __aenter__(self) -> CacheManager:
@@ -148,6 +156,9 @@ class CacheManager:
                     loop.remove_reader(bridge.fd)
                 else:
                     loop.call_soon_threadsafe(loop.remove_reader, bridge.fd)
+        pending = [w for w in self._writes if isinstance(w, concurrent.futures.Future)]
+        if pending:
+            concurrent.futures.wait(pending, timeout=WRITE_DRAIN_S)
         self._bridges.clear()
         self._engine.close()
         self._flush_logs()
@@ -301,6 +312,10 @@ class CacheManager:
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
         return task
+
+    def _track_write(self, write: Any) -> None:
+        self._writes.add(write)
+        write.add_done_callback(self._writes.discard)
 
     def _executor(self) -> concurrent.futures.ThreadPoolExecutor:
         with self._pool_lock:

@@ -46,7 +46,8 @@ MEMORY_GAUGES = {"bytes": "Bytes held by the memory tier.", "entries": "Entries 
                  "max_bytes": "The memory tier's bound in bytes."}
 MEMORY_COUNTERS = {"evictions": "Entries evicted to stay under max_bytes.",
                    "expirations": "Entries dropped because they expired.",
-                   "rejected": "Values too large for the memory tier."}
+                   "rejected": "Values too large for the memory tier.",
+                   "fenced": "Loads not kept because an invalidation covered them while they ran."}
 CIRCUIT_STATES = ("closed", "open", "half_open", "disabled")
 # Further fields of stats()["redis"], exported when the engine reports them.
 REDIS_COUNTERS = {

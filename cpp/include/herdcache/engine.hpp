@@ -6,6 +6,7 @@
 #include <deque>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <unordered_map>
@@ -63,8 +64,14 @@ class Engine {
 
   // Stores a value produced now. ttl_override_s < 0 uses the resource's policy. Returns
   // the lifetime given to it; stores in memory unless the policy says memory=false.
-  Lifetime store(const Key& key, Resource& resource, Handle value, std::size_t value_bytes,
-                 std::vector<std::string> tags, double ttl_override_s, Nanos load_ns);
+  // nullopt when an invalidation covering the key happened after `since` (the memory
+  // tier's write_sequence() when its load began): the value is out of date, and must not
+  // be written to the shared tier either.
+  std::optional<Lifetime> store(const Key& key, Resource& resource, Handle value, std::size_t value_bytes,
+                                std::vector<std::string> tags, double ttl_override_s, Nanos load_ns,
+                                WriteFence::Seq since = WriteFence::kUnfenced);
+  // Where a load begins: what its store passes as `since`.
+  WriteFence::Seq write_sequence() const noexcept { return memory_.fence().sequence(); }
 
   // Invalidation; each returns how many memory entries it removed.
   std::size_t invalidate_key(const Key& key);
@@ -83,9 +90,11 @@ class Engine {
 
   // Stores a value read from the shared tier in memory, for what remains of its lifetime
   // there (wall-clock deadlines, as other processes wrote them).
-  Lifetime store_shared(const Key& key, Resource& resource, Handle value, std::size_t value_bytes,
-                        std::vector<std::string> tags, Nanos fresh_until_wall,
-                        Nanos stale_until_wall, Nanos load_ns);
+  // nullopt as for store(): fenced.
+  std::optional<Lifetime> store_shared(const Key& key, Resource& resource, Handle value, std::size_t value_bytes,
+                                       std::vector<std::string> tags, Nanos fresh_until_wall,
+                                       Nanos stale_until_wall, Nanos load_ns,
+                                       WriteFence::Seq since = WriteFence::kUnfenced);
   // A memory lifetime as wall-clock deadlines, for writing to the shared tier.
   Lifetime to_wall(const Lifetime& life) const noexcept;
 
@@ -96,6 +105,9 @@ class Engine {
   double random_unit() noexcept;  // uniform in [0, 1); thread-local generator
 
  private:
+  bool keep(const Key& key, Resource& res, Handle value, std::size_t value_bytes, std::vector<std::string> tags,
+            const Lifetime& life, Nanos load_ns, WriteFence::Seq since);
+
   EngineOptions options_;
   std::shared_ptr<const Clock> clock_;
   MemoryTier memory_;

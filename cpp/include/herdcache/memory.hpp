@@ -14,6 +14,10 @@
 //
 // Handles released by a removal are destroyed after the shard lock is dropped, so a
 // handle's destructor may call back into the tier.
+//
+// Every removal through erase/erase_*/clear is an invalidation and is recorded in the
+// tier's write fence (write_fence.hpp) first: a put that passes the sequence its load
+// began at is refused when one of them covered the key since.
 #pragma once
 #include <atomic>
 #include <cstdint>
@@ -24,6 +28,7 @@
 
 #include "herdcache/clock.hpp"
 #include "herdcache/keys.hpp"
+#include "herdcache/write_fence.hpp"
 #include "herdcache/policy.hpp"
 
 namespace herdcache {
@@ -53,6 +58,7 @@ struct MemoryStats {
   std::uint64_t evictions = 0;      // removed to stay within the budget
   std::uint64_t expirations = 0;    // removed because found expired
   std::uint64_t rejected = 0;       // not stored: larger than the whole budget
+  std::uint64_t fenced = 0;         // not stored: invalidated while it loaded
 };
 
 class MemoryTier {
@@ -73,8 +79,9 @@ class MemoryTier {
 
   // Fresh or Stale: `visit` was called with the value. Miss: absent or expired (removed).
   Lookup get(std::string_view key, std::uint64_t hash, Visitor visit, void* ctx);
-  // Stores (replacing any entry under the same key). False when larger than the budget.
-  bool put(const Key& key, EntryData data);
+  // Stores (replacing any entry under the same key). False when larger than the budget,
+  // or when an invalidation recorded after `since` (WriteFence::sequence()) covers it.
+  bool put(const Key& key, EntryData data, WriteFence::Seq since = WriteFence::kUnfenced);
   bool erase(std::string_view key, std::uint64_t hash);
   // Every entry of `resource` whose canonical key is `prefix` or starts with `prefix` + ':'.
   std::size_t erase_prefix(std::string_view resource, std::string_view prefix);
@@ -84,6 +91,10 @@ class MemoryTier {
   std::size_t clear();
 
   MemoryStats stats() const;
+  const WriteFence& fence() const noexcept { return fence_; }
+  // The fence's verdict on a value loaded since `since` that is not put here (a resource
+  // that keeps nothing in memory), counted as put() counts it.
+  bool admits(WriteFence::Seq since, const Key& key, const std::vector<std::string>& tags);
 
  private:
   struct Shard;
@@ -98,6 +109,8 @@ class MemoryTier {
   std::atomic<std::uint64_t> evictions_{0};
   std::atomic<std::uint64_t> expirations_{0};
   std::atomic<std::uint64_t> rejected_{0};
+  std::atomic<std::uint64_t> fenced_{0};
+  WriteFence fence_;
 };
 
 }  // namespace herdcache

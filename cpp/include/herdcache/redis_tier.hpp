@@ -42,7 +42,7 @@ namespace herdcache {
 struct TierResult {
   enum class Status : std::uint8_t {
     Hit,      // payload + lifetimes
-    Miss,     // versions: the key's dependency versions, for a later write
+    Miss,     // generation + versions: the key's guard, for a later write
     Done,     // count: what the operation reports (1 written, n removed, ...)
     Refused,  // a write whose dependencies moved while it loaded: not stored
     Fault,    // Redis unavailable / timed out / error reply: error says which
@@ -54,10 +54,10 @@ struct TierResult {
   Nanos stale_until_wall = 0;
   Nanos load_ns = 0;
   std::vector<std::string> tags;
-  std::vector<std::string> versions;
+  std::vector<std::string> versions;  // with `generation`: the guard of the write that follows
   enum class Lease : std::uint8_t { None = 0, Granted = 1, HeldElsewhere = 2 };
   Lease lease = Lease::None;  // Hit (stale: refresh it) or Miss: load it / wait for it
-  std::string generation;     // Miss: the namespace generation, for the write
+  std::string generation;     // Miss, or Hit with the lease granted: the namespace generation
   std::int64_t count = 0;
   std::string error;
 

@@ -26,6 +26,10 @@ struct RedisUrl {
   std::string username;            // empty: AUTH <password> (the "default" user)
   std::string password;            // empty: no AUTH
   int db = 0;                      // SELECT on connect when not 0
+  // ?socket_timeout=S / ?socket_connect_timeout=S (seconds, as redis-py spells them):
+  // override RedisOptions' command_timeout_ms / connect_timeout_ms; 0 = not given.
+  std::int64_t command_timeout_ms = 0;
+  std::int64_t connect_timeout_ms = 0;
 
   // The address without credentials, for logs: "redis://host:6379/0", "unix:///p?db=1".
   std::string describe() const;

