@@ -14,3 +14,20 @@ async def settled(*managers) -> None:
             if not pending:
                 break
             await asyncio.gather(*pending, return_exceptions=True)
+
+
+async def eventually(predicate, timeout: float = 5.0) -> None:
+    """Waits for a state another thread reaches (a connection, a broadcast applied) by
+    re-checking every few milliseconds, up to `timeout` seconds."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while not predicate():
+        if loop.time() > deadline:
+            raise AssertionError("condition not reached in time")
+        await asyncio.sleep(0.005)
+
+
+async def subscribed(*managers) -> None:
+    """Until every manager's invalidation channel is up (before it the memory tier is not
+    served: the subscriber-loss rule)."""
+    await eventually(lambda: all(m.stats()["redis"]["subscriber_connected"] for m in managers))

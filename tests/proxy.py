@@ -10,6 +10,8 @@ the command connection does not.
   either direction, as with a partitioned network; bytes are held, not lost, and
   `restore()` lets them through again. New connections while everything is
   black-holed are accepted and black-holed too.
+- `refuse(match)`: from now on, a new connection whose first bytes match is closed as
+  they arrive (a reconnecting subscriber stays down); `restore()` ends it.
 
 `match` is a bytes substring of the connection's hello, or None for every connection.
 Everything runs on one thread with a selector; `close()` stops it and every connection.
@@ -50,6 +52,7 @@ class TcpProxy:
         self._lock = threading.Lock()
         self._links: list[_Link] = []
         self._hold_new = False
+        self._refused: list[bytes] = []
         self._pending: list = []  # (action, match, done event) run on the proxy thread
         self._stopped = False
         self.accepted = 0
@@ -69,6 +72,9 @@ class TcpProxy:
 
     def blackhole(self, match: bytes | None = None) -> int:
         return self._call("hold", match)
+
+    def refuse(self, match: bytes) -> None:
+        self._call("refuse", match)
 
     def restore(self) -> int:
         return self._call("release", None)
@@ -114,8 +120,11 @@ class TcpProxy:
         for action, match, done, result in pending:
             if action == "stop":
                 self._stopped = True
+            elif action == "refuse":
+                self._refused.append(match)
             elif action == "release":
                 self._hold_new = False
+                self._refused.clear()
                 result[0] = sum(self._hold(link, False) for link in list(self._links))
             else:
                 chosen = [link for link in list(self._links) if match is None or match in link.hello]
@@ -173,8 +182,12 @@ class TcpProxy:
             self._drop(link)
             return
         if sock is link.client and len(link.hello) < 256:
+            first = not link.hello
             with self._lock:
                 link.hello += data[: 256 - len(link.hello)]
+            if first and any(m in link.hello for m in self._refused):
+                self._drop(link)
+                return
         try:
             link.peer(sock).sendall(data)
         except OSError:

@@ -11,7 +11,7 @@ import pytest
 
 from herdcache import CacheManager, ManualClock, Policy
 
-from background import settled
+from background import eventually, settled, subscribed
 from proxy import TcpProxy
 
 pytestmark = pytest.mark.redis
@@ -49,6 +49,7 @@ async def pair(redis_url, clock):
     a = CacheManager(redis_url=redis_url, namespace="p", default_policy=SWR, clock=clock)
     b = CacheManager(redis_url=redis_url, namespace="p", default_policy=SWR, clock=clock)
     async with a, b:
+        await subscribed(a, b)
         yield a, b
 
 
@@ -174,3 +175,45 @@ async def test_a_leader_does_not_wait_for_its_write_under_a_black_holed_redis(pr
         await settled(m)
         assert redis_server.command("HGET", str(key), "v") is not None  # nothing lost
         assert m.stats()["errors"] == 0
+
+
+@pytest.mark.parametrize("fault", ["cut", "blackhole"])
+async def test_memory_is_not_served_while_the_invalidation_channel_is_lost(proxy, redis_url, fault):
+    """Only a's subscriber connection fails; Redis keeps answering a's commands. From the
+    moment a knows the channel is lost it reads Redis instead of its memory tier, and it
+    starts over empty when the channel is back."""
+    url = proxy.url + "?socket_timeout=0.3"  # a black-holed subscriber is found out in ~1.3 s
+    policy = Policy(ttl=60, jitter=0)
+    async with CacheManager(redis_url=url, namespace="s", default_policy=policy) as a, \
+            CacheManager(redis_url=redis_url, namespace="s", default_policy=policy) as b:
+        await subscribed(a, b)
+        key = a.key("rooms", "org-1")
+        assert await a.get_or_load(key, lambda: "v1", tags=["org:1"]) == "v1"
+        await settled(a)
+        assert a.stats()["memory_entries"] == 1
+
+        proxy.refuse(b"SUBSCRIBE")  # its reconnects fail too
+        if fault == "cut":
+            assert proxy.cut(b"SUBSCRIBE") == 1
+        else:
+            assert proxy.blackhole(b"SUBSCRIBE") == 1
+        await eventually(lambda: a.stats()["redis"]["memory_suspended"], timeout=10)
+        assert a.stats()["redis"]["connected"]
+
+        await b.set(b.key("rooms", "org-1"), "v2", tags=["org:1"])  # a cannot hear this one
+        assert await a.get(key) == "v2"  # from Redis, not a's memory
+        assert await a.get_or_load(key, lambda: "never", tags=["org:1"]) == "v2"
+        loaded = []
+        await b.invalidate_tags("org:1")
+        assert await a.get_or_load(key, lambda: loaded.append(1) or "v3", tags=["org:1"]) == "v3"
+        assert loaded == [1]
+        health = a.stats()["redis"]
+        assert health["memory_suspended"] and health["memory_suspensions"] == 1
+
+        flushes = health["memory_flushes"]
+        proxy.restore()
+        await eventually(lambda: not a.stats()["redis"]["memory_suspended"], timeout=10)
+        assert a.stats()["redis"]["memory_flushes"] == flushes + 1
+        assert a.stats()["memory_entries"] == 0  # started over
+        await settled(a)
+        assert await a.get(key) == "v3"

@@ -550,6 +550,8 @@ void register_redis(py::module_& m) {
         d["pending"] = h.pending;
         d["last_error"] = h.last_error;
         d["subscriber_connected"] = s.subscriber_connected;
+        d["memory_suspended"] = s.memory_suspended;  // the subscriber-loss rule holds L1 back
+        d["memory_suspensions"] = s.memory_suspensions;
         d["invalidations_received"] = s.messages_received;
         d["invalidations_malformed"] = s.messages_malformed;
         d["memory_flushes"] = s.memory_flushes;

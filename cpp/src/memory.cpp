@@ -236,6 +236,7 @@ MemoryTier::Shard& MemoryTier::shard_for(std::uint64_t hash) const noexcept {
 }
 
 Lookup MemoryTier::get(std::string_view key, std::uint64_t hash, Visitor visit, void* ctx) {
+  if (suspended_.load(std::memory_order_acquire)) return Lookup::Miss;
   Shard& shard = shard_for(hash);
   const Nanos now = clock_->monotonic_ns();  // read before locking: keeps the lock short
   Handle expired;  // declared before the lock, so destroyed after it is released
@@ -285,8 +286,8 @@ bool MemoryTier::put(const Key& key, EntryData data, WriteFence::Seq since) {
   bool over_budget;
   {
     std::lock_guard lock(shard.mutex);
-    // Checked under the lock the entry goes in under (see write_fence.hpp).
-    if (!admits(since, key, entry->tags)) {
+    // Checked under the lock the entry goes in under (see write_fence.hpp, suspend()).
+    if (suspended_.load(std::memory_order_acquire) || !admits(since, key, entry->tags)) {
       dead.push_back(std::move(entry->value));
       return false;
     }
@@ -299,6 +300,10 @@ bool MemoryTier::put(const Key& key, EntryData data, WriteFence::Seq since) {
   if (over_budget) enforce_budget(static_cast<std::size_t>(&shard - shards_.get()));
   return true;
 }
+
+void MemoryTier::suspend() noexcept { suspended_.store(true, std::memory_order_seq_cst); }
+
+void MemoryTier::resume() noexcept { suspended_.store(false, std::memory_order_seq_cst); }
 
 bool MemoryTier::admits(WriteFence::Seq since, const Key& key, const std::vector<std::string>& tags) {
   if (fence_.allows(since, key, tags)) return true;

@@ -515,20 +515,48 @@ void RedisTier::on_subscriber_event(const ConnectionEvent& event) {
   // trusted past it (and plain reads stop until it is back).
   if (!event.connected) versions_.clear();
   subscriber_connected_.store(event.connected, std::memory_order_release);
-  if (!event.connected) return;
-  versions_.clear();
-  bool reconnect = subscriber_seen_.exchange(true) || event.after_loss;
-  if (reconnect) {
-    std::size_t dropped = memory_.clear();
-    memory_flushes_.fetch_add(1, std::memory_order_relaxed);
-    if (log_) {
-      log_(30, fmt::format("invalidation channel reconnected: flushed the memory tier ({} entries) "
-                           "because invalidations may have been missed", dropped));
+  if (event.connected) {
+    versions_.clear();
+    bool reconnect = subscriber_seen_.exchange(true) || event.after_loss;
+    if (reconnect) {
+      std::size_t dropped = memory_.clear();
+      memory_flushes_.fetch_add(1, std::memory_order_relaxed);
+      if (log_) {
+        log_(30, fmt::format("invalidation channel reconnected: flushed the memory tier ({} entries) "
+                             "because invalidations may have been missed", dropped));
+      }
     }
   }
+  update_memory_trust();
+}
+
+// The subscriber-loss rule (Redis' client-side caching rule): while Redis answers but
+// the invalidation channel is down, another instance's invalidation may be missed, so
+// the memory tier serves and keeps nothing (reads go to Redis). When the channel is back
+// the tier has already been flushed (on_subscriber_event) and serves again. While Redis
+// is unreachable altogether nobody invalidates through it, and the memory tier is the
+// whole cache, as for any outage: what it held is served again.
+void RedisTier::update_memory_trust() {
+  std::lock_guard lock(trust_mutex_);
+  const bool trusted = subscriber_connected_.load() || !client_connected_.load();
+  if (trusted != memory_.suspended()) return;
+  if (trusted) {
+    memory_.resume();
+    if (log_) log_(20, "memory tier served again");
+    return;
+  }
+  memory_.suspend();
+  if (!subscriber_seen_.load()) {  // starting: the channel is not up yet
+    if (log_) log_(20, "the memory tier is served once the invalidation channel is up");
+    return;
+  }
+  memory_suspensions_.fetch_add(1, std::memory_order_relaxed);
+  if (log_) log_(30, "invalidation channel lost while redis answers: the memory tier is not served until it is back");
 }
 
 void RedisTier::on_client_event(const ConnectionEvent& event) {
+  client_connected_.store(event.connected);
+  update_memory_trust();
   versions_.clear();  // a restarted or failed-over server may hold other versions
   if (log_) {
     log_(event.connected ? 20 : 30, event.connected ? fmt::format("redis connected: {}", event.detail)
@@ -562,6 +590,8 @@ TierStats RedisTier::stats() const {
   s.reads_scripted = reads_scripted_.load();
   s.versions_known = versions_.size();
   s.subscriber_connected = subscriber_connected_.load();
+  s.memory_suspended = memory_.suspended();
+  s.memory_suspensions = memory_suspensions_.load();
   std::lock_guard lock(journal_mutex_);
   s.journal_pending = journal_.size();
   return s;

@@ -57,6 +57,7 @@ REDIS_COUNTERS = {
     "invalidations_received": "Invalidations heard from other instances.",
     "invalidations_malformed": "Invalidation messages that could not be read.",
     "memory_flushes": "Memory tier flushes after the invalidation channel was lost.",
+    "memory_suspensions": "Times the memory tier stopped serving: invalidation channel lost, Redis up.",
     "writes_refused": "Writes refused because an invalidation revoked their lease.",
     "journal_overflows": "Invalidations that did not fit the outage journal.",
     "reads_plain": "Redis reads answered by one HMGET, checked against known dependency versions.",
@@ -66,6 +67,7 @@ REDIS_GAUGES = {
     "pending": "Redis requests queued or in flight.",
     "consecutive_failures": "Redis failures in a row.",
     "subscriber_connected": "1 while the invalidation subscriber is connected.",
+    "memory_suspended": "1 while the memory tier is not served (invalidation channel lost).",
     "journal_pending": "Invalidations journaled during an outage, not yet replayed.",
     "versions_known": "Dependency versions this instance knows (for plain reads).",
 }

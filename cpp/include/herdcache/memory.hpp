@@ -90,6 +90,13 @@ class MemoryTier {
   std::size_t erase_pattern(std::string_view pattern);
   std::size_t clear();
 
+  // While suspended nothing is served (get() misses) or kept (put() refuses); what the
+  // tier holds stays, for the owner to clear() or serve again after resume(). The owner
+  // cannot vouch for it meanwhile (the subscriber-loss rule, redis_tier.hpp).
+  void suspend() noexcept;
+  void resume() noexcept;
+  bool suspended() const noexcept { return suspended_.load(std::memory_order_acquire); }
+
   MemoryStats stats() const;
   const WriteFence& fence() const noexcept { return fence_; }
   // The fence's verdict on a value loaded since `since` that is not put here (a resource
@@ -110,6 +117,7 @@ class MemoryTier {
   std::atomic<std::uint64_t> expirations_{0};
   std::atomic<std::uint64_t> rejected_{0};
   std::atomic<std::uint64_t> fenced_{0};
+  std::atomic<bool> suspended_{false};
   WriteFence fence_;
 };
 

@@ -7,9 +7,10 @@
 //
 // Messages from other instances are applied to the memory tier on the subscriber's I/O
 // thread (the memory tier is thread-safe, and the handles it releases there are not
-// destroyed on that thread: see the bindings' handle deleter). When the subscriber
-// reconnects after a loss it cannot know what it missed, so it flushes the memory tier
-// (the rule Redis' client-side caching documents) and counts it.
+// destroyed on that thread: see the bindings' handle deleter). From the moment the
+// subscriber is lost while Redis still answers, the memory tier is suspended: it serves
+// and keeps nothing, reads go to Redis. When the subscriber is back the tier starts over
+// empty (the rule Redis' client-side caching documents); see update_memory_trust().
 //
 // Reads are plain HMGETs when they can be: an entry whose dependency versions this
 // instance already knows (version_cache.hpp) needs no script to be judged current, so it
@@ -78,7 +79,9 @@ struct TierStats {
   std::uint64_t reads_plain = 0;         // answered by one HMGET, checked against known versions
   std::uint64_t reads_scripted = 0;      // answered by the read script
   std::uint64_t versions_known = 0;      // dependency versions this instance holds
+  std::uint64_t memory_suspensions = 0;   // times the subscriber-loss rule suspended L1
   bool subscriber_connected = false;
+  bool memory_suspended = false;         // L1 not served now (the subscriber-loss rule)
 };
 
 class RedisTier {
@@ -165,6 +168,7 @@ class RedisTier {
   void on_subscriber_event(const ConnectionEvent& event);
   void on_client_event(const ConnectionEvent& event);
   void on_connected();
+  void update_memory_trust();
 
   std::string ns_;
   std::string instance_id_;
@@ -187,6 +191,9 @@ class RedisTier {
   std::atomic<std::uint64_t> messages_received_{0}, messages_malformed_{0}, memory_flushes_{0},
       writes_refused_{0}, journal_overflows_{0}, reads_plain_{0}, reads_scripted_{0};
   std::atomic<bool> subscriber_connected_{false};
+  std::atomic<bool> client_connected_{false};
+  std::mutex trust_mutex_;
+  std::atomic<std::uint64_t> memory_suspensions_{0};
   std::atomic<bool> subscriber_seen_{false};
   std::atomic<bool> started_{false}, connected_once_{false};
 };
