@@ -408,3 +408,34 @@ async def test_add_and_compare_and_set_on_the_memory_tier(cache):
     with pytest.raises(SerializationError):
         await cache.add(cache.key("courses", "bad"), {1})
     assert await cache.get(cache.key("courses", "bad")) is None
+
+
+async def test_a_bad_ttl_is_refused_before_the_loader_runs():
+    async with CacheManager() as m:
+        key = m.key("rooms", 1)
+        ran = []
+        for bad, error in (("10", TypeError), (True, TypeError), (-1, ValueError), (float("nan"), ValueError)):
+            with pytest.raises(error, match="ttl"):
+                await m.get_or_load(key, lambda: ran.append(1), ttl=bad)
+            with pytest.raises(error, match="ttl"):
+                m.sync.get_or_load(key, lambda: ran.append(1), ttl=bad)
+        assert ran == []
+        assert m.stats()["loads"] == 0
+
+
+async def test_bad_argument_types_name_the_argument():
+    async with CacheManager() as m:
+        key = m.key("rooms", 1)
+        with pytest.raises(TypeError, match=r"ttl must be a number of seconds or None, got str '10'"):
+            await m.set(key, 1, ttl="10")
+        with pytest.raises(TypeError, match=r"ttl must be"):
+            m.sync.set(key, 1, ttl="10")
+        with pytest.raises(TypeError, match=r"resource must be a str, got int 5"):
+            m.key(5, 1)
+        with pytest.raises(TypeError, match=r"resource must be a str"):
+            await m.invalidate(5)
+        with pytest.raises(TypeError, match=r"key must be a Key"):
+            await m.set("rooms:1", 1)
+        with pytest.raises(TypeError, match=r"resource must be a str"):
+            m.cached(5)
+        assert await m.get(key) is None  # nothing was stored by the refused calls

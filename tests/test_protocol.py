@@ -217,3 +217,21 @@ async def test_memory_is_not_served_while_the_invalidation_channel_is_lost(proxy
         assert a.stats()["memory_entries"] == 0  # started over
         await settled(a)
         assert await a.get(key) == "v3"
+
+
+async def test_a_follower_whose_lease_never_frees_loads_after_lock_timeout(redis_url, redis_server):
+    """A lease held by someone who never fills it nor lets go (a hung process): the
+    follower waits lock_timeout in all, once, then loads itself."""
+    lock_timeout = 1.0
+    async with CacheManager(redis_url=redis_url, namespace="f", lock_timeout=lock_timeout) as m:
+        await subscribed(m)
+        key = m.key("rooms", "org-1")
+        redis_server.command("SET", f"f#l:{key}", "someone-else", "PX", "60000")
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        assert await m.get_or_load(key, lambda: "loaded") == "loaded"
+        waited = loop.time() - started
+        stats = m.stats()["resources"]["rooms"]
+        assert (stats["lease_waits"], stats["lease_timeouts"], stats["loads"]) == (1, 1, 1)
+        # One lock_timeout, not one per read: before, 3 x lock_timeout.
+        assert lock_timeout * 0.9 <= waited < 2 * lock_timeout

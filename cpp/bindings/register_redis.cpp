@@ -179,7 +179,7 @@ class Bridge {
                              : py::object(py::none());
     return py::make_tuple(static_cast<int>(r.status), payload, r.fresh_until_wall, r.stale_until_wall,
                           r.load_ns / 1e9, py::cast(r.tags), py::cast(r.versions), r.count, r.error,
-                          static_cast<int>(r.lease), r.generation);
+                          static_cast<int>(r.lease), r.generation, r.lease_holder);
   }
 
   static py::object finish_fetch(const Fetch& fetch, TierResult& r);

@@ -248,9 +248,14 @@ void RedisTier::read_scripted(const ReadArgs& a, Callback cb) {
            out.lease = e[6].as_int() == 1 ? TierResult::Lease::Granted : TierResult::Lease::None;
            versions_.learn(e[7].str(), epoch);
            if (e.size() > 8) take_guard(8);  // the lease to refresh it: its write's guard
-         } else if (e[0].as_int() == 0 && e.size() == 3 + deps.size()) {
+         } else if (e[0].as_int() == 0 && e.size() >= 2 &&
+                    e.size() == 3 + deps.size() + (e[1].as_int() == 2 ? 1 : 0)) {
            out.status = TierResult::Status::Miss;
            out.lease = static_cast<TierResult::Lease>(std::clamp<std::int64_t>(e[1].as_int(), 0, 2));
+           if (out.lease == TierResult::Lease::HeldElsewhere) {
+             out.lease_holder = std::move(e.back().str());
+             e.pop_back();
+           }
            take_guard(2);
          } else {
            cb(TierResult::fault("unexpected reply to the read script: " + result.reply().debug_string()));

@@ -13,6 +13,7 @@ import asyncio
 import inspect
 import logging
 import secrets
+import time
 from asyncio import get_running_loop
 from typing import TYPE_CHECKING, Any, Callable
 
@@ -28,11 +29,11 @@ log = logging.getLogger("herdcache")
 
 FRESH, STALE, EARLY = 1, 2, 3  # engine.get states (EARLY: fresh, picked for an XFetch refresh)
 LEASE_NONE, LEASE_GRANTED, LEASE_HELD = 0, 1, 2
-LEASE_ATTEMPTS = 3  # reads before a follower stops waiting for other processes
+LEASE_READS = 6  # reads of one key a follower makes at most before loading it itself
 HIT, MISS, DONE, REFUSED, FAULT, CONFLICT = 0, 1, 2, 3, 4, 5  # shared-tier result statuses (TierResult)
 UNFENCED = 2**64 - 1  # a store that no load precedes (WriteFence::kUnfenced)
 ANSWER_WAIT_S = 30.0  # backstop for a background wait on one tier answer
-NO_ANSWER = (FAULT, None, 0, 0, 0.0, [], [], 0, "no answer from redis", 0, "")
+NO_ANSWER = (FAULT, None, 0, 0, 0.0, [], [], 0, "no answer from redis", 0, "", "")
 Loader = Callable[[], Any]
 
 
@@ -104,13 +105,13 @@ class AsyncMode:
         return value
 
     @staticmethod
-    def fill_waiter(m: CacheManager, key: Key) -> Any:
-        return m._engine.l2_wait_fill(key, m.lock_timeout, m._bridge())
+    def fill_waiter(m: CacheManager, key: Key, timeout: float) -> Any:
+        return m._engine.l2_wait_fill(key, timeout, m._bridge())
 
     @staticmethod
-    async def wait_filled(m: CacheManager, waiter: Any) -> Any:
+    async def wait_filled(m: CacheManager, waiter: Any, timeout: float) -> Any:
         try:
-            result = await asyncio.wait_for(waiter, m.lock_timeout)
+            result = await asyncio.wait_for(waiter, timeout)
         except asyncio.TimeoutError:
             return None
         return result if result[0] in (DONE, HIT) else None
@@ -156,12 +157,12 @@ class SyncMode:
         return _Done(m._run_coroutine(value))
 
     @staticmethod
-    def fill_waiter(m: CacheManager, key: Key) -> Any:
-        return m._engine.l2_wait_fill(key, m.lock_timeout, None)
+    def fill_waiter(m: CacheManager, key: Key, timeout: float) -> Any:
+        return m._engine.l2_wait_fill(key, timeout, None)
 
     @staticmethod
-    def wait_filled(m: CacheManager, waiter: Any) -> Any:
-        result = waiter.wait(m.lock_timeout)
+    def wait_filled(m: CacheManager, waiter: Any, timeout: float) -> Any:
+        result = waiter.wait(timeout)
         return _Done(result if result is not None and result[0] in (DONE, HIT) else None)
 
     @staticmethod
@@ -314,13 +315,14 @@ async def _coordinate(m: CacheManager, mode: Any, key: Key, tags: list[str], rep
     token = secrets.token_hex(8)
     waiter = None
     filled = None
-    for _attempt in range(LEASE_ATTEMPTS * 2):
+    awaited, deadline = None, 0.0  # the lease holder waited for, and until when (time.monotonic())
+    for _attempt in range(LEASE_READS):
         before = engine.wall_ns() if replace_before is None else replace_before
         # A fill notice that carried the entry is as good as a read that found it.
         result = filled if filled is not None and filled[0] == HIT else await mode.l2(
             m, "l2_read", key, tags, token, m.lock_timeout, before)
         filled = None
-        status, payload, fresh_until, stale_until, load_s, stored_tags, versions, _, error, lease, generation = result
+        status, payload, fresh_until, stale_until, load_s, stored_tags, versions, _, error, lease, generation, holder = result
         guard = (token if lease == LEASE_GRANTED else "", generation, versions)
         if status == FAULT:
             m._shared_fault(key, error)
@@ -344,18 +346,25 @@ async def _coordinate(m: CacheManager, mode: Any, key: Key, tags: list[str], rep
             return None, guard
         # Another process is loading it: wait for its "filled" notice, then read again.
         # The waiter is registered before a second read, so a fill landing between the
-        # first read and the wait is not missed.
-        if waiter is None:
+        # first read and the wait is not missed. One holder's lease is waited for
+        # lock_timeout in all; then one more read takes it over if it expired (its
+        # holder died), else this process loads anyway. A new holder is waited for anew.
+        if holder != awaited:
+            awaited = holder
             engine.count(key.resource, "lease_waits")
-            waiter = mode.fill_waiter(m, key)
+            deadline = time.monotonic() + m.lock_timeout
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            break
+        if waiter is None:
+            waiter = mode.fill_waiter(m, key, remaining)
             continue
-        filled = await mode.wait_filled(m, waiter)
+        filled = await mode.wait_filled(m, waiter, remaining)
         waiter = None
-        if filled is None:
-            engine.count(key.resource, "lease_timeouts")
+    engine.count(key.resource, "lease_timeouts")
     if replace_before is None:
         engine.count_miss(key.resource)
-    return None, None  # waited long enough: load it ourselves (counted as lease_timeouts)
+    return None, None  # waited long enough: load it ourselves
 
 
 def _refresh_under(m: CacheManager, mode: Any, key: Key, loader: Loader, tags, ttl, guard: tuple, since: int) -> None:

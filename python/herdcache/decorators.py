@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any, Callable, Iterable
 
 from . import _native, _ops
 from ._ops import ASYNC, SYNC, drive
-from .manager import _tag_list
+from ._validate import check_resource, check_ttl, tag_list
 
 if TYPE_CHECKING:
     from .manager import CacheManager
@@ -27,10 +27,10 @@ MISS = _native.MISS
 
 def cached(m: CacheManager, resource: str, *, tags: Any = None, ttl: float | None = None, ignore: Iterable[str] = ()) -> Callable:
     ignore = frozenset([ignore] if isinstance(ignore, str) else ignore)
-    if ttl is not None:
-        _native.Policy(ttl=ttl)  # validates: ValueError naming the field
+    ttl = check_ttl(ttl)
+    check_resource(resource)
     if tags is not None and not callable(tags):
-        static_tags = _tag_list(tags)
+        static_tags = tag_list(tags)
         tags = None
     else:
         static_tags = []
@@ -56,7 +56,7 @@ def cached(m: CacheManager, resource: str, *, tags: Any = None, ttl: float | Non
         lookup, make_key, lookup_values, key_values = _native.callsite(m._engine, resource, params)
 
         def tags_for(args: tuple, kwargs: dict) -> list[str]:
-            return static_tags + _tag_list(tags(*args, **kwargs)) if tags is not None else static_tags
+            return static_tags + tag_list(tags(*args, **kwargs)) if tags is not None else static_tags
 
         def prefix_of(args: tuple, kwargs: dict) -> tuple:
             """A leading run of bound arguments, for invalidate(): f.invalidate(org_id)."""
@@ -84,7 +84,7 @@ def cached(m: CacheManager, resource: str, *, tags: Any = None, ttl: float | Non
         wrapper = _generated_wrapper(
             fn, signature, [p[4] for p in params], is_async,
             lookup_values, key_values, miss_async if is_async else miss_sync,
-            (lambda *a, **k: static_tags + _tag_list(tags(*a, **k))) if tags is not None else (lambda *a, **k: static_tags),
+            (lambda *a, **k: static_tags + tag_list(tags(*a, **k))) if tags is not None else (lambda *a, **k: static_tags),
         )
         if wrapper is None and is_async:
 

@@ -21,6 +21,7 @@ from . import _native, _ops
 from ._ops import ASYNC
 from ._native import Key, Policy
 from ._bulkhead import Bulkhead
+from ._validate import check_key, check_loader, check_pattern, check_resource, check_ttl, tag_list
 from .serializers import Codec, Serializer
 
 _NEW, _STARTED, _CLOSED = "new", "started", "closed"
@@ -175,35 +176,35 @@ class CacheManager:
 
     def key(self, resource: str, *args: Any, **params: Any) -> Key:
         self._ready()
-        return self._engine.key(resource, args, params)
+        return self._engine.key(check_resource(resource), args, params)
 
     # --- reads and writes ---------------------------------------------------------------
 
     async def get(self, key: Key) -> Any:
         if self._state != _STARTED:
             self._start()
-        return await _ops.get(self, ASYNC, key if type(key) is Key else _check_key(key))
+        return await _ops.get(self, ASYNC, key if type(key) is Key else check_key(key))
 
     async def set(self, key: Key, value: Any, ttl: float | None = None, tags: Iterable[str] = ()) -> None:
         self._ready()
-        await _ops.store(self, ASYNC, _check_key(key), value, _tag_list(tags), ttl)
+        await _ops.store(self, ASYNC, check_key(key), value, tag_list(tags), check_ttl(ttl))
 
     async def add(self, key: Key, value: Any, ttl: float | None = None, tags: Iterable[str] = ()) -> bool:
         """Stores `value` only if `key` holds nothing; atomic across processes with Redis."""
         self._ready()
-        return await _ops.add(self, ASYNC, _check_key(key), value, _tag_list(tags), ttl)
+        return await _ops.add(self, ASYNC, check_key(key), value, tag_list(tags), check_ttl(ttl))
 
     async def compare_and_set(self, key: Key, expected: Any, value: Any, ttl: float | None = None,
                               tags: Iterable[str] = ()) -> bool:
         """Replaces the value of `key` only if it is `expected` (compared serialized);
         atomic across processes with Redis. The building block of counters (Django's incr)."""
         self._ready()
-        return await _ops.compare_and_set(self, ASYNC, _check_key(key), expected, value, _tag_list(tags), ttl)
+        return await _ops.compare_and_set(self, ASYNC, check_key(key), expected, value, tag_list(tags), check_ttl(ttl))
 
     async def get_or_load(self, key: Key, loader: Callable[[], Any], tags: Iterable[str] = (), ttl: float | None = None) -> Any:
         self._ready()
-        _check_loader(loader)
-        return await _ops.get_or_load(self, ASYNC, _check_key(key), loader, _tag_list(tags), ttl)
+        check_loader(loader)
+        return await _ops.get_or_load(self, ASYNC, check_key(key), loader, tag_list(tags), check_ttl(ttl))
 
     async def delete(self, key: Key) -> bool:
         self._ready()
@@ -264,21 +265,21 @@ class CacheManager:
     # Invalidations apply to this instance's memory at once, then go to Redis (which
     # broadcasts them). Each *_local returns (targets for Redis, entries removed here).
     def _delete_local(self, key: Any) -> tuple[list[str], int]:
-        key = _check_key(key)
+        key = check_key(key)
         return [str(key)], self._engine.invalidate_key(key)
 
     def _invalidate_local(self, resource: str, prefix: tuple) -> tuple[list[str], int]:
-        canonical = self._engine.canonical_prefix(resource, prefix)
+        canonical = self._engine.canonical_prefix(check_resource(resource), prefix)
         return [resource, canonical], self._engine.invalidate(resource, prefix)
 
     def _tags_local(self, tags: Any) -> tuple[list[str], int]:
-        tags = _tag_list(tags)
+        tags = tag_list(tags)
         if not tags:
             raise ValueError("invalidate_tags needs at least one tag")
         return tags, self._engine.invalidate_tags(tags)
 
     def _pattern_local(self, pattern: Any) -> tuple[list[str], int]:
-        pattern = _check_pattern(pattern)
+        pattern = check_pattern(pattern)
         return [pattern], self._engine.invalidate_pattern(pattern)
 
     def _invalidate(self, mode: Any, kind: str, targets: list[str], removed: int) -> Any:
@@ -334,30 +335,3 @@ class CacheManager:
 
 async def _await(awaitable: Any) -> Any:
     return await awaitable
-
-
-def _check_key(key: Any) -> Key:
-    if not isinstance(key, Key):
-        raise TypeError(f"expected a Key from cache.key(...), got {type(key).__name__}")
-    return key
-
-
-def _check_loader(loader: Any) -> None:
-    if not callable(loader):
-        raise TypeError(f"loader must be a zero-argument callable, got {type(loader).__name__}")
-
-
-def _check_pattern(pattern: Any) -> str:
-    if not isinstance(pattern, str) or not pattern:
-        raise ValueError(f"pattern must be a non-empty str, got {pattern!r}")
-    return pattern
-
-
-def _tag_list(tags: Any) -> list[str]:
-    if isinstance(tags, str):
-        tags = (tags,)
-    out = list(tags)
-    for tag in out:
-        if not isinstance(tag, str) or not tag:
-            raise ValueError(f"tags must be non-empty str, got {tag!r}")
-    return out

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any, Callable, Iterable
 
 from . import _ops
 from ._ops import SYNC, drive
-from .manager import _check_key, _check_loader, _tag_list
+from ._validate import check_key, check_loader, check_ttl, tag_list
 
 if TYPE_CHECKING:
     from ._native import Key
@@ -34,25 +34,25 @@ class SyncCache:
 
     def get(self, key: Key) -> Any:
         self._m._ready()
-        return drive(_ops.get(self._m, SYNC, _check_key(key)))
+        return drive(_ops.get(self._m, SYNC, check_key(key)))
 
     def set(self, key: Key, value: Any, ttl: float | None = None, tags: Iterable[str] = ()) -> None:
         self._m._ready()
-        drive(_ops.store(self._m, SYNC, _check_key(key), value, _tag_list(tags), ttl))
+        drive(_ops.store(self._m, SYNC, check_key(key), value, tag_list(tags), check_ttl(ttl)))
 
     def add(self, key: Key, value: Any, ttl: float | None = None, tags: Iterable[str] = ()) -> bool:
         self._m._ready()
-        return drive(_ops.add(self._m, SYNC, _check_key(key), value, _tag_list(tags), ttl))
+        return drive(_ops.add(self._m, SYNC, check_key(key), value, tag_list(tags), check_ttl(ttl)))
 
     def compare_and_set(self, key: Key, expected: Any, value: Any, ttl: float | None = None,
                         tags: Iterable[str] = ()) -> bool:
         self._m._ready()
-        return drive(_ops.compare_and_set(self._m, SYNC, _check_key(key), expected, value, _tag_list(tags), ttl))
+        return drive(_ops.compare_and_set(self._m, SYNC, check_key(key), expected, value, tag_list(tags), check_ttl(ttl)))
 
     def get_or_load(self, key: Key, loader: Callable[[], Any], tags: Iterable[str] = (), ttl: float | None = None) -> Any:
         self._m._ready()
-        _check_loader(loader)
-        return drive(_ops.get_or_load(self._m, SYNC, _check_key(key), loader, _tag_list(tags), ttl))
+        check_loader(loader)
+        return drive(_ops.get_or_load(self._m, SYNC, check_key(key), loader, tag_list(tags), check_ttl(ttl)))
 
     def delete(self, key: Key) -> bool:
         self._m._ready()

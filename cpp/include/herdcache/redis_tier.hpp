@@ -59,6 +59,7 @@ struct TierResult {
   enum class Lease : std::uint8_t { None = 0, Granted = 1, HeldElsewhere = 2 };
   Lease lease = Lease::None;  // Hit (stale: refresh it) or Miss: load it / wait for it
   std::string generation;     // Miss, or Hit with the lease granted: the namespace generation
+  std::string lease_holder;   // Miss with the lease held elsewhere: the holder's token
   std::int64_t count = 0;
   std::string error;
 

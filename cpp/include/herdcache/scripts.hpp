@@ -26,7 +26,9 @@ namespace herdcache::scripts {
 //        lease: 1 granted (stale: refresh it), 0 not needed or held elsewhere; x: the
 //        dependency record, current as of this read; with the lease granted, the guard
 //        its refresh's write must prove, as for a miss
-// Miss: {0, lease, generation, versions...}   lease: 1 granted, 2 held elsewhere, 0 none
+// Miss: {0, lease, generation, versions...[, holder]}   lease: 1 granted, 2 held elsewhere
+//        (then holder: the holder's token, so a waiter can tell a lease that never frees
+//        from one taken over), 0 none
 // The guard (the namespace generation and the current version of each dependency) is
 // what makes a write refused when any invalidation covering the key lands after this
 // read: a key delete (it revokes the lease), a prefix, resource or tag bump (a version
@@ -72,7 +74,10 @@ if e[1] and tonumber(e[3]) > tonumber(ARGV[4]) then
   end
   redis.call('UNLINK', KEYS[1])
 end
-return guard({0, lease()})
+local l = lease()
+local out = guard({0, l})
+if l == 2 then out[#out + 1] = redis.call('GET', KEYS[2]) end
+return out
 )lua";
 
 // KEYS[1] entry, KEYS[2] lease, KEYS[3] waiters flag, KEYS[4] namespace generation;
