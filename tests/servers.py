@@ -145,7 +145,8 @@ def find_redis_server() -> str | None:
 
 def resp_command(address: tuple[str, int] | str, *args: str | bytes, timeout_s: float = 2.0):
     """Send one command over a new raw socket and return its reply, decoded minimally:
-    simple string → str, error → ServerError raised, integer → int, bulk → bytes or None.
+    simple string → str, error → ServerError raised, integer → int, bulk → bytes or None,
+    array → list (None for a nil array).
     `address` is (host, port) or a Unix socket path."""
     parts = [f"*{len(args)}\r\n".encode()]
     for arg in args:
@@ -157,18 +158,25 @@ def resp_command(address: tuple[str, int] | str, *args: str | bytes, timeout_s: 
         sock.connect(address)
         sock.sendall(b"".join(parts))
         with sock.makefile("rb") as reader:
-            line = reader.readline().rstrip(b"\r\n")
-            kind, rest = line[:1], line[1:]
-            if kind == b"+":
-                return rest.decode()
-            if kind == b"-":
-                raise ServerError(f"redis replied {rest.decode()!r}")
-            if kind == b":":
-                return int(rest)
-            if kind == b"$":
-                size = int(rest)
-                return None if size < 0 else reader.read(size + 2)[:-2]
-            raise ServerError(f"unexpected reply {line!r}")
+            return _read_reply(reader)
+
+
+def _read_reply(reader):
+    line = reader.readline().rstrip(b"\r\n")
+    kind, rest = line[:1], line[1:]
+    if kind == b"+":
+        return rest.decode()
+    if kind == b"-":
+        raise ServerError(f"redis replied {rest.decode()!r}")
+    if kind == b":":
+        return int(rest)
+    if kind == b"$":
+        size = int(rest)
+        return None if size < 0 else reader.read(size + 2)[:-2]
+    if kind == b"*":
+        size = int(rest)
+        return None if size < 0 else [_read_reply(reader) for _ in range(size)]
+    raise ServerError(f"unexpected reply {line!r}")
 
 
 class RedisServer(_Server):

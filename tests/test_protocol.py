@@ -235,3 +235,23 @@ async def test_a_follower_whose_lease_never_frees_loads_after_lock_timeout(redis
         assert (stats["lease_waits"], stats["lease_timeouts"], stats["loads"]) == (1, 1, 1)
         # One lock_timeout, not one per read: before, 3 x lock_timeout.
         assert lock_timeout * 0.9 <= waited < 2 * lock_timeout
+
+
+async def test_internal_keys_cannot_collide_with_user_keys(redis_url, redis_server):
+    """Namespace "a#t" would write namespace "a"'s version key of a tag: its invalidation
+    then failed with WRONGTYPE and was lost. Such names are refused up front."""
+    for bad in ("a#t", "a{x}", "a*", "a b"):
+        with pytest.raises(ValueError, match="key namespace must not contain"):
+            CacheManager(redis_url=redis_url, namespace=bad)
+    async with CacheManager(redis_url=redis_url, namespace="a") as m:
+        with pytest.raises(ValueError, match="key resource must not contain '#'"):
+            m.key("t#x", "y")
+        with pytest.raises(ValueError, match="key resource must not contain"):
+            await m.get_or_load(m.key("rooms:1"), lambda: 1)
+        # Whatever the arguments and tags, a user entry is never an internal key.
+        await m.set(m.key("t", "#t:x", p="#"), 1, tags=["x", "#t:x", "t:x"])
+        assert await m.invalidate_tags("x", "#t:x", "t:x") >= 0
+        for name in redis_server.command("SCAN", "0", "MATCH", "a*", "COUNT", "1000")[1]:
+            kind = redis_server.command("TYPE", name)
+            assert (name.startswith(b"a#") and kind == "string") or (name.startswith(b"a:") and kind == "hash"), name
+        assert m.stats()["errors"] == 0

@@ -55,10 +55,23 @@ bool is_decimal_int(std::string_view s) noexcept {
   return !s.empty() && std::all_of(s.begin(), s.end(), digit);
 }
 
+// A namespace or resource name is written into keys as it is, so it must not contain
+// what the key syntax, the glob syntax or the internal keys use: ':' separates a key's
+// parts, '#' starts every internal key ("<ns>#t:<tag>", "<ns>#l:<key>", ...: namespace
+// "a#t" would otherwise write namespace "a"'s version key of a tag), '{' '}' are Redis
+// Cluster hash tags, the glob characters would make patterns ambiguous, and spaces and
+// control bytes make keys unreadable in every tool.
 void validate_name(std::string_view value, std::string_view what) {
   if (value.empty()) throw InvalidArgument(fmt::format("key {} must not be empty", what));
-  if (value.find(':') != std::string_view::npos)
-    throw InvalidArgument(fmt::format("key {} must not contain ':', got '{}'", what, value));
+  for (unsigned char c : value) {
+    if (!needs_escape(c) || c == '\'' ) continue;
+    if (c <= 0x20 || c == 0x7f) {
+      throw InvalidArgument(fmt::format("key {} must not contain spaces or control characters, got {:?}",
+                                        what, std::string(value)));
+    }
+    throw InvalidArgument(fmt::format("key {} must not contain '{}' (reserved by the key format), got '{}'", what,
+                                      static_cast<char>(c), value));
+  }
 }
 
 // At top level (no container open): see the file comment, a trailing '=' is a parameter

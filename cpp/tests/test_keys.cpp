@@ -394,3 +394,19 @@ TEST_CASE("keys: restart from a reset's prefix builds the same key as reset") {
   CHECK(got.resource == "courses");
   CHECK(got.hash == expected.hash);
 }
+
+TEST_CASE("keys: namespaces and resources cannot spell internal keys", "[keys]") {
+  KeyBuilder b;
+  // "a#t" would write namespace "a"'s tag version keys ("a#t:<tag>").
+  CHECK_THROWS_WITH(b.reset("a#t", "rooms"), Catch::Contains("key namespace must not contain '#'"));
+  CHECK_THROWS_WITH(b.reset("a", "r#l"), Catch::Contains("key resource must not contain '#'"));
+  for (const char* bad : {"a:b", "a{b}", "a*", "a?", "a[b]", "a%b", "a,b", "a=b", "a\\b"}) {
+    CHECK_THROWS_WITH(b.reset(bad, "rooms"), Catch::Contains("reserved by the key format"));
+    CHECK_THROWS_WITH(b.reset("ns", bad), Catch::Contains("reserved by the key format"));
+  }
+  CHECK_THROWS_WITH(b.reset("a b", "rooms"), Catch::Contains("spaces or control characters"));
+  CHECK_THROWS_WITH(b.reset("ns", std::string("r\0x", 3)), Catch::Contains("spaces or control characters"));
+  b.reset("my-app.v2", "time_slots");  // what names usually look like
+  b.add_str("x");
+  CHECK(b.finish().str == "my-app.v2:time_slots:x");
+}
