@@ -13,6 +13,14 @@ struct EngineHandle {
   Engine engine;
   // The serializer's loads when payloads are unsigned, else None (see l2_fetch).
   pybind11::object plain_loads;
+
+  // Whether herds happen here, for Bridge::settle_in_herd: flights finished in a row with
+  // fewer than kHerdFollowers followers (loop thread only: the bindings' finish_load).
+  static constexpr std::uint64_t kHerdFollowers = 8;
+  std::uint64_t flights_without_herd = 0;
+  void flight_finished(std::uint64_t followers) {
+    flights_without_herd = followers >= kHerdFollowers ? 0 : flights_without_herd + 1;
+  }
 };
 
 }  // namespace herdcache::py_bindings

@@ -219,6 +219,7 @@ void register_engine(py::module_& m) {
              if (!ok) res.counters.add(Counter::LoadErrors);
              auto done = e.engine.flights().finish(key.str, id);
              if (!done) return py::none();
+             e.flight_finished(done->second);
              return py::make_tuple(py::reinterpret_borrow<py::object>(handle_object(done->first)),
                                    done->second);
            })

@@ -113,9 +113,20 @@ class Bridge {
   // read that delays the load itself, and with it every caller. So the reply is waited
   // for here, with the GIL released, at most kHerdWaitNs (then the future is awaited as
   // usual): the loop stalls for about one round trip instead of the herd's whole first
-  // pass. Returns whether `future` is done.
+  // pass. Only while herds happen: when the ready callbacks are other loads' steps (many
+  // tasks missing distinct keys), stalling the loop for each of their reads would run
+  // one task at a time. So after kQuietFlights flights in a row without a herd
+  // (EngineHandle::flight_finished) only one lease read in kProbeEvery still waits, to
+  // notice when herds start again. Returns whether `future` is done.
   static constexpr Py_ssize_t kHerd = 32;
+  static constexpr std::uint64_t kQuietFlights = 64;
+  static constexpr std::uint64_t kProbeEvery = 1024;
   static constexpr Nanos kHerdWaitNs = 2'000'000;
+  // Whether a flight leader's lease read should go out at once and be waited for in a
+  // herd (see settle_in_herd); else it is batched like any request.
+  bool herds_happen() {
+    return engine().flights_without_herd < kQuietFlights || ++quiet_reads_ % kProbeEvery == 0;
+  }
   bool settle_in_herd(PyObject* future) {
     static PyObject* const ready_name = PyUnicode_InternFromString("_ready");
     if (draining_) return false;  // made from inside drain() (a serializer's loads, say): no waiting there
@@ -213,6 +224,7 @@ class Bridge {
   py::object engine_;  // its Redis tier is what flush() wakes
   bool flush_scheduled_ = false;
   bool draining_ = false;
+  std::uint64_t quiet_reads_ = 0;  // lease reads sent while no herds happen
   SlotMap<Pending> futures_;
   std::vector<Completion> batch_;
 };
@@ -299,7 +311,8 @@ RedisTier& tier(EngineHandle& e) {
 // once, for a request whose latency others wait on: a flight leader's lease read, made
 // while the hundreds of callers that joined its flight still have their first step to
 // run in the same iteration (a few milliseconds in a herd); in a herd its reply is also
-// waited for (Bridge::settle_in_herd).
+// waited for (Bridge::settle_in_herd). While no herds happen (Bridge::herds_happen) it is
+// batched too: many loads of distinct keys gain more from one wakeup for them all.
 enum class Send : std::uint8_t { Batched, Now };
 
 // Runs `start(callback)` against the tier: async with a bridge, blocking without one. A
@@ -310,7 +323,7 @@ py::object run(py::object bridge, Start&& start, std::optional<Fetch> fetch = st
   if (!bridge.is_none()) {
     Bridge& b = bridge.cast<Bridge&>();
     auto [future, callback] = b.expect(std::move(fetch), counted);
-    if (send == Send::Now) {
+    if (send == Send::Now && b.herds_happen()) {
       start(std::move(callback));
       b.settle_in_herd(future.ptr());
       return future;
@@ -419,9 +432,12 @@ void register_redis(py::module_& m) {
               double lease_seconds, Nanos refresh_before_wall, py::object bridge) {
              RedisTier& t = tier(e);
              Resource* res = &e.engine.resource(key.resource);
+             // A resource whose Redis reads mostly miss (cold keys, memory=False loads)
+             // goes straight to the read script, which can grant the lease.
+             const bool plain_first = res->counters.get(Counter::RedisHits) >= res->counters.get(Counter::RedisMisses);
              return run(bridge, [&](RedisTier::Callback cb) {
                t.read(key, tags, lease_token, seconds_to_nanos(lease_seconds), refresh_before_wall,
-                      e.engine.clock().wall_ns(), std::move(cb));
+                      e.engine.clock().wall_ns(), std::move(cb), plain_first);
              }, std::nullopt, res, Send::Now);
            },
            py::arg("key"), py::arg("tags"), py::arg("lease_token"), py::arg("lease_seconds"),

@@ -177,12 +177,12 @@ TierResult plain_miss() {
 }  // namespace
 
 void RedisTier::read(const Key& key, const std::vector<std::string>& tags, const std::string& lease_token,
-                     Nanos lease_ns, Nanos refresh_before_wall, Nanos now_wall, Callback cb) {
+                     Nanos lease_ns, Nanos refresh_before_wall, Nanos now_wall, Callback cb, bool plain_first) {
   ReadArgs args{SmallString<64>(key.str), nullptr, lease_ns, refresh_before_wall, now_wall};
   // Only a read that may lead to a write (it asks for a lease) needs the versions.
   if (!lease_token.empty()) args.lease.reset(new ReadArgs::Lease{lease_token, std::string(key.canonical()), tags});
   // Known versions are only as good as the invalidation channel: without it, ask Redis.
-  if (subscriber_connected_.load(std::memory_order_acquire) && versions_.size() > 0) {
+  if (plain_first && subscriber_connected_.load(std::memory_order_acquire) && versions_.size() > 0) {
     read_plain(std::move(args), std::move(cb));
   } else {
     read_scripted(args, std::move(cb));

@@ -10,9 +10,9 @@ as are the engine's decisions; this module runs loaders and moves bytes between 
 from __future__ import annotations
 
 import asyncio
+import functools
 import inspect
 import logging
-import secrets
 import time
 from asyncio import get_running_loop
 from typing import TYPE_CHECKING, Any, Callable
@@ -85,6 +85,12 @@ class AsyncMode:
     send = l2  # sent now, its answer awaited later (a bridge future either way)
 
     @staticmethod
+    def write_behind(m: CacheManager, key: Key, write: asyncio.Future, replaces: bool) -> None:
+        """Handles a write's answer when it comes, from a done callback: no task per write."""
+        m._writes.add(write)
+        write.add_done_callback(functools.partial(_write_answered, m, key, replaces))
+
+    @staticmethod
     def fetch(m: CacheManager, key: Key) -> Any:
         """get()'s Redis read: resolves to the value, None, or a SlowRead to finish here."""
         return m._engine.l2_fetch(key, m._bridges.get(get_running_loop()) or m._bridge())
@@ -95,9 +101,7 @@ class AsyncMode:
 
     @staticmethod
     def spawn(m: CacheManager, coro: Any, key: Key, what: str = "refresh") -> None:
-        task = asyncio.get_running_loop().create_task(coro)
-        # A write is kept to the end (close() waits for it); a refresh may be cancelled.
-        m._track_write(task) if what == "write" else m._track(task)
+        task = m._track(asyncio.get_running_loop().create_task(coro))  # close() may cancel it
         task.add_done_callback(lambda t: _log_background_failure(key, what, t))
 
     @staticmethod
@@ -133,6 +137,10 @@ class SyncMode:
         """Sends now, without blocking, in order with this thread's later commands; the
         returned awaitable blocks for the answer (in the background thread awaiting it)."""
         return _Answer(getattr(m._engine, method)(*args, None, True))
+
+    @staticmethod
+    def write_behind(m: CacheManager, key: Key, write: Any, replaces: bool) -> None:
+        SyncMode.spawn(m, _answered(m, SYNC, key, write, replaces), key, "write")
 
     @staticmethod
     def fetch(m: CacheManager, key: Key) -> Any:
@@ -232,9 +240,14 @@ async def load(m: CacheManager, mode: Any, key: Key, loader: Loader, tags: list[
     else:
         # The load runs as its own task, so a leader that is cancelled does not cancel
         # the load its followers wait for; started eagerly, so its first round trip is
-        # not queued behind the followers that arrived with it.
+        # not queued behind the followers that arrived with it. The leader then waits
+        # on the flight as its followers do.
         task = eager_task(lead)
-        value = await (task if task.done() else asyncio.shield(m._track(task)))
+        if task.done():
+            value = task.result()
+        else:
+            m._track(task)
+            value = await flight.wait()
     m._engine.record_miss(key.resource, m._engine.now() - started)
     return value
 
@@ -312,7 +325,7 @@ async def _coordinate(m: CacheManager, mode: Any, key: Key, tags: list[str], rep
     (lease token, generation, versions) its write must prove, or None without a lease
     (Redis unreachable, or waiting for another process ran out)."""
     engine = m._engine
-    token = secrets.token_hex(8)
+    token = m._lease_token()
     waiter = None
     filled = None
     awaited, deadline = None, 0.0  # the lease holder waited for, and until when (time.monotonic())
@@ -446,21 +459,40 @@ def _write_behind(m: CacheManager, mode: Any, key: Key, stored: tuple | None, ta
         return
     payload, fresh_until, stale_until = stored
     write = mode.send(m, "l2_write", key, payload, fresh_until, stale_until, load_s, tags, guard)
-    mode.spawn(m, _answered(m, mode, key, write, replaces), key, "write")
+    mode.write_behind(m, key, write, replaces)
 
 
 async def _answered(m: CacheManager, mode: Any, key: Key, write: Any, replaces: bool) -> None:
     await _after_shared(m, mode, key, await write, replaces=replaces)
 
 
-async def _after_shared(m: CacheManager, mode: Any, key: Key, result: tuple, *, replaces: bool) -> None:
+def _written(m: CacheManager, key: Key, result: tuple) -> bool:
+    """Takes in a write's answer; True when it stored the value."""
     if result[0] == FAULT:
         m._shared_fault(key, result[8])
-    elif result[0] == REFUSED:
+        return False
+    if result[0] == REFUSED:
         # An invalidation landed while this value loaded: it is already out of date.
         m._engine.invalidate_key(key)
         log.info("not caching %s: it was invalidated while it loaded", key)
-    elif replaces:
+        return False
+    return True
+
+
+def _write_answered(m: CacheManager, key: Key, replaces: bool, write: asyncio.Future) -> None:
+    """The done callback of a write sent in the background from the event loop."""
+    m._writes.discard(write)
+    if write.cancelled():
+        return
+    exc = write.exception()
+    if exc is not None:
+        log.warning("background write of %s failed: %r", key, exc)
+    elif _written(m, key, write.result()) and replaces:
+        m._track_write(m._engine.l2_announce("key", [str(key)], m._bridge()))
+
+
+async def _after_shared(m: CacheManager, mode: Any, key: Key, result: tuple, *, replaces: bool) -> None:
+    if _written(m, key, result) and replaces:
         # Other instances may hold the value this one replaced in their memory tier.
         await mode.l2(m, "l2_announce", "key", [str(key)])
 

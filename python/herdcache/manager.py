@@ -11,6 +11,7 @@ import asyncio
 import collections.abc
 import concurrent.futures
 import math
+import itertools
 import threading
 import uuid
 import logging
@@ -87,6 +88,7 @@ class CacheManager:
         self.slow_load_threshold = float(slow_load_threshold)
         self._state = _NEW
         self._instance_id = uuid.uuid4().hex
+        self._leases = itertools.count()  # with the instance id: lease tokens unique everywhere
         self._bridges: dict[asyncio.AbstractEventLoop, _native.Bridge] = {}
         self._has_redis = False
         self._registry: dict[str, Any] = {}
@@ -311,8 +313,16 @@ class CacheManager:
 
     def _track(self, task: asyncio.Future) -> asyncio.Future:
         self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        task.add_done_callback(self._untrack)
         return task
+
+    def _untrack(self, task: asyncio.Future) -> None:
+        self._tasks.discard(task)
+        if not task.cancelled():
+            task.exception()  # its flight's callers got it; the task's own copy is not an error
+
+    def _lease_token(self) -> str:
+        return f"{self._instance_id[:12]}.{next(self._leases)}"
 
     def _track_write(self, write: Any) -> None:
         self._writes.add(write)

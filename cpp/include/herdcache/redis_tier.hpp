@@ -113,9 +113,11 @@ class RedisTier {
   // With a lease token, a miss or an entry not fresh at `refresh_before_wall` grants the
   // lease (or reports it held elsewhere) in the same round trip as the script's read. An
   // entry stale by `now_wall` (the engine's clock) is a miss, whatever Redis' own clock
-  // says. An entry that may be served as it is costs one HMGET (see the top).
+  // says. An entry that may be served as it is costs one HMGET (see the top), tried first
+  // unless `plain_first` is false: for a lease read of a key that is likely missing, the
+  // HMGET would only put a round trip before the script's.
   void read(const Key& key, const std::vector<std::string>& tags, const std::string& lease_token,
-            Nanos lease_ns, Nanos refresh_before_wall, Nanos now_wall, Callback cb);
+            Nanos lease_ns, Nanos refresh_before_wall, Nanos now_wall, Callback cb, bool plain_first = true);
   // Writes an entry; refused (Refused) when the guard no longer holds.
   void write(const Key& key, std::string payload, Nanos fresh_until_wall, Nanos stale_until_wall,
              Nanos load_ns, const std::vector<std::string>& tags, const WriteGuard& guard,
