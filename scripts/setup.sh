@@ -9,7 +9,7 @@ cd "$(dirname "$0")/.."
 
 # redis-server and postgresql: the tests start their own servers from these binaries
 # (tests/servers.py); the instances the Debian packages set up are never used.
-APT_PACKAGES=(build-essential cmake ninja-build pkg-config libhiredis-dev libpq-dev
+APT_PACKAGES=(build-essential cmake ninja-build pkg-config libhiredis-dev libpq-dev libssl-dev
               libfmt-dev catch2 libxxhash-dev redis-server postgresql)
 # Debian's own python3 needs python3-venv for `python3 -m venv` (pyenv's Python does not).
 python3 -c 'import ensurepip' 2>/dev/null || APT_PACKAGES+=(python3-venv)

@@ -255,3 +255,89 @@ async def test_internal_keys_cannot_collide_with_user_keys(redis_url, redis_serv
             kind = redis_server.command("TYPE", name)
             assert (name.startswith(b"a#") and kind == "string") or (name.startswith(b"a:") and kind == "hash"), name
         assert m.stats()["errors"] == 0
+
+
+SIGNING_KEY = b"s" * 32
+LONG = Policy(ttl=60, jitter=0, memory=False)  # every read goes to Redis
+
+
+async def _tamper(redis_url, signing_key, tamper):
+    """Stores {"admin": False} for rooms:1 tagged org:1, lets `tamper` edit Redis by hand,
+    then returns what the manager reads for rooms:1 (from Redis) and its error count."""
+    clock = ManualClock()
+    async with CacheManager(redis_url=redis_url, namespace="g", default_policy=LONG, signing_key=signing_key,
+                            clock=clock) as m:
+        key = m.key("rooms", 1)
+        await m.set(key, {"admin": False}, tags=["org:1"])
+        assert await m.get(key) == {"admin": False}
+        await tamper(m, key, clock)
+        return await m.get(key), m.stats()["errors"]
+
+
+def _copy_entry(redis_server, source, target):
+    for field in (b"v", b"f", b"s", b"d", b"t", b"x"):
+        redis_server.command("HSET", target, field, redis_server.command("HGET", source, field))
+
+
+@pytest.mark.parametrize("attack", ["copied", "fresher", "tags", "dependencies", "payload"])
+async def test_signed_entries_authenticate_everything_a_read_trusts(redis_url, redis_server, attack):
+    async def tamper(m, key, clock):
+        entry = str(key)
+        if attack == "copied":  # a valid entry of another key, copied over this one
+            other = m.key("rooms", 2)
+            await m.set(other, {"admin": True}, tags=["org:1"])
+            _copy_entry(redis_server, str(other), entry)
+        elif attack == "fresher":
+            clock.advance(120)  # past its ttl by the engine's clock: a miss...
+            far = str(int(clock.time() * 1000) + 10**6)
+            redis_server.command("HSET", entry, "f", far, "s", far)  # ...unless made fresh again
+        elif attack == "tags":
+            redis_server.command("HSET", entry, "t", b"")  # would survive invalidate_tags
+            await m.invalidate_tags("org:1")
+            redis_server.command("HSET", entry, "x", b"")
+        elif attack == "dependencies":
+            await m.invalidate_tags("org:1")  # the entry is out of date...
+            redis_server.command("HSET", entry, "x", b"")  # ...unless its record is cleared
+        else:
+            v = redis_server.command("HGET", entry, "v")
+            redis_server.command("HSET", entry, "v", v.replace(b"false", b"true "))
+
+    # Without a signing key each edit serves the wrong value: the attack is real, and
+    # signing is what stops it.
+    value, _ = await _tamper(redis_url, None, tamper)
+    assert value == ({"admin": True} if attack in ("copied", "payload") else {"admin": False})
+    value, errors = await _tamper(redis_url, SIGNING_KEY, tamper)
+    assert value is None
+    assert errors >= 1
+
+
+async def test_a_forged_pickle_entry_is_never_loaded(redis_url, redis_server):
+    class Evil:
+        def __reduce__(self):
+            return (exec, ("raise SystemExit('code ran on load')",))
+
+    import pickle
+
+    async with CacheManager(redis_url=redis_url, namespace="g", default_policy=LONG, serializer="pickle",
+                            signing_key=SIGNING_KEY) as m:
+        key = m.key("rooms", 3)
+        await m.set(key, "fine")
+        redis_server.command("HSET", str(key), "v", b"HC\x01" + b"\x00" * 32 + pickle.dumps(Evil()))
+        assert await m.get(key) is None
+        assert await m.get_or_load(key, lambda: "reloaded") == "reloaded"
+        await settled(m)
+        assert await m.get(key) == "reloaded"
+
+
+async def test_signed_entries_work_on_every_write_path(redis_url):
+    async with CacheManager(redis_url=redis_url, namespace="h", default_policy=LONG, signing_key=SIGNING_KEY) as a, \
+            CacheManager(redis_url=redis_url, namespace="h", default_policy=LONG, signing_key=SIGNING_KEY) as b:
+        key = a.key("counter", 1)
+        assert await a.add(key, 1)
+        assert not await b.add(b.key("counter", 1), 5)
+        assert await b.compare_and_set(b.key("counter", 1), 1, 2)  # compared by value, not by MAC
+        assert await a.get(key) == 2
+        assert await a.get_or_load(a.key("rooms", 1), lambda: ["r"], tags=["org:1"]) == ["r"]
+        await settled(a)
+        assert await b.get(b.key("rooms", 1)) == ["r"]
+        assert a.stats()["errors"] == b.stats()["errors"] == 0

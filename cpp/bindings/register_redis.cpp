@@ -58,6 +58,7 @@ void count_read(Resource* res, const TierResult& r) {
   if (res == nullptr) return;
   if (r.status == TierResult::Status::Hit) res->counters.add(Counter::RedisHits);
   if (r.status == TierResult::Status::Miss) res->counters.add(Counter::RedisMisses);
+  if (r.forged) res->counters.add(Counter::Errors);  // a miss the reader did not cause
 }
 
 class Bridge {
@@ -396,13 +397,13 @@ void register_redis(py::module_& m) {
   engine
       .def("connect_redis",
            [logs](EngineHandle& e, const std::string& url, const std::string& instance_id,
-                  std::int64_t connect_timeout_ms, std::int64_t command_timeout_ms) {
+                  std::int64_t connect_timeout_ms, std::int64_t command_timeout_ms, py::bytes signing_key) {
              RedisUrl parsed = parse_redis_url(url);
              RedisOptions options;
              options.connect_timeout_ms = parsed.connect_timeout_ms ? parsed.connect_timeout_ms : connect_timeout_ms;
              options.command_timeout_ms = parsed.command_timeout_ms ? parsed.command_timeout_ms : command_timeout_ms;
              options.validate();
-             e.engine.connect_redis(parsed, options, instance_id, [logs](int level, const std::string& line) {
+             e.engine.connect_redis(parsed, options, instance_id, signing_key, [logs](int level, const std::string& line) {
                std::lock_guard lock(logs->mutex);
                if (logs->lines.size() >= 1000) {
                  ++logs->dropped;
@@ -412,7 +413,7 @@ void register_redis(py::module_& m) {
              });
            },
            py::arg("url"), py::arg("instance_id"), py::arg("connect_timeout_ms") = 2000,
-           py::arg("command_timeout_ms") = 1000)
+           py::arg("command_timeout_ms") = 1000, py::arg("signing_key") = py::bytes())
       .def("drain_logs",
            [logs](EngineHandle&) {
              std::deque<std::pair<int, std::string>> lines;
@@ -576,6 +577,7 @@ void register_redis(py::module_& m) {
         d["journal_overflows"] = s.journal_overflows;
         d["reads_plain"] = s.reads_plain;
         d["reads_scripted"] = s.reads_scripted;
+        d["entries_forged"] = s.entries_forged;
         d["versions_known"] = s.versions_known;
         return d;
       });

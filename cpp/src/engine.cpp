@@ -114,12 +114,12 @@ bool Engine::should_refresh_early(const Policy& policy, const EntryMeta& meta, N
 }
 
 void Engine::connect_redis(const RedisUrl& url, RedisOptions options, std::string instance_id,
-                           RedisTier::LogCallback log) {
+                           std::string signing_key, RedisTier::LogCallback log) {
   if (redis_) throw InvalidArgument("redis is already connected");
   // Sockets wait in real time: the I/O threads use the system clock even when the
   // engine's lifetimes run on an injected one.
   redis_ = std::make_unique<RedisTier>(options_.ns, std::move(instance_id), url, options, memory_,
-                                       system_clock(), std::move(log));
+                                       system_clock(), std::move(log), std::move(signing_key));
 }
 
 std::optional<Lifetime> Engine::store_shared(const Key& key, Resource& res, Handle value, std::size_t value_bytes,

@@ -71,7 +71,7 @@ struct RedisTier::Script {
 
 RedisTier::RedisTier(std::string ns, std::string instance_id, const RedisUrl& url,
                      RedisOptions options, MemoryTier& memory, std::shared_ptr<const Clock> clock,
-                     LogCallback log)
+                     LogCallback log, std::string signing_key)
     : ns_(std::move(ns)),
       instance_id_(std::move(instance_id)),
       channel_(fmt::format("herdcache:{}:invalidate", ns_)),
@@ -84,7 +84,8 @@ RedisTier::RedisTier(std::string ns, std::string instance_id, const RedisUrl& ur
       write_(new Script{scripts::kWrite, {}, {}}),
       bump_(new Script{scripts::kBump, {}, {}}),
       delete_(new Script{scripts::kDelete, {}, {}}),
-      release_(new Script{scripts::kRelease, {}, {}}) {
+      release_(new Script{scripts::kRelease, {}, {}}),
+      signer_(signing_key.empty() ? nullptr : new EntrySigner(std::move(signing_key))) {
   client_ = std::make_unique<RedisClient>(
       url, options, [this](const ConnectionEvent& e) { on_client_event(e); }, clock_);
   subscriber_ = std::make_unique<RedisSubscriber>(
@@ -176,6 +177,27 @@ TierResult plain_miss() {
 }
 }  // namespace
 
+// A hit as the rest of the engine sees it: with a signing key, the entry's MAC verified
+// (entry.hpp) and v opened to the codec's payload; a forged entry is a Miss marked forged.
+// e[v..v+4] are the stored v f s d t, `x` the stored dependency record.
+TierResult RedisTier::entry_hit(std::string_view key, std::vector<Reply>& e, std::size_t v, std::string_view x) {
+  if (signer_) {
+    auto opened = signer_->open(key, e[v].str(),
+                                {e[v + 1].str(), e[v + 2].str(), e[v + 3].str(), e[v + 4].str(), x});
+    if (!opened) return forged(key);
+    e[v].str() = std::move(*opened);
+  }
+  return hit_from(e, v);
+}
+
+TierResult RedisTier::forged(std::string_view key) {
+  forged_.fetch_add(1, std::memory_order_relaxed);
+  if (log_) log_(30, fmt::format("ignoring {} in redis: its signature does not verify", key));
+  TierResult out = plain_miss();
+  out.forged = true;
+  return out;
+}
+
 void RedisTier::read(const Key& key, const std::vector<std::string>& tags, const std::string& lease_token,
                      Nanos lease_ns, Nanos refresh_before_wall, Nanos now_wall, Callback cb, bool plain_first) {
   ReadArgs args{SmallString<64>(key.str), nullptr, lease_ns, refresh_before_wall, now_wall};
@@ -210,7 +232,7 @@ void RedisTier::read_plain(ReadArgs args, Callback cb) {
     }
     if (versions_.check(e[5].str()) != VersionCache::Check::Valid) return read_scripted(args, std::move(cb));
     reads_plain_.fetch_add(1, std::memory_order_relaxed);
-    cb(hit_from(e, 0));
+    cb(entry_hit(args.key.view(), e, 0, e[5].str()));
   };
   static_assert(sizeof(done) <= RedisClient::kCallbackBytes, "a plain read's callback must not allocate");
   client_->submit(std::move(hmget), std::move(done));
@@ -230,7 +252,7 @@ void RedisTier::read_scripted(const ReadArgs& a, Callback cb) {
   }
   const std::uint64_t epoch = versions_.epoch();  // before the script can see any version
   eval(*read_, {std::string(key), lease_key(key), waiters_key(key), generation_key_}, std::move(args),
-       [this, epoch, deps = std::move(deps), cb = std::move(cb)](RedisResult result) {
+       [this, epoch, key = std::string(key), deps = std::move(deps), cb = std::move(cb)](RedisResult result) {
          if (!result.ok() || !result.reply().is_array() || result.reply().elements().empty()) {
            cb(TierResult::fault(describe(result)));
            return;
@@ -244,9 +266,9 @@ void RedisTier::read_scripted(const ReadArgs& a, Callback cb) {
            versions_.learn(deps, out.versions, epoch);
          };
          if (e[0].as_int() == 1 && (e.size() == 8 || e.size() == 9 + deps.size())) {
-           out = hit_from(e, 1);
+           out = entry_hit(key, e, 1, e[7].str());  // a forged one: a Miss, its lease kept
            out.lease = e[6].as_int() == 1 ? TierResult::Lease::Granted : TierResult::Lease::None;
-           versions_.learn(e[7].str(), epoch);
+           if (!out.forged) versions_.learn(e[7].str(), epoch);
            if (e.size() > 8) take_guard(8);  // the lease to refresh it: its write's guard
          } else if (e[0].as_int() == 0 && e.size() >= 2 &&
                     e.size() == 3 + deps.size() + (e[1].as_int() == 2 ? 1 : 0)) {
@@ -269,10 +291,24 @@ void RedisTier::write(const Key& key, std::string payload, Nanos fresh_until_wal
                       Nanos stale_until_wall, Nanos load_ns, const std::vector<std::string>& tags,
                       const WriteGuard& guard, Callback cb) {
   auto deps = dependencies(key.canonical(), tags);
-  bool checked = guard.versions.size() == deps.size() && !deps.empty();
+  const bool checked = guard.versions.size() == deps.size() && !deps.empty();
+  if (signer_ && !checked && !deps.empty()) {
+    // A signed entry's MAC covers its dependency record, so the versions it records must
+    // be known before it is written: read them, then write checked against them.
+    std::vector<std::string_view> mget{"MGET"};
+    mget.insert(mget.end(), deps.begin(), deps.end());
+    client_->submit(Command(mget), [this, key, payload = std::move(payload), fresh_until_wall, stale_until_wall,
+                                    load_ns, tags, g = guard, cb = std::move(cb)](RedisResult result) mutable {
+      if (!result.ok() || !result.reply().is_array()) return cb(TierResult::fault(describe(result)));
+      g.versions.clear();
+      for (auto& v : result.reply().elements()) g.versions.push_back(v.is_nil() ? "0" : std::move(v.str()));
+      write(key, std::move(payload), fresh_until_wall, stale_until_wall, load_ns, tags, g, std::move(cb));
+    });
+    return;
+  }
   std::vector<std::string> args;
-  args.reserve(9 + deps.size() * 2);
-  args.push_back(std::move(payload));
+  args.reserve(11 + deps.size() * 2);
+  args.emplace_back();  // v, below
   args.push_back(std::to_string(fresh_until_wall / kNanosPerMs));
   args.push_back(std::to_string(std::max<Nanos>(stale_until_wall / kNanosPerMs, 1)));
   args.push_back(std::to_string(load_ns / kNanosPerMs));
@@ -285,10 +321,13 @@ void RedisTier::write(const Key& key, std::string payload, Nanos fresh_until_wal
   args.emplace_back(guard.condition == Condition::Absent ? "nx" : guard.condition == Condition::Equals ? "eq" : "");
   args.push_back(guard.condition == Condition::Absent ? std::to_string(guard.now_wall / kNanosPerMs)
                                                       : guard.expected_payload);
+  std::string record;  // x as the script will store it (checked writes)
   for (std::size_t i = 0; i < deps.size(); ++i) {
-    args.push_back(deps[i]);
+    if (checked) record.append(deps[i]).append(1, '\n').append(guard.versions[i]).append(1, '\n');
+    args.push_back(std::move(deps[i]));
     if (checked) args.push_back(guard.versions[i]);
   }
+  args[0] = signer_ ? signer_->seal(key.str, payload, {args[1], args[2], args[3], args[4], record}) : std::move(payload);
   eval(*write_, {key.str, lease_key(key.str), waiters_key(key.str), generation_key_}, std::move(args),
        [this, cb = std::move(cb)](RedisResult result) {
          if (!result.ok() || !result.reply().is_integer()) {
@@ -477,22 +516,28 @@ void RedisTier::replay_journal() {
 
 void RedisTier::on_message(const std::string& channel, const std::string& payload) {
   if (channel == fill_channel_) {
-    // "<len>:<bytes>" fields: the key, then (after a write) the entry: v, f, s, d, t.
+    // "<len>:<bytes>" fields: the key, then (after a write) the entry: v, f, s, d, t, x.
     auto fields = decode_fields(payload);
-    if (!fields || (fields->size() != 1 && fields->size() != 6)) {
+    if (!fields || (fields->size() != 1 && fields->size() != 7)) {
       messages_malformed_.fetch_add(1, std::memory_order_relaxed);
       return;
     }
     TierResult filled;
     filled.status = TierResult::Status::Done;
-    if (fields->size() == 6) {
+    if (fields->size() == 7) {
       auto& f = *fields;
-      filled.status = TierResult::Status::Hit;
-      filled.payload = std::move(f[1]);
-      filled.fresh_until_wall = parse_int(f[2]) * kNanosPerMs;
-      filled.stale_until_wall = parse_int(f[3]) * kNanosPerMs;
-      filled.load_ns = parse_int(f[4]) * kNanosPerMs;
-      filled.tags = split_lines(f[5]);
+      std::optional<std::string> opened;
+      if (signer_) opened = signer_->open(f[0], f[1], {f[2], f[3], f[4], f[5], f[6]});
+      if (!signer_ || opened) {  // a forged notice wakes its waiters to read for themselves
+        filled.status = TierResult::Status::Hit;
+        filled.payload = opened ? std::move(*opened) : std::move(f[1]);
+        filled.fresh_until_wall = parse_int(f[2]) * kNanosPerMs;
+        filled.stale_until_wall = parse_int(f[3]) * kNanosPerMs;
+        filled.load_ns = parse_int(f[4]) * kNanosPerMs;
+        filled.tags = split_lines(f[5]);
+      } else {
+        forged(f[0]);
+      }
     }
     std::vector<Callback> woken;
     {
@@ -593,6 +638,7 @@ TierStats RedisTier::stats() const {
   s.journal_overflows = journal_overflows_.load();
   s.reads_plain = reads_plain_.load();
   s.reads_scripted = reads_scripted_.load();
+  s.entries_forged = forged_.load();
   s.versions_known = versions_.size();
   s.subscriber_connected = subscriber_connected_.load();
   s.memory_suspended = memory_.suspended();

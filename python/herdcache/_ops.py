@@ -20,7 +20,6 @@ from typing import TYPE_CHECKING, Any, Callable
 from ._eager import eager_task
 from ._flight import Flight
 from ._native import Key, SerializationError, SlowRead
-from .serializers import BadSignature
 
 if TYPE_CHECKING:
     from .manager import CacheManager
@@ -200,7 +199,7 @@ async def get(m: CacheManager, mode: Any, key: Key) -> Any:
 
 
 def finish_read(m: CacheManager, key: Key, slow: SlowRead) -> Any:
-    """get()'s answer to a Redis read the engine did not decode: a signed payload, or an
+    """get()'s answer to a Redis read the engine did not decode: a payload it could not decode, or an
     unusable one (logged and counted here). Also called by the native get (_native.getter)."""
     status, payload, fresh_until, stale_until, load_s, stored_tags = slow.result[:6]
     if status == HIT:
@@ -417,8 +416,6 @@ _UNUSABLE = object()
 def _decode(m: CacheManager, key: Key, payload: bytes) -> Any:
     try:
         return m._codec.decode(payload)
-    except BadSignature:
-        log.warning("ignoring %s in redis: its signature does not verify", key)
     except SerializationError as exc:
         log.warning("ignoring %s in redis: %s", key, exc)
     m._engine.count(key.resource, "errors")

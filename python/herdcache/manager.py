@@ -75,7 +75,10 @@ class CacheManager:
         if not isinstance(slow_load_threshold, (int, float)) or not slow_load_threshold > 0:
             raise ValueError(f"slow_load_threshold must be a number of seconds > 0, got {slow_load_threshold!r}")
 
-        self._codec = Codec(serializer, signing_key)
+        if signing_key is not None and (not isinstance(signing_key, (bytes, bytearray)) or len(signing_key) < 16):
+            raise ValueError("signing_key must be bytes of at least 16 bytes")
+        self._signing_key = bytes(signing_key or b"")
+        self._codec = Codec(serializer)
         self._engine = _native.Engine(namespace, memory_max_bytes, default_policy, clock)
         self._engine.set_plain_loads(self._codec.plain_loads)
         for name, policy in policies.items():
@@ -143,7 +146,7 @@ class CacheManager:
             raise RuntimeError("the cache manager is closed")
         if self._state == _NEW and self.redis_url:
             # Connecting happens on the engine's I/O thread; nothing here waits for it.
-            self._engine.connect_redis(self.redis_url, self._instance_id)
+            self._engine.connect_redis(self.redis_url, self._instance_id, signing_key=self._signing_key)
             self._has_redis = True
         self._state = _STARTED
 

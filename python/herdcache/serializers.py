@@ -4,17 +4,14 @@
 ``"pickle"`` can, so it is only used when asked for by name. Any object with
 ``dumps(value) -> bytes`` and ``loads(bytes) -> value`` works too.
 
-With a ``signing_key`` every payload carries an HMAC-SHA256 of its body; a payload whose
-signature does not verify is treated as a miss, never deserialized.
-
-Payload layout: ``b"HC"``, a flags byte (bit 0: signed), the 32-byte MAC when signed,
-then the serializer's bytes.
+Payload layout: ``b"HC"``, a flags byte (0), then the serializer's bytes. With a
+manager's ``signing_key`` the engine signs and verifies whole entries in Redis (payload,
+lifetimes, tags, dependencies, bound to the key: cpp/include/herdcache/entry.hpp); what
+reaches this codec has been verified and carries flags 0.
 """
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import pickle
 from typing import Any, Protocol
 
@@ -23,8 +20,7 @@ import orjson
 from ._native import SerializationError
 
 _MAGIC = b"HC"
-_SIGNED = 0x01
-_MAC_SIZE = 32
+_HEADER = b"HC\x00"
 
 
 class Serializer(Protocol):
@@ -89,22 +85,13 @@ def resolve(serializer: str | Serializer) -> Serializer:
     raise TypeError(f"serializer must be a name or an object with dumps/loads, got {serializer!r}")
 
 
-class BadSignature(Exception):
-    """A payload's MAC did not verify (or it was unsigned while a key is configured)."""
-
-
 class Codec:
-    """A serializer plus the optional signature; the only place payload bytes are built."""
+    """A serializer and the payload header; the only place payload bytes are built."""
 
-    __slots__ = ("serializer", "_key")
+    __slots__ = ("serializer",)
 
-    def __init__(self, serializer: str | Serializer = "json", signing_key: bytes | None = None):
+    def __init__(self, serializer: str | Serializer = "json"):
         self.serializer = resolve(serializer)
-        if signing_key is not None:
-            if not isinstance(signing_key, (bytes, bytearray)) or len(signing_key) < 16:
-                raise ValueError("signing_key must be bytes of at least 16 bytes")
-            signing_key = bytes(signing_key)
-        self._key = signing_key
 
     def encode(self, value: Any) -> bytes:
         try:
@@ -116,36 +103,19 @@ class Codec:
             ) from exc
         if not isinstance(body, (bytes, bytearray, memoryview)):
             raise SerializationError(f"serializer returned {type(body).__name__}, not bytes")
-        if self._key is None:
-            return b"".join((_MAGIC, b"\x00", body))
-        mac = hmac.new(self._key, body, hashlib.sha256).digest()
-        return b"".join((_MAGIC, bytes((_SIGNED,)), mac, body))
+        return b"".join((_HEADER, body))
 
     @property
     def plain_loads(self) -> Any:
-        """The serializer's loads when payloads are unsigned (decode() is then the header
-        check and this), else None: what the engine may call directly on a payload's body."""
-        return self.serializer.loads if self._key is None else None
+        """The serializer's loads: decode() is the header check and this, which the engine
+        may call directly on a payload's body."""
+        return self.serializer.loads
 
     def decode(self, payload: bytes) -> Any:
-        """The value; BadSignature for a forged or unsigned payload when signing is on;
-        SerializationError for bytes that are not a payload at all."""
-        if len(payload) < 3 or payload[:2] != _MAGIC:
+        """The value; SerializationError for bytes that are not a payload at all."""
+        if len(payload) < 3 or payload[:3] != _HEADER:
             raise SerializationError("not a herdcache payload")
-        flags = payload[2]
-        if flags & _SIGNED:
-            mac, body = payload[3 : 3 + _MAC_SIZE], payload[3 + _MAC_SIZE :]
-            if len(mac) != _MAC_SIZE:
-                raise BadSignature("truncated signature")
-            if self._key is not None:
-                expected = hmac.new(self._key, body, hashlib.sha256).digest()
-                if not hmac.compare_digest(mac, expected):
-                    raise BadSignature("signature mismatch")
-        else:
-            if self._key is not None:
-                raise BadSignature("unsigned payload while a signing key is configured")
-            body = payload[3:]
         try:
-            return self.serializer.loads(body)
+            return self.serializer.loads(payload[3:])
         except Exception as exc:  # a serializer may raise anything on garbage input
             raise SerializationError(f"cannot deserialize payload: {exc}") from exc

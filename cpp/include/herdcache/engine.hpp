@@ -84,8 +84,9 @@ class Engine {
   bool should_refresh_early(const Policy& policy, const EntryMeta& meta, Nanos now);
 
   // The shared tier. Without it the engine is memory-only (the embedded default).
+  // A non-empty `signing_key` signs the shared tier's entries (entry.hpp).
   void connect_redis(const RedisUrl& url, RedisOptions options, std::string instance_id,
-                     RedisTier::LogCallback log);
+                     std::string signing_key, RedisTier::LogCallback log);
   RedisTier* redis() noexcept { return redis_.get(); }
 
   // Stores a value read from the shared tier in memory, for what remains of its lifetime

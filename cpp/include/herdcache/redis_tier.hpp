@@ -30,6 +30,7 @@
 #include <string>
 #include <vector>
 
+#include "herdcache/entry.hpp"
 #include "herdcache/inline_function.hpp"
 #include "herdcache/invalidation.hpp"
 #include "herdcache/keys.hpp"
@@ -62,6 +63,7 @@ struct TierResult {
   std::string lease_holder;   // Miss with the lease held elsewhere: the holder's token
   std::int64_t count = 0;
   std::string error;
+  bool forged = false;        // Miss: an entry was there, but its signature did not verify
 
   static TierResult fault(std::string error) {
     TierResult r;
@@ -79,6 +81,7 @@ struct TierStats {
   std::uint64_t journal_overflows = 0;
   std::uint64_t reads_plain = 0;         // answered by one HMGET, checked against known versions
   std::uint64_t reads_scripted = 0;      // answered by the read script
+  std::uint64_t entries_forged = 0;      // entries whose signature did not verify (misses)
   std::uint64_t versions_known = 0;      // dependency versions this instance holds
   std::uint64_t memory_suspensions = 0;   // times the subscriber-loss rule suspended L1
   bool subscriber_connected = false;
@@ -94,8 +97,11 @@ class RedisTier {
   static constexpr std::size_t kJournalMax = 10000;
   static constexpr int kScanCount = 500;  // keys per SCAN step / UNLINK batch
 
+  // A non-empty `signing_key` signs every entry written and refuses every entry read that
+  // it does not verify (entry.hpp).
   RedisTier(std::string ns, std::string instance_id, const RedisUrl& url, RedisOptions options,
-            MemoryTier& memory, std::shared_ptr<const Clock> clock, LogCallback log = {});
+            MemoryTier& memory, std::shared_ptr<const Clock> clock, LogCallback log = {},
+            std::string signing_key = {});
   ~RedisTier();
 
   // What a write that follows a read must prove: its lease, and the versions the read saw.
@@ -154,6 +160,8 @@ class RedisTier {
   struct ReadArgs;
   void read_plain(ReadArgs args, Callback cb);
   void read_scripted(const ReadArgs& args, Callback cb);
+  TierResult entry_hit(std::string_view key, std::vector<Reply>& e, std::size_t v, std::string_view x);
+  TierResult forged(std::string_view key);
   std::vector<std::string> dependencies(std::string_view canonical, const std::vector<std::string>& tags) const;
   std::vector<std::string> bumped_version_keys(const Invalidation& inv) const;
   void journal(const Invalidation& inv);
@@ -182,6 +190,7 @@ class RedisTier {
   std::shared_ptr<const Clock> clock_;
   LogCallback log_;
   std::unique_ptr<Script> read_, write_, bump_, delete_, release_;
+  std::unique_ptr<const EntrySigner> signer_;  // null: entries unsigned
   std::unique_ptr<RedisClient> client_;
   std::unique_ptr<RedisSubscriber> subscriber_;
 
@@ -192,7 +201,7 @@ class RedisTier {
   VersionCache versions_;
 
   std::atomic<std::uint64_t> messages_received_{0}, messages_malformed_{0}, memory_flushes_{0},
-      writes_refused_{0}, journal_overflows_{0}, reads_plain_{0}, reads_scripted_{0};
+      writes_refused_{0}, journal_overflows_{0}, reads_plain_{0}, reads_scripted_{0}, forged_{0};
   std::atomic<bool> subscriber_connected_{false};
   std::atomic<bool> client_connected_{false};
   std::mutex trust_mutex_;

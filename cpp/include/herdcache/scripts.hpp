@@ -83,7 +83,8 @@ return out
 // KEYS[1] entry, KEYS[2] lease, KEYS[3] waiters flag, KEYS[4] namespace generation;
 // ARGV: v, f, s, d, t, mode, lease token ("" = none), expected generation ("" = any),
 // fill channel, condition ("" | "nx": only if absent, or stale by ARGV[11], the caller's
-// wall ms | "eq": only if the stored payload is ARGV[11]), then dependencies from ARGV[12].
+// wall ms | "eq": only if the stored payload's body is ARGV[11]'s: a signed entry's MAC
+// differs with its lifetime), then dependencies from ARGV[12].
 // mode "e": pairs (version key, expected version); "c": version keys only (the entry
 // records their current versions). Refused (0) when the lease is no longer ours or any
 // version or the generation moved since the read: an invalidation happened while the
@@ -91,6 +92,12 @@ return out
 // are told on the fill channel.
 inline constexpr std::string_view kWrite = R"lua(
 local ours = ARGV[7] ~= '' and redis.call('GET', KEYS[2]) == ARGV[7]
+-- A payload's body: past "HC\0", or past "HC\1" and its 32-byte MAC (entry.hpp).
+local function body(p)
+  if not p then return nil end
+  if string.byte(p, 3) == 1 then return string.sub(p, 36) end
+  return string.sub(p, 4)
+end
 local function refuse()
   -- A refused leader gives its lease back and wakes the waiters: one of them loads the
   -- new data now instead of waiting for the lease to expire.
@@ -106,7 +113,7 @@ if ARGV[10] == 'nx' then
   local stale_until = redis.call('HGET', KEYS[1], 's')
   if stale_until and tonumber(stale_until) > tonumber(ARGV[11]) then return 2 end
 end
-if ARGV[10] == 'eq' and redis.call('HGET', KEYS[1], 'v') ~= ARGV[11] then return 2 end
+if ARGV[10] == 'eq' and body(redis.call('HGET', KEYS[1], 'v')) ~= body(ARGV[11]) then return 2 end
 local names, want = {}, {}
 if ARGV[6] == 'e' then
   for j = 12, #ARGV, 2 do names[#names + 1] = ARGV[j]; want[#want + 1] = ARGV[j + 1] end
@@ -127,9 +134,9 @@ redis.call('PEXPIREAT', KEYS[1], ARGV[3])
 if ours then redis.call('DEL', KEYS[2]) end
 if redis.call('DEL', KEYS[3]) == 1 then
   -- Waiters get the entry in the notice itself ("<len>:<bytes>" fields: key, v, f, s, d,
-  -- t), so they need no second read.
+  -- t, x), so they need no second read.
   local msg = {}
-  for _, field in ipairs({KEYS[1], ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5]}) do
+  for _, field in ipairs({KEYS[1], ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5], table.concat(deps)}) do
     msg[#msg + 1] = string.len(field) .. ':' .. field
   end
   redis.call('PUBLISH', ARGV[9], table.concat(msg))

@@ -1,0 +1,63 @@
+#include "herdcache/entry.hpp"
+
+#include <openssl/crypto.h>
+#include <openssl/hmac.h>
+
+#include <fmt/format.h>
+
+#include "herdcache/errors.hpp"
+
+namespace herdcache {
+
+namespace {
+constexpr std::string_view kUnsigned("HC\x00", 3);
+constexpr std::string_view kSigned("HC\x01", 3);
+constexpr std::string_view kDomain = "herdcache entry 1";  // what the MAC is of, versioned
+}  // namespace
+
+EntrySigner::EntrySigner(std::string key) : key_(std::move(key)) {
+  if (key_.size() < kMinKeyBytes) {
+    throw InvalidArgument(fmt::format("signing_key must be at least {} bytes, got {}", kMinKeyBytes, key_.size()));
+  }
+}
+
+void EntrySigner::mac(std::string_view entry_key, std::string_view body, const StoredFields& fields,
+                      unsigned char* out) const {
+  std::string message;
+  message.reserve(kDomain.size() + entry_key.size() + body.size() + fields.t.size() + fields.x.size() + 96);
+  message.append(kDomain);
+  for (std::string_view part : {entry_key, fields.f, fields.s, fields.d, fields.t, fields.x, body}) {
+    fmt::format_to(std::back_inserter(message), "{}:", part.size());
+    message.append(part);
+  }
+  unsigned int length = 0;
+  HMAC(EVP_sha256(), key_.data(), static_cast<int>(key_.size()), reinterpret_cast<const unsigned char*>(message.data()),
+       message.size(), out, &length);
+}
+
+std::string EntrySigner::seal(std::string_view entry_key, std::string_view payload, const StoredFields& fields) const {
+  // The codec's payloads all start "HC\x00"; anything else is signed whole, as a body.
+  const std::string_view body = payload.starts_with(kUnsigned) ? payload.substr(kUnsigned.size()) : payload;
+  std::string out;
+  out.reserve(kSigned.size() + kMacBytes + body.size());
+  out.append(kSigned);
+  out.resize(kSigned.size() + kMacBytes);
+  mac(entry_key, body, fields, reinterpret_cast<unsigned char*>(out.data() + kSigned.size()));
+  out.append(body);
+  return out;
+}
+
+std::optional<std::string> EntrySigner::open(std::string_view entry_key, std::string_view v,
+                                             const StoredFields& fields) const {
+  if (!v.starts_with(kSigned) || v.size() < kSigned.size() + kMacBytes) return std::nullopt;
+  const std::string_view body = v.substr(kSigned.size() + kMacBytes);
+  unsigned char expected[kMacBytes];
+  mac(entry_key, body, fields, expected);
+  if (CRYPTO_memcmp(expected, v.data() + kSigned.size(), kMacBytes) != 0) return std::nullopt;
+  std::string payload;
+  payload.reserve(kUnsigned.size() + body.size());
+  payload.append(kUnsigned).append(body);
+  return payload;
+}
+
+}  // namespace herdcache
