@@ -8,6 +8,12 @@ Redis
   redis_url      redis_server.url ("redis://127.0.0.1:PORT/0").
   redis_factory  call it for a server of your own, e.g. two servers in one test, or one
                  to break without disturbing the others. Stopped at the end of the session.
+Both tiers (the contract suite, see tiers.py)
+  tier           a tiers.Tier, once per tier: "memory" (redis_url=None) and "redis" (the
+                 shared redis_server, marked `redis`). tier.open(**kwargs) is an async
+                 context manager giving a started manager whose memory tier is served;
+                 tier.open_sync(**kwargs) the same through cache.sync; tier.manager(**kwargs)
+                 an unstarted one. A test taking `tier` is one spec run against each.
 PostgreSQL
   postgres_server  a running cluster (one for the session, restarted like redis_server):
                    .dsn(dbname="postgres"), .port, .stop(), .kill(), .start().
@@ -30,6 +36,7 @@ from pathlib import Path
 import pytest
 
 from servers import PostgresServer, RedisServer, find_postgres_bindir, find_redis_server
+from tiers import Tier
 
 REDIS_FIXTURES = {"redis_server", "redis_url", "redis_factory"}
 POSTGRES_FIXTURES = {"postgres_server", "postgres_dsn", "postgres_factory"}
@@ -79,6 +86,15 @@ def redis_server(_shared_redis) -> RedisServer:
 @pytest.fixture
 def redis_url(redis_server) -> str:
     return redis_server.url
+
+
+# --- Both tiers ----------------------------------------------------------------------
+
+@pytest.fixture(params=["memory", pytest.param("redis", marks=pytest.mark.redis)])
+def tier(request) -> Tier:
+    if request.param == "memory":
+        return Tier("memory")
+    return Tier("redis", request.getfixturevalue("redis_url"))
 
 
 # --- PostgreSQL ------------------------------------------------------------------------

@@ -1,16 +1,18 @@
-"""@cache.cached: key binding, the fast path's agreement with the slow path, helpers."""
+"""@cache.cached: key binding, the fast path's agreement with the slow path, helpers; run
+on every tier (the `tier` fixture: memory alone, and memory in front of Redis)."""
 
 import asyncio
 import inspect
 
 import pytest
 
-from herdcache import CacheManager, ManualClock, Policy, UnknownResource
+from herdcache import ManualClock, Policy, UnknownResource
 
 
 @pytest.fixture
-def cache():
-    return CacheManager(namespace="d", policies={"courses": Policy(ttl=60, jitter=0)}, clock=ManualClock())
+async def cache(tier):
+    async with tier.open(namespace="d", policies={"courses": Policy(ttl=60, jitter=0)}, clock=ManualClock()) as c:
+        yield c
 
 
 async def test_calls_that_bind_the_same_share_one_entry(cache):
@@ -202,6 +204,23 @@ def test_sync_functions_get_a_sync_wrapper(cache):
     assert fetch.warm("o1") == ["o1"]
     assert len(calls) == 3
     assert cache.sync.warm("courses", "o2") == ["o2"]
+
+
+def test_warm_reloads_a_fresh_entry_on_every_tier(cache):
+    # Regression: on the Redis tier warm() took the fresh copy in Redis for one another
+    # process had just refreshed, and returned it without running the loader.
+    n = 0
+
+    @cache.cached("courses")
+    def fetch(org_id):
+        nonlocal n
+        n += 1
+        return n
+
+    assert fetch("o1") == 1
+    assert fetch.warm("o1") == 2
+    assert cache.sync.warm("courses", "o1") == 3
+    assert fetch("o1") == 3
 
 
 def test_ttl_override_is_validated(cache):

@@ -50,7 +50,9 @@ async def test_two_managers_share_the_redis_tier(pair):
     assert await b.get_or_load(b.key("c", "o1"), loader) == {"rows": [1, 2], "n": 1}
     assert calls == 1
     stats = b.stats()["resources"]["c"]
-    assert stats["redis"]["redis_hits"] == 1 and stats["loads"] == 0
+    # b took a's value from Redis: by its read, or (a's write being answered in the
+    # background) by the fill notice its read then waited for.
+    assert stats["redis"]["redis_hits"] + stats["lease_waits"] == 1 and stats["loads"] == 0
     # the shared hit filled b's memory tier
     assert b.stats()["memory_entries"] == 1
 

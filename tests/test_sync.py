@@ -1,11 +1,12 @@
-"""cache.sync from threads: blocking API with the same behaviour."""
+"""cache.sync from threads: blocking API with the same behaviour; run on every tier (the
+`tier` fixture: memory alone, and memory in front of Redis)."""
 
 import threading
 import time
 
 import pytest
 
-from herdcache import CacheManager, ManualClock, Policy
+from herdcache import ManualClock, Policy
 
 
 @pytest.fixture
@@ -14,11 +15,9 @@ def clock():
 
 
 @pytest.fixture
-def cache(clock):
-    c = CacheManager(policies={"r": Policy(ttl=10, stale=5, jitter=0)}, clock=clock)
-    yield c
-    if not c.closed:
-        c.sync.close()
+def cache(tier, clock):
+    with tier.open_sync(policies={"r": Policy(ttl=10, stale=5, jitter=0)}, clock=clock) as c:
+        yield c
 
 
 def test_sync_api(cache):

@@ -31,6 +31,7 @@ LEASE_NONE, LEASE_GRANTED, LEASE_HELD = 0, 1, 2
 LEASE_READS = 6  # reads of one key a follower makes at most before loading it itself
 HIT, MISS, DONE, REFUSED, FAULT, CONFLICT = 0, 1, 2, 3, 4, 5  # shared-tier result statuses (TierResult)
 UNFENCED = 2**64 - 1  # a store that no load precedes (WriteFence::kUnfenced)
+WARM_REPLACES_ANY = 2**63 - 1  # wall ns no stored copy is fresh beyond
 ANSWER_WAIT_S = 30.0  # backstop for a background wait on one tier answer
 NO_ANSWER = (FAULT, None, 0, 0, 0.0, [], [], 0, "no answer from redis", 0, "", "")
 Loader = Callable[[], Any]
@@ -232,7 +233,9 @@ async def load(m: CacheManager, mode: Any, key: Key, loader: Loader, tags: list[
     if not leader:
         return await mode.wait(flight)
     started = m._engine.now()
-    replace_before = m._engine.wall_ns() + 1 if refresh else None
+    # warm(): replace whatever is cached, however fresh (a stale-while-revalidate refresh
+    # passes how fresh its own copy was instead: see refresh()).
+    replace_before = WARM_REPLACES_ANY if refresh else None
     lead = _lead(m, mode, key, loader, tags, ttl, flight, flight_id, replace_before)
     if mode.blocking:
         value = await lead
