@@ -19,6 +19,7 @@ void register_keys(py::module_& m);
 void register_engine(py::module_& m);
 void register_callsite(py::module_& m);
 void register_redis(py::module_& m);  // after register_engine: adds Engine methods
+void register_protocol(py::module_& m);
 void register_get(py::module_& m);    // after register_redis: uses its SlowRead
 void register_postgres(py::module_& m);
 

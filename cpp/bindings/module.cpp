@@ -11,6 +11,7 @@ PYBIND11_MODULE(_native, m) {
   register_engine(m);
   register_callsite(m);
   register_redis(m);
+  register_protocol(m);
   register_get(m);
   register_postgres(m);
 }

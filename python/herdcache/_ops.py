@@ -13,13 +13,12 @@ import asyncio
 import functools
 import inspect
 import logging
-import time
 from asyncio import get_running_loop
 from typing import TYPE_CHECKING, Any, Callable
 
 from ._eager import eager_task
 from ._flight import Flight
-from ._native import Key, SerializationError, SlowRead
+from ._native import Key, LeaseProtocol, SerializationError, SlowRead
 
 if TYPE_CHECKING:
     from .manager import CacheManager
@@ -28,8 +27,11 @@ log = logging.getLogger("herdcache")
 
 FRESH, STALE, EARLY = 1, 2, 3  # engine.get states (EARLY: fresh, picked for an XFetch refresh)
 LEASE_NONE, LEASE_GRANTED, LEASE_HELD = 0, 1, 2
-LEASE_READS = 6  # reads of one key a follower makes at most before loading it itself
 HIT, MISS, DONE, REFUSED, FAULT, CONFLICT = 0, 1, 2, 3, 4, 5  # shared-tier result statuses (TierResult)
+# What a flight leader does next (LeaseProtocol's steps).
+SERVE, SERVE_AND_REFRESH = LeaseProtocol.SERVE, LeaseProtocol.SERVE_AND_REFRESH
+LOAD_LEASED, LOAD_UNLEASED = LeaseProtocol.LOAD_LEASED, LeaseProtocol.LOAD_UNLEASED
+WATCH, WAIT_FILL, READ_AGAIN = LeaseProtocol.WATCH, LeaseProtocol.WAIT_FILL, LeaseProtocol.READ
 UNFENCED = 2**64 - 1  # a store that no load precedes (WriteFence::kUnfenced)
 WARM_REPLACES_ANY = 2**63 - 1  # wall ns no stored copy is fresh beyond
 ANSWER_WAIT_S = 30.0  # backstop for a background wait on one tier answer
@@ -322,64 +324,53 @@ async def _run_loader(m: CacheManager, mode: Any, key: Key, loader: Loader) -> A
 
 async def _coordinate(m: CacheManager, mode: Any, key: Key, tags: list[str], replace_before: int | None,
                       since: int) -> tuple:
-    """Asks Redis for the key with a lease. Returns ((value, stale), None) when Redis has a
-    value to serve, or (None, guard) when this process must load: guard is the
-    (lease token, generation, versions) its write must prove, or None without a lease
-    (Redis unreachable, or waiting for another process ran out)."""
+    """Asks Redis for the key with a lease, and follows the engine's lease protocol
+    (LeaseProtocol: what to do after each reply, and every count) to the end. Returns
+    ((value, stale), guard) when Redis has a value to serve (guard: the lease to refresh
+    it under, or None), or (None, guard) when this process must load: guard is the
+    (lease token, generation, versions) its write must prove (token "" without a lease),
+    or None when Redis could not be asked."""
     engine = m._engine
     token = m._lease_token()
+    refreshing = replace_before is not None
+    protocol = LeaseProtocol(engine, key, refreshing, m.lock_timeout)
+    read = (m, "l2_read", key, tags, token, m.lock_timeout, engine.wall_ns() if replace_before is None else replace_before)
+    result = await mode.l2(*read)
     waiter = None
-    filled = None
-    awaited, deadline = None, 0.0  # the lease holder waited for, and until when (time.monotonic())
-    for _attempt in range(LEASE_READS):
-        before = engine.wall_ns() if replace_before is None else replace_before
-        # A fill notice that carried the entry is as good as a read that found it.
-        result = filled if filled is not None and filled[0] == HIT else await mode.l2(
-            m, "l2_read", key, tags, token, m.lock_timeout, before)
-        filled = None
+    while True:
         status, payload, fresh_until, stale_until, load_s, stored_tags, versions, _, error, lease, generation, holder = result
-        guard = (token if lease == LEASE_GRANTED else "", generation, versions)
-        if status == FAULT:
-            m._shared_fault(key, error)
-            if replace_before is None:
-                engine.count_miss(key.resource)
-            return None, None
+        value = _UNUSABLE
         if status == HIT:
             value = _decode(m, key, payload)
-            if value is not _UNUSABLE:
-                refreshing = replace_before is not None
-                stale = engine.fill(key, value, len(payload), stored_tags, fresh_until, stale_until, load_s,
-                                    not refreshing, since)
-                if lease == LEASE_GRANTED and refreshing:
-                    return None, guard  # ours to refresh
-                # A stale value with the lease granted: serve it, refresh it under the lease.
-                return (value, stale), (guard if lease == LEASE_GRANTED else None)
-            return None, None  # unusable payload: load and overwrite it, unguarded
-        if lease != LEASE_HELD:
-            if replace_before is None:
-                engine.count_miss(key.resource)
-            return None, guard
-        # Another process is loading it: wait for its "filled" notice, then read again.
-        # The waiter is registered before a second read, so a fill landing between the
-        # first read and the wait is not missed. One holder's lease is waited for
-        # lock_timeout in all; then one more read takes it over if it expired (its
-        # holder died), else this process loads anyway. A new holder is waited for anew.
-        if holder != awaited:
-            awaited = holder
-            engine.count(key.resource, "lease_waits")
-            deadline = time.monotonic() + m.lock_timeout
-        remaining = deadline - time.monotonic()
-        if remaining <= 0:
-            break
-        if waiter is None:
-            waiter = mode.fill_waiter(m, key, remaining)
+        elif status == FAULT:
+            m._shared_fault(key, error)
+        step = protocol.on_reply(status, lease, holder, value is not _UNUSABLE)
+        if step == READ_AGAIN or step == WATCH:
+            if step == WATCH:  # registered before the read, so a fill in between is not missed
+                waiter = mode.fill_waiter(m, key, protocol.wait_seconds)
+            result = await mode.l2(*read)
             continue
-        filled = await mode.wait_filled(m, waiter, remaining)
-        waiter = None
-    engine.count(key.resource, "lease_timeouts")
-    if replace_before is None:
-        engine.count_miss(key.resource)
-    return None, None  # waited long enough: load it ourselves
+        if step == WAIT_FILL:
+            filled = await mode.wait_filled(m, waiter, protocol.wait_seconds)
+            waiter = None
+            if filled is not None and filled[0] == HIT:
+                result = filled  # the notice carried the entry: as good as a read
+                continue
+            if protocol.fill_waited() == READ_AGAIN:
+                result = await mode.l2(*read)
+                continue
+            step = LOAD_UNLEASED
+        guard = (token if lease == LEASE_GRANTED else "", generation, versions) if status in (HIT, MISS) else None
+        if step == LOAD_UNLEASED:
+            return None, (guard if status == MISS else None)
+        if status == HIT:  # served, or (a refresh) ours to refresh: memory keeps it either way
+            stale = engine.fill(key, value, len(payload), stored_tags, fresh_until, stale_until, load_s,
+                                not refreshing, since)
+            if step == SERVE:
+                return (value, stale), None
+            if step == SERVE_AND_REFRESH:
+                return (value, stale), guard
+        return None, guard  # LOAD_LEASED
 
 
 def _refresh_under(m: CacheManager, mode: Any, key: Key, loader: Loader, tags, ttl, guard: tuple, since: int) -> None:
