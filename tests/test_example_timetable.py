@@ -143,3 +143,11 @@ def test_the_demo_runs(argv):
     done = subprocess.run([sys.executable, *argv, "--demo"], cwd=ROOT, capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stdout + done.stderr
     assert "database queries: 1" in done.stdout
+
+
+def test_the_quickstart_runs():
+    # Users run it first: a change that breaks its output (a stats field, say) fails here.
+    done = subprocess.run([sys.executable, "examples/quickstart.py"], cwd=ROOT, capture_output=True, text=True,
+                          timeout=60)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "load latency (ms): {'p50':" in done.stdout
