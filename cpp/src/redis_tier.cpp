@@ -1,7 +1,6 @@
 #include "herdcache/redis_tier.hpp"
 
 #include <algorithm>
-#include <charconv>
 
 #include <fmt/format.h>
 
@@ -10,35 +9,6 @@
 namespace herdcache {
 
 namespace {
-constexpr Nanos kNanosPerMs = 1'000'000;
-
-std::int64_t parse_int(const std::string& text) {
-  std::int64_t value = 0;
-  std::from_chars(text.data(), text.data() + text.size(), value);
-  return value;
-}
-
-std::vector<std::string> split_lines(const std::string& text) {
-  std::vector<std::string> out;
-  std::size_t start = 0;
-  while (start < text.size()) {
-    std::size_t end = text.find('\n', start);
-    if (end == std::string::npos) end = text.size();
-    out.emplace_back(text.substr(start, end - start));
-    start = end + 1;
-  }
-  return out;
-}
-
-std::string join_lines(const std::vector<std::string>& parts) {
-  std::string out;
-  for (std::size_t i = 0; i < parts.size(); ++i) {
-    if (i) out.push_back('\n');
-    out += parts[i];
-  }
-  return out;
-}
-
 std::string glob_escape(std::string_view text) {
   std::string out;
   for (char c : text) {
@@ -85,7 +55,7 @@ RedisTier::RedisTier(std::string ns, std::string instance_id, const RedisUrl& ur
       bump_(new Script{scripts::kBump, {}, {}}),
       delete_(new Script{scripts::kDelete, {}, {}}),
       release_(new Script{scripts::kRelease, {}, {}}),
-      signer_(signing_key.empty() ? nullptr : new EntrySigner(std::move(signing_key))) {
+      codec_(std::move(signing_key)) {
   client_ = std::make_unique<RedisClient>(
       url, options, [this](const ConnectionEvent& e) { on_client_event(e); }, clock_);
   subscriber_ = std::make_unique<RedisSubscriber>(
@@ -158,44 +128,17 @@ struct RedisTier::ReadArgs {
   Nanos lease_ns, refresh_before_wall, now_wall;
 };
 
-namespace {
-TierResult hit_from(std::vector<Reply>& e, std::size_t v) {  // e[v..v+3]: v f s d, e[v+4]: t
-  TierResult out;
-  out.status = TierResult::Status::Hit;
-  out.payload = std::move(e[v].str());
-  out.fresh_until_wall = parse_int(e[v + 1].str()) * kNanosPerMs;
-  out.stale_until_wall = parse_int(e[v + 2].str()) * kNanosPerMs;
-  out.load_ns = parse_int(e[v + 3].str()) * kNanosPerMs;
-  out.tags = split_lines(e[v + 4].str());
-  return out;
-}
-
-TierResult plain_miss() {
-  TierResult out;
-  out.status = TierResult::Status::Miss;
-  return out;
-}
-}  // namespace
-
-// A hit as the rest of the engine sees it: with a signing key, the entry's MAC verified
-// (entry.hpp) and v opened to the codec's payload; a forged entry is a Miss marked forged.
-// e[v..v+4] are the stored v f s d t, `x` the stored dependency record.
+// An entry read from Redis (e[v..v+4] the stored v f s d t, `x` the stored record) as
+// the rest of the engine sees it: a forged one is a Miss marked forged, counted and logged.
 TierResult RedisTier::entry_hit(std::string_view key, std::vector<Reply>& e, std::size_t v, std::string_view x) {
-  if (signer_) {
-    auto opened = signer_->open(key, e[v].str(),
-                                {e[v + 1].str(), e[v + 2].str(), e[v + 3].str(), e[v + 4].str(), x});
-    if (!opened) return forged(key);
-    e[v].str() = std::move(*opened);
-  }
-  return hit_from(e, v);
+  TierResult out = codec_.hit(key, e, v, x);
+  if (out.forged) note_forged(key);
+  return out;
 }
 
-TierResult RedisTier::forged(std::string_view key) {
+void RedisTier::note_forged(std::string_view key) {
   forged_.fetch_add(1, std::memory_order_relaxed);
   if (log_) log_(30, fmt::format("ignoring {} in redis: its signature does not verify", key));
-  TierResult out = plain_miss();
-  out.forged = true;
-  return out;
 }
 
 void RedisTier::read(const Key& key, const std::vector<std::string>& tags, const std::string& lease_token,
@@ -224,7 +167,7 @@ void RedisTier::read_plain(ReadArgs args, Callback cb) {
     if (e[0].is_nil() || parse_int(e[2].str()) * kNanosPerMs <= args.now_wall) {
       if (wants_lease) return read_scripted(args, std::move(cb));
       reads_plain_.fetch_add(1, std::memory_order_relaxed);
-      return cb(plain_miss());
+      return cb(TierResult::miss());
     }
     // Due for a refresh: only the script can grant the lease for it.
     if (wants_lease && parse_int(e[1].str()) * kNanosPerMs <= args.refresh_before_wall) {
@@ -292,7 +235,7 @@ void RedisTier::write(const Key& key, std::string payload, Nanos fresh_until_wal
                       const WriteGuard& guard, Callback cb) {
   auto deps = dependencies(key.canonical(), tags);
   const bool checked = guard.versions.size() == deps.size() && !deps.empty();
-  if (signer_ && !checked && !deps.empty()) {
+  if (codec_.signs() && !checked && !deps.empty()) {
     // A signed entry's MAC covers its dependency record, so the versions it records must
     // be known before it is written: read them, then write checked against them.
     std::vector<std::string_view> mget{"MGET"};
@@ -327,7 +270,7 @@ void RedisTier::write(const Key& key, std::string payload, Nanos fresh_until_wal
     args.push_back(std::move(deps[i]));
     if (checked) args.push_back(guard.versions[i]);
   }
-  args[0] = signer_ ? signer_->seal(key.str, payload, {args[1], args[2], args[3], args[4], record}) : std::move(payload);
+  args[0] = codec_.seal(key.str, std::move(payload), {args[1], args[2], args[3], args[4], record});
   eval(*write_, {key.str, lease_key(key.str), waiters_key(key.str), generation_key_}, std::move(args),
        [this, cb = std::move(cb)](RedisResult result) {
          if (!result.ok() || !result.reply().is_integer()) {
@@ -516,37 +459,20 @@ void RedisTier::replay_journal() {
 
 void RedisTier::on_message(const std::string& channel, const std::string& payload) {
   if (channel == fill_channel_) {
-    // "<len>:<bytes>" fields: the key, then (after a write) the entry: v, f, s, d, t, x.
-    auto fields = decode_fields(payload);
-    if (!fields || (fields->size() != 1 && fields->size() != 7)) {
+    auto notice = codec_.fill_notice(payload);
+    if (!notice) {
       messages_malformed_.fetch_add(1, std::memory_order_relaxed);
       return;
     }
-    TierResult filled;
-    filled.status = TierResult::Status::Done;
-    if (fields->size() == 7) {
-      auto& f = *fields;
-      std::optional<std::string> opened;
-      if (signer_) opened = signer_->open(f[0], f[1], {f[2], f[3], f[4], f[5], f[6]});
-      if (!signer_ || opened) {  // a forged notice wakes its waiters to read for themselves
-        filled.status = TierResult::Status::Hit;
-        filled.payload = opened ? std::move(*opened) : std::move(f[1]);
-        filled.fresh_until_wall = parse_int(f[2]) * kNanosPerMs;
-        filled.stale_until_wall = parse_int(f[3]) * kNanosPerMs;
-        filled.load_ns = parse_int(f[4]) * kNanosPerMs;
-        filled.tags = split_lines(f[5]);
-      } else {
-        forged(f[0]);
-      }
-    }
+    if (notice->forged) note_forged(notice->key);
     std::vector<Callback> woken;
     {
       std::lock_guard lock(waiters_mutex_);
-      auto [first, last] = fill_waiters_.equal_range(fields->front());
+      auto [first, last] = fill_waiters_.equal_range(notice->key);
       for (auto it = first; it != last; ++it) woken.push_back(std::move(it->second.cb));
       fill_waiters_.erase(first, last);
     }
-    for (auto& waiter : woken) waiter(filled);
+    for (auto& waiter : woken) waiter(notice->filled);
     return;
   }
   auto inv = decode_invalidation(payload);

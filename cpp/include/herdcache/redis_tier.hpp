@@ -30,47 +30,16 @@
 #include <string>
 #include <vector>
 
-#include "herdcache/entry.hpp"
-#include "herdcache/inline_function.hpp"
+#include "herdcache/entry_codec.hpp"
 #include "herdcache/invalidation.hpp"
 #include "herdcache/keys.hpp"
 #include "herdcache/memory.hpp"
 #include "herdcache/redis.hpp"
 #include "herdcache/redis_subscriber.hpp"
+#include "herdcache/tier_result.hpp"
 #include "herdcache/version_cache.hpp"
 
 namespace herdcache {
-
-struct TierResult {
-  enum class Status : std::uint8_t {
-    Hit,      // payload + lifetimes
-    Miss,     // generation + versions: the key's guard, for a later write
-    Done,     // count: what the operation reports (1 written, n removed, ...)
-    Refused,  // a write whose dependencies moved while it loaded: not stored
-    Fault,    // Redis unavailable / timed out / error reply: error says which
-    Conflict, // a conditional write whose condition did not hold: not stored
-  };  // the values are part of the bindings' contract with Python (herdcache._ops)
-  Status status = Status::Fault;
-  std::string payload;
-  Nanos fresh_until_wall = 0;
-  Nanos stale_until_wall = 0;
-  Nanos load_ns = 0;
-  std::vector<std::string> tags;
-  std::vector<std::string> versions;  // with `generation`: the guard of the write that follows
-  enum class Lease : std::uint8_t { None = 0, Granted = 1, HeldElsewhere = 2 };
-  Lease lease = Lease::None;  // Hit (stale: refresh it) or Miss: load it / wait for it
-  std::string generation;     // Miss, or Hit with the lease granted: the namespace generation
-  std::string lease_holder;   // Miss with the lease held elsewhere: the holder's token
-  std::int64_t count = 0;
-  std::string error;
-  bool forged = false;        // Miss: an entry was there, but its signature did not verify
-
-  static TierResult fault(std::string error) {
-    TierResult r;
-    r.error = std::move(error);
-    return r;
-  }
-};
 
 struct TierStats {
   std::uint64_t messages_received = 0;   // invalidations from other instances applied
@@ -90,9 +59,8 @@ struct TierStats {
 
 class RedisTier {
  public:
-  // Kept inline up to kCallbackBytes (inline_function.hpp): the bindings' callbacks fit.
-  static constexpr std::size_t kCallbackBytes = 48;
-  using Callback = InlineFunction<void(TierResult), kCallbackBytes>;
+  static constexpr std::size_t kCallbackBytes = kTierCallbackBytes;
+  using Callback = TierCallback;
   using LogCallback = std::function<void(int level, const std::string& message)>;  // I/O thread
   static constexpr std::size_t kJournalMax = 10000;
   static constexpr int kScanCount = 500;  // keys per SCAN step / UNLINK batch
@@ -161,7 +129,7 @@ class RedisTier {
   void read_plain(ReadArgs args, Callback cb);
   void read_scripted(const ReadArgs& args, Callback cb);
   TierResult entry_hit(std::string_view key, std::vector<Reply>& e, std::size_t v, std::string_view x);
-  TierResult forged(std::string_view key);
+  void note_forged(std::string_view key);
   std::vector<std::string> dependencies(std::string_view canonical, const std::vector<std::string>& tags) const;
   std::vector<std::string> bumped_version_keys(const Invalidation& inv) const;
   void journal(const Invalidation& inv);
@@ -190,7 +158,7 @@ class RedisTier {
   std::shared_ptr<const Clock> clock_;
   LogCallback log_;
   std::unique_ptr<Script> read_, write_, bump_, delete_, release_;
-  std::unique_ptr<const EntrySigner> signer_;  // null: entries unsigned
+  EntryCodec codec_;  // seals what is written, opens what is read
   std::unique_ptr<RedisClient> client_;
   std::unique_ptr<RedisSubscriber> subscriber_;
 
