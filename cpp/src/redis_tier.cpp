@@ -289,21 +289,7 @@ void RedisTier::write(const Key& key, std::string payload, Nanos fresh_until_wal
 }
 
 void RedisTier::wait_fill(const Key& key, Nanos timeout_ns, Callback cb) {
-  Nanos now = clock_->monotonic_ns();
-  std::vector<Callback> expired;
-  {
-    std::lock_guard lock(waiters_mutex_);
-    for (auto it = fill_waiters_.begin(); it != fill_waiters_.end();) {
-      if (it->second.deadline <= now) {
-        expired.push_back(std::move(it->second.cb));
-        it = fill_waiters_.erase(it);
-      } else {
-        ++it;
-      }
-    }
-    fill_waiters_.emplace(key.str, FillWaiter{now + timeout_ns, std::move(cb)});
-  }
-  for (auto& waiter : expired) waiter(TierResult::fault("timed out waiting for the lease holder"));
+  fill_waiters_.add(key.str, clock_->monotonic_ns(), timeout_ns, std::move(cb));
 }
 
 void RedisTier::release(const Key& key, const std::string& lease_token, Callback cb) {
@@ -465,14 +451,7 @@ void RedisTier::on_message(const std::string& channel, const std::string& payloa
       return;
     }
     if (notice->forged) note_forged(notice->key);
-    std::vector<Callback> woken;
-    {
-      std::lock_guard lock(waiters_mutex_);
-      auto [first, last] = fill_waiters_.equal_range(notice->key);
-      for (auto it = first; it != last; ++it) woken.push_back(std::move(it->second.cb));
-      fill_waiters_.erase(first, last);
-    }
-    for (auto& waiter : woken) waiter(notice->filled);
+    fill_waiters_.wake(notice->key, notice->filled);
     return;
   }
   auto inv = decode_invalidation(payload);

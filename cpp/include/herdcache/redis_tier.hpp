@@ -26,11 +26,11 @@
 #include <functional>
 #include <memory>
 #include <mutex>
-#include <unordered_map>
 #include <string>
 #include <vector>
 
 #include "herdcache/entry_codec.hpp"
+#include "herdcache/fill_waiters.hpp"
 #include "herdcache/invalidation.hpp"
 #include "herdcache/keys.hpp"
 #include "herdcache/memory.hpp"
@@ -96,8 +96,10 @@ class RedisTier {
   void write(const Key& key, std::string payload, Nanos fresh_until_wall, Nanos stale_until_wall,
              Nanos load_ns, const std::vector<std::string>& tags, const WriteGuard& guard,
              Callback cb);
-  // Done when another process fills `key` (its lease holder wrote it). Waiters whose
-  // deadline passed are dropped without a call: the caller stops waiting on its own.
+  // Done (or a Hit carrying the entry) when another process fills `key`: its lease
+  // holder wrote it or released it. A waiter whose deadline passed is called once with a
+  // Fault when a later waiter is added (fill_waiters.hpp); the caller stops waiting on its
+  // own at the deadline either way.
   void wait_fill(const Key& key, Nanos timeout_ns, Callback cb);
   // Gives a lease back (a failed load) and wakes whoever waits for the key.
   void release(const Key& key, const std::string& lease_token, Callback cb);
@@ -138,12 +140,7 @@ class RedisTier {
   std::string lease_key(std::string_view key) const { return std::string(ns_).append("#l:").append(key); }
   std::string waiters_key(std::string_view key) const { return std::string(ns_).append("#w:").append(key); }
 
-  struct FillWaiter {
-    Nanos deadline;
-    Callback cb;
-  };
-  std::mutex waiters_mutex_;
-  std::unordered_multimap<std::string, FillWaiter> fill_waiters_;
+  FillWaiters fill_waiters_;
   void on_subscriber_event(const ConnectionEvent& event);
   void on_client_event(const ConnectionEvent& event);
   void on_connected();
