@@ -310,7 +310,7 @@ void RedisTier::invalidate(const Invalidation& inv, Callback cb) {
   auto finish = [&] {
     return [this, inv, cb = std::move(cb)](RedisResult result) mutable {
     if (!result.ok() || !result.reply().is_integer()) {
-      journal(inv);
+      journal_.record(inv);
       cb(TierResult::fault(describe(result)));
       return;
     }
@@ -355,7 +355,7 @@ void RedisTier::scan_unlink(std::string match, std::string cursor, std::int64_t 
       {"SCAN", cursor, "MATCH", match, "COUNT", std::to_string(kScanCount)},
       [this, match, removed, inv = std::move(inv), cb = std::move(cb)](RedisResult result) mutable {
         if (!result.ok() || !result.reply().is_array() || result.reply().elements().size() != 2) {
-          journal(inv);
+          journal_.record(inv);
           cb(TierResult::fault(describe(result)));
           return;
         }
@@ -412,31 +412,8 @@ std::vector<std::string> RedisTier::bumped_version_keys(const Invalidation& inv)
   return keys;
 }
 
-void RedisTier::journal(const Invalidation& inv) {
-  std::lock_guard lock(journal_mutex_);
-  if (journal_overflowed_) return;
-  if (journal_.size() >= kJournalMax) {
-    journal_.clear();
-    journal_overflowed_ = true;
-    journal_overflows_.fetch_add(1, std::memory_order_relaxed);
-    return;
-  }
-  journal_.push_back(inv);
-}
-
 void RedisTier::replay_journal() {
-  std::deque<Invalidation> pending;
-  bool overflowed;
-  {
-    std::lock_guard lock(journal_mutex_);
-    pending.swap(journal_);
-    overflowed = journal_overflowed_;
-    journal_overflowed_ = false;
-  }
-  if (overflowed) {
-    pending.clear();
-    pending.push_back(Invalidation::clear(instance_id_));
-  }
+  std::deque<Invalidation> pending = journal_.take(instance_id_);
   if (!pending.empty() && log_) {
     log_(30, fmt::format("replaying {} invalidation(s) made while Redis was unreachable", pending.size()));
   }
@@ -540,7 +517,7 @@ TierStats RedisTier::stats() const {
   s.messages_malformed = messages_malformed_.load();
   s.memory_flushes = memory_flushes_.load();
   s.writes_refused = writes_refused_.load();
-  s.journal_overflows = journal_overflows_.load();
+  s.journal_overflows = journal_.overflows();
   s.reads_plain = reads_plain_.load();
   s.reads_scripted = reads_scripted_.load();
   s.entries_forged = forged_.load();
@@ -548,8 +525,7 @@ TierStats RedisTier::stats() const {
   s.subscriber_connected = subscriber_connected_.load();
   s.memory_suspended = memory_.suspended();
   s.memory_suspensions = memory_suspensions_.load();
-  std::lock_guard lock(journal_mutex_);
-  s.journal_pending = journal_.size();
+  s.journal_pending = journal_.pending();
   return s;
 }
 

@@ -22,7 +22,6 @@
 // replayed on reconnect. If the journal overflows, the replay is a whole-namespace clear.
 #pragma once
 #include <atomic>
-#include <deque>
 #include <functional>
 #include <memory>
 #include <mutex>
@@ -32,6 +31,7 @@
 #include "herdcache/entry_codec.hpp"
 #include "herdcache/fill_waiters.hpp"
 #include "herdcache/invalidation.hpp"
+#include "herdcache/journal.hpp"
 #include "herdcache/keys.hpp"
 #include "herdcache/memory.hpp"
 #include "herdcache/redis.hpp"
@@ -62,7 +62,7 @@ class RedisTier {
   static constexpr std::size_t kCallbackBytes = kTierCallbackBytes;
   using Callback = TierCallback;
   using LogCallback = std::function<void(int level, const std::string& message)>;  // I/O thread
-  static constexpr std::size_t kJournalMax = 10000;
+  static constexpr std::size_t kJournalMax = InvalidationJournal::kDefaultCapacity;
   static constexpr int kScanCount = 500;  // keys per SCAN step / UNLINK batch
 
   // A non-empty `signing_key` signs every entry written and refuses every entry read that
@@ -134,7 +134,6 @@ class RedisTier {
   void note_forged(std::string_view key);
   std::vector<std::string> dependencies(std::string_view canonical, const std::vector<std::string>& tags) const;
   std::vector<std::string> bumped_version_keys(const Invalidation& inv) const;
-  void journal(const Invalidation& inv);
   void replay_journal();
   void on_message(const std::string& channel, const std::string& payload);
   std::string lease_key(std::string_view key) const { return std::string(ns_).append("#l:").append(key); }
@@ -159,14 +158,12 @@ class RedisTier {
   std::unique_ptr<RedisClient> client_;
   std::unique_ptr<RedisSubscriber> subscriber_;
 
-  mutable std::mutex journal_mutex_;
-  std::deque<Invalidation> journal_;
-  bool journal_overflowed_ = false;
+  InvalidationJournal journal_;
 
   VersionCache versions_;
 
   std::atomic<std::uint64_t> messages_received_{0}, messages_malformed_{0}, memory_flushes_{0},
-      writes_refused_{0}, journal_overflows_{0}, reads_plain_{0}, reads_scripted_{0}, forged_{0};
+      writes_refused_{0}, reads_plain_{0}, reads_scripted_{0}, forged_{0};
   std::atomic<bool> subscriber_connected_{false};
   std::atomic<bool> client_connected_{false};
   std::mutex trust_mutex_;
