@@ -1,3 +1,6 @@
+// The shared tier's protocol (redis_tier.hpp has the design): reads, writes, leases and
+// invalidations as commands and scripts, their replies as TierResults, and the
+// connection events that decide whether the memory tier is trusted.
 #include "herdcache/redis_tier.hpp"
 
 #include <algorithm>

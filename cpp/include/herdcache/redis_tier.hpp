@@ -20,6 +20,12 @@
 //
 // Invalidations made while Redis is unreachable are kept in a bounded journal and
 // replayed on reconnect. If the journal overflows, the replay is a whole-namespace clear.
+//
+// This class is the protocol: which command or script each operation sends, what its
+// reply means, and when the memory tier is trusted. The pieces it composes have no I/O
+// and are their own files: the entry codec (entry_codec.hpp: stored fields, replies and
+// fill notices to TierResults, signing included), the fill waiters (fill_waiters.hpp)
+// and the invalidation journal (journal.hpp).
 #pragma once
 #include <atomic>
 #include <functional>
