@@ -18,8 +18,9 @@ void register_policy(py::module_& m);
 void register_keys(py::module_& m);
 void register_engine(py::module_& m);
 void register_callsite(py::module_& m);
-void register_redis(py::module_& m);  // after register_engine: adds Engine methods
-void register_get(py::module_& m);    // after register_redis: uses its SlowRead
+void register_bridge(py::module_& m);  // Bridge, SlowRead, FillWaiter (bridge.hpp)
+void register_redis(py::module_& m);   // after register_engine: adds Engine methods
+void register_get(py::module_& m);     // after register_bridge: uses its SlowRead
 void register_postgres(py::module_& m);
 
 struct EngineHandle;

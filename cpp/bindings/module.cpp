@@ -10,6 +10,7 @@ PYBIND11_MODULE(_native, m) {
   register_keys(m);
   register_engine(m);
   register_callsite(m);
+  register_bridge(m);
   register_redis(m);
   register_get(m);
   register_postgres(m);
