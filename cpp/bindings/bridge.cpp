@@ -123,10 +123,10 @@ py::object Bridge::finish_fetch(const Fetch& fetch, TierResult& r) {
     fetch.res->counters.add(Counter::Misses);
     return py::none();
   }
-  if (r.status == Status::Hit && e.plain_loads && r.payload.size() >= 3 &&
-      std::string_view(r.payload).substr(0, 3) == std::string_view("HC\0", 3)) {
+  constexpr std::size_t header = kPayloadHeader.size();
+  if (r.status == Status::Hit && e.plain_loads && std::string_view(r.payload).starts_with(kPayloadHeader)) {
     auto body = py::reinterpret_steal<py::object>(
-        PyBytes_FromStringAndSize(r.payload.data() + 3, static_cast<Py_ssize_t>(r.payload.size() - 3)));
+        PyBytes_FromStringAndSize(r.payload.data() + header, static_cast<Py_ssize_t>(r.payload.size() - header)));
     if (!body) throw py::error_already_set();
     auto value = py::reinterpret_steal<py::object>(PyObject_CallOneArg(e.plain_loads.ptr(), body.ptr()));
     if (value) {

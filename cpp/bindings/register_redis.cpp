@@ -85,7 +85,7 @@ void register_redis(py::module_& m) {
              }
              py::list out;
              for (auto& [level, line] : lines) out.append(py::make_tuple(level, line));
-             if (dropped) out.append(py::make_tuple(30, fmt::format("{} log line(s) dropped", dropped)));
+             if (dropped) out.append(py::make_tuple(kLogWarning, fmt::format("{} log line(s) dropped", dropped)));
              return out;
            })
       .def("l2_read",

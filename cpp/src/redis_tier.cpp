@@ -21,6 +21,9 @@ std::string glob_escape(std::string_view text) {
   return out;
 }
 
+// A lease state as the read script spells it (the same numbers: codes.hpp).
+constexpr std::int64_t code(LeaseState lease) { return static_cast<std::int64_t>(lease); }
+
 std::string describe(const RedisResult& result) {
   if (!result.ok()) return fmt::format("{}: {}", to_string(result.error_kind()), result.error_message());
   return result.reply().is_error() ? result.reply().str() : result.reply().debug_string();
@@ -141,7 +144,7 @@ TierResult RedisTier::entry_hit(std::string_view key, std::vector<Reply>& e, std
 
 void RedisTier::note_forged(std::string_view key) {
   forged_.fetch_add(1, std::memory_order_relaxed);
-  if (log_) log_(30, fmt::format("ignoring {} in redis: its signature does not verify", key));
+  if (log_) log_(kLogWarning, fmt::format("ignoring {} in redis: its signature does not verify", key));
 }
 
 void RedisTier::read(const Key& key, const std::vector<std::string>& tags, const std::string& lease_token,
@@ -213,13 +216,14 @@ void RedisTier::read_scripted(const ReadArgs& a, Callback cb) {
          };
          if (e[0].as_int() == 1 && (e.size() == 8 || e.size() == 9 + deps.size())) {
            out = entry_hit(key, e, 1, e[7].str());  // a forged one: a Miss, its lease kept
-           out.lease = e[6].as_int() == 1 ? TierResult::Lease::Granted : TierResult::Lease::None;
+           out.lease = e[6].as_int() == code(LeaseState::Granted) ? LeaseState::Granted : LeaseState::None;
            if (!out.forged) versions_.learn(e[7].str(), epoch);
            if (e.size() > 8) take_guard(8);  // the lease to refresh it: its write's guard
          } else if (e[0].as_int() == 0 && e.size() >= 2 &&
-                    e.size() == 3 + deps.size() + (e[1].as_int() == 2 ? 1 : 0)) {
+                    e.size() == 3 + deps.size() + (e[1].as_int() == code(LeaseState::HeldElsewhere) ? 1 : 0)) {
            out.status = TierResult::Status::Miss;
-           out.lease = static_cast<TierResult::Lease>(std::clamp<std::int64_t>(e[1].as_int(), 0, 2));
+           out.lease = static_cast<LeaseState>(
+               std::clamp(e[1].as_int(), code(LeaseState::None), code(LeaseState::HeldElsewhere)));
            if (out.lease == TierResult::Lease::HeldElsewhere) {
              out.lease_holder = std::move(e.back().str());
              e.pop_back();
@@ -418,7 +422,7 @@ std::vector<std::string> RedisTier::bumped_version_keys(const Invalidation& inv)
 void RedisTier::replay_journal() {
   std::deque<Invalidation> pending = journal_.take(instance_id_);
   if (!pending.empty() && log_) {
-    log_(30, fmt::format("replaying {} invalidation(s) made while Redis was unreachable", pending.size()));
+    log_(kLogWarning, fmt::format("replaying {} invalidation(s) made while Redis was unreachable", pending.size()));
   }
   for (auto& inv : pending) invalidate(inv, [](TierResult) {});
 }
@@ -457,7 +461,7 @@ void RedisTier::on_subscriber_event(const ConnectionEvent& event) {
       std::size_t dropped = memory_.clear();
       memory_flushes_.fetch_add(1, std::memory_order_relaxed);
       if (log_) {
-        log_(30, fmt::format("invalidation channel reconnected: flushed the memory tier ({} entries) "
+        log_(kLogWarning, fmt::format("invalidation channel reconnected: flushed the memory tier ({} entries) "
                              "because invalidations may have been missed", dropped));
       }
     }
@@ -477,16 +481,16 @@ void RedisTier::update_memory_trust() {
   if (trusted != memory_.suspended()) return;
   if (trusted) {
     memory_.resume();
-    if (log_) log_(20, "memory tier served again");
+    if (log_) log_(kLogInfo, "memory tier served again");
     return;
   }
   memory_.suspend();
   if (!subscriber_seen_.load()) {  // starting: the channel is not up yet
-    if (log_) log_(20, "the memory tier is served once the invalidation channel is up");
+    if (log_) log_(kLogInfo, "the memory tier is served once the invalidation channel is up");
     return;
   }
   memory_suspensions_.fetch_add(1, std::memory_order_relaxed);
-  if (log_) log_(30, "invalidation channel lost while redis answers: the memory tier is not served until it is back");
+  if (log_) log_(kLogWarning, "invalidation channel lost while redis answers: the memory tier is not served until it is back");
 }
 
 void RedisTier::on_client_event(const ConnectionEvent& event) {
@@ -494,7 +498,7 @@ void RedisTier::on_client_event(const ConnectionEvent& event) {
   update_memory_trust();
   versions_.clear();  // a restarted or failed-over server may hold other versions
   if (log_) {
-    log_(event.connected ? 20 : 30, event.connected ? fmt::format("redis connected: {}", event.detail)
+    log_(event.connected ? kLogInfo : kLogWarning, event.connected ? fmt::format("redis connected: {}", event.detail)
                                                     : fmt::format("redis unavailable: {}", event.detail));
   }
   if (event.connected) {

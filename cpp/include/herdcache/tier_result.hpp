@@ -11,19 +11,13 @@
 #include <vector>
 
 #include "herdcache/clock.hpp"
+#include "herdcache/codes.hpp"
 #include "herdcache/inline_function.hpp"
 
 namespace herdcache {
 
 struct TierResult {
-  enum class Status : std::uint8_t {
-    Hit,      // payload + lifetimes
-    Miss,     // generation + versions: the key's guard, for a later write
-    Done,     // count: what the operation reports (1 written, n removed, ...)
-    Refused,  // a write whose dependencies moved while it loaded: not stored
-    Fault,    // Redis unavailable / timed out / error reply: error says which
-    Conflict, // a conditional write whose condition did not hold: not stored
-  };  // the values are part of the bindings' contract with Python (herdcache._ops)
+  using Status = TierStatus;  // codes.hpp: what each status carries
   Status status = Status::Fault;
   std::string payload;
   Nanos fresh_until_wall = 0;
@@ -31,7 +25,7 @@ struct TierResult {
   Nanos load_ns = 0;
   std::vector<std::string> tags;
   std::vector<std::string> versions;  // with `generation`: the guard of the write that follows
-  enum class Lease : std::uint8_t { None = 0, Granted = 1, HeldElsewhere = 2 };
+  using Lease = LeaseState;
   Lease lease = Lease::None;  // Hit (stale: refresh it) or Miss: load it / wait for it
   std::string generation;     // Miss, or Hit with the lease granted: the namespace generation
   std::string lease_holder;   // Miss with the lease held elsewhere: the holder's token
