@@ -13,6 +13,7 @@ namespace herdcache::py_bindings {
 namespace py = pybind11;
 
 void register_errors(py::module_& m);
+void register_codes(py::module_& m);  // codes.hpp as module attributes
 void register_clock(py::module_& m);
 void register_policy(py::module_& m);
 void register_keys(py::module_& m);

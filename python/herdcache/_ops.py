@@ -19,20 +19,23 @@ from typing import TYPE_CHECKING, Any, Callable
 
 from ._eager import eager_task
 from ._flight import Flight
-from ._native import Key, SerializationError, SlowRead
+
+# The engine's codes (cpp/include/herdcache/codes.hpp): engine.get states (EARLY: fresh,
+# picked for an XFetch refresh), shared-tier result statuses and lease states (TierResult),
+# and UNFENCED, a store that no load precedes (WriteFence::kUnfenced).
+from ._native import GET_EARLY as EARLY, GET_FRESH as FRESH, GET_STALE as STALE
+from ._native import LEASE_GRANTED, LEASE_HELD, LEASE_NONE, UNFENCED, Key, SerializationError, SlowRead
+from ._native import (STATUS_CONFLICT as CONFLICT, STATUS_DONE as DONE, STATUS_FAULT as FAULT, STATUS_HIT as HIT,
+                      STATUS_MISS as MISS, STATUS_REFUSED as REFUSED)
 
 if TYPE_CHECKING:
     from .manager import CacheManager
 
 log = logging.getLogger("herdcache")
 
-FRESH, STALE, EARLY = 1, 2, 3  # engine.get states (EARLY: fresh, picked for an XFetch refresh)
-LEASE_NONE, LEASE_GRANTED, LEASE_HELD = 0, 1, 2
 LEASE_READS = 6  # reads of one key a follower makes at most before loading it itself
-HIT, MISS, DONE, REFUSED, FAULT, CONFLICT = 0, 1, 2, 3, 4, 5  # shared-tier result statuses (TierResult)
-UNFENCED = 2**64 - 1  # a store that no load precedes (WriteFence::kUnfenced)
 ANSWER_WAIT_S = 30.0  # backstop for a background wait on one tier answer
-NO_ANSWER = (FAULT, None, 0, 0, 0.0, [], [], 0, "no answer from redis", 0, "", "")
+NO_ANSWER = (FAULT, None, 0, 0, 0.0, [], [], 0, "no answer from redis", LEASE_NONE, "", "")
 Loader = Callable[[], Any]
 
 
