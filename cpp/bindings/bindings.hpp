@@ -13,14 +13,16 @@ namespace herdcache::py_bindings {
 namespace py = pybind11;
 
 void register_errors(py::module_& m);
+void register_codes(py::module_& m);  // codes.hpp as module attributes
 void register_clock(py::module_& m);
 void register_policy(py::module_& m);
 void register_keys(py::module_& m);
 void register_engine(py::module_& m);
 void register_callsite(py::module_& m);
-void register_redis(py::module_& m);  // after register_engine: adds Engine methods
+void register_bridge(py::module_& m);  // Bridge, SlowRead, FillWaiter (bridge.hpp)
+void register_redis(py::module_& m);   // after register_engine: adds Engine methods
 void register_protocol(py::module_& m);
-void register_get(py::module_& m);    // after register_redis: uses its SlowRead
+void register_get(py::module_& m);     // after register_bridge: uses its SlowRead
 void register_postgres(py::module_& m);
 
 struct EngineHandle;

@@ -12,9 +12,6 @@ namespace herdcache::py_bindings {
 
 namespace {
 
-// get()/lookup states as Python sees them.
-constexpr int kMiss = 0, kFresh = 1, kStale = 2, kEarly = 3;
-
 
 double ttl_arg(const std::optional<double>& ttl) {
   if (!ttl) return -1.0;
@@ -146,21 +143,21 @@ void register_engine(py::module_& m) {
            },
            py::arg("resource"), py::arg("args"), py::arg("kwargs") = py::none())
       .def("get",
-           // (state, value, fresh_until_wall): state 0 miss, 1 fresh, 2 stale, 3 fresh but
-           // chosen for an early refresh (XFetch).
+           // (state, value, fresh_until_wall): state a GetState (codes.hpp).
            [](EngineHandle& e, const Key& key, bool count) -> py::tuple {
              Resource& res = e.engine.resource(key.resource);
              Pinned pinned;
              const Lookup found = memory_lookup(e.engine, key, res, pinned, count);
-             if (found == Lookup::Miss) return py::make_tuple(kMiss, py::none(), 0);
-             int state = found == Lookup::Stale ? kStale : kFresh;
+             if (found == Lookup::Miss) return py::make_tuple(static_cast<int>(GetState::Miss), py::none(), 0);
+             GetState state = found == Lookup::Stale ? GetState::Stale : GetState::Fresh;
              bool chosen = std::exchange(early_refresh_chosen, false);
-             if (state == kFresh &&
+             if (state == GetState::Fresh &&
                  (chosen || e.engine.should_refresh_early(res.policy, pinned.meta, e.engine.clock().monotonic_ns()))) {
-               state = kEarly;
+               state = GetState::Early;
              }
              Nanos fresh_until_wall = e.engine.to_wall(pinned.meta.life).fresh_until;
-             return py::make_tuple(state, py::reinterpret_steal<py::object>(pinned.value), fresh_until_wall);
+             return py::make_tuple(static_cast<int>(state), py::reinterpret_steal<py::object>(pinned.value),
+                                   fresh_until_wall);
            },
            py::arg("key"), py::arg("count") = true)
       .def("serve_stale",

@@ -5,13 +5,12 @@
 
 #include <fmt/format.h>
 
+#include "herdcache/codes.hpp"
 #include "herdcache/errors.hpp"
 
 namespace herdcache {
 
 namespace {
-constexpr std::string_view kUnsigned("HC\x00", 3);
-constexpr std::string_view kSigned("HC\x01", 3);
 constexpr std::string_view kDomain = "herdcache entry 1";  // what the MAC is of, versioned
 }  // namespace
 
@@ -37,26 +36,26 @@ void EntrySigner::mac(std::string_view entry_key, std::string_view body, const S
 
 std::string EntrySigner::seal(std::string_view entry_key, std::string_view payload, const StoredFields& fields) const {
   // The codec's payloads all start "HC\x00"; anything else is signed whole, as a body.
-  const std::string_view body = payload.starts_with(kUnsigned) ? payload.substr(kUnsigned.size()) : payload;
+  const std::string_view body = payload.starts_with(kPayloadHeader) ? payload.substr(kPayloadHeader.size()) : payload;
   std::string out;
-  out.reserve(kSigned.size() + kMacBytes + body.size());
-  out.append(kSigned);
-  out.resize(kSigned.size() + kMacBytes);
-  mac(entry_key, body, fields, reinterpret_cast<unsigned char*>(out.data() + kSigned.size()));
+  out.reserve(kSignedHeader.size() + kMacBytes + body.size());
+  out.append(kSignedHeader);
+  out.resize(kSignedHeader.size() + kMacBytes);
+  mac(entry_key, body, fields, reinterpret_cast<unsigned char*>(out.data() + kSignedHeader.size()));
   out.append(body);
   return out;
 }
 
 std::optional<std::string> EntrySigner::open(std::string_view entry_key, std::string_view v,
                                              const StoredFields& fields) const {
-  if (!v.starts_with(kSigned) || v.size() < kSigned.size() + kMacBytes) return std::nullopt;
-  const std::string_view body = v.substr(kSigned.size() + kMacBytes);
+  if (!v.starts_with(kSignedHeader) || v.size() < kSignedHeader.size() + kMacBytes) return std::nullopt;
+  const std::string_view body = v.substr(kSignedHeader.size() + kMacBytes);
   unsigned char expected[kMacBytes];
   mac(entry_key, body, fields, expected);
-  if (CRYPTO_memcmp(expected, v.data() + kSigned.size(), kMacBytes) != 0) return std::nullopt;
+  if (CRYPTO_memcmp(expected, v.data() + kSignedHeader.size(), kMacBytes) != 0) return std::nullopt;
   std::string payload;
-  payload.reserve(kUnsigned.size() + body.size());
-  payload.append(kUnsigned).append(body);
+  payload.reserve(kPayloadHeader.size() + body.size());
+  payload.append(kPayloadHeader).append(body);
   return payload;
 }
 

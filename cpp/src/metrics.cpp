@@ -13,7 +13,6 @@ namespace herdcache {
 namespace {
 
 constexpr Nanos kBaseNs = 1000;  // 1 us: the lower edge of octave 0
-constexpr double kNanosPerMs = 1e6;
 
 using BucketCounts = std::array<std::uint64_t, Histogram::kBuckets>;
 

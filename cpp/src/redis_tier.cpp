@@ -1,7 +1,9 @@
+// The shared tier's protocol (redis_tier.hpp has the design): reads, writes, leases and
+// invalidations as commands and scripts, their replies as TierResults, and the
+// connection events that decide whether the memory tier is trusted.
 #include "herdcache/redis_tier.hpp"
 
 #include <algorithm>
-#include <charconv>
 
 #include <fmt/format.h>
 
@@ -10,35 +12,6 @@
 namespace herdcache {
 
 namespace {
-constexpr Nanos kNanosPerMs = 1'000'000;
-
-std::int64_t parse_int(const std::string& text) {
-  std::int64_t value = 0;
-  std::from_chars(text.data(), text.data() + text.size(), value);
-  return value;
-}
-
-std::vector<std::string> split_lines(const std::string& text) {
-  std::vector<std::string> out;
-  std::size_t start = 0;
-  while (start < text.size()) {
-    std::size_t end = text.find('\n', start);
-    if (end == std::string::npos) end = text.size();
-    out.emplace_back(text.substr(start, end - start));
-    start = end + 1;
-  }
-  return out;
-}
-
-std::string join_lines(const std::vector<std::string>& parts) {
-  std::string out;
-  for (std::size_t i = 0; i < parts.size(); ++i) {
-    if (i) out.push_back('\n');
-    out += parts[i];
-  }
-  return out;
-}
-
 std::string glob_escape(std::string_view text) {
   std::string out;
   for (char c : text) {
@@ -47,6 +20,9 @@ std::string glob_escape(std::string_view text) {
   }
   return out;
 }
+
+// A lease state as the read script spells it (the same numbers: codes.hpp).
+constexpr std::int64_t code(LeaseState lease) { return static_cast<std::int64_t>(lease); }
 
 std::string describe(const RedisResult& result) {
   if (!result.ok()) return fmt::format("{}: {}", to_string(result.error_kind()), result.error_message());
@@ -85,7 +61,7 @@ RedisTier::RedisTier(std::string ns, std::string instance_id, const RedisUrl& ur
       bump_(new Script{scripts::kBump, {}, {}}),
       delete_(new Script{scripts::kDelete, {}, {}}),
       release_(new Script{scripts::kRelease, {}, {}}),
-      signer_(signing_key.empty() ? nullptr : new EntrySigner(std::move(signing_key))) {
+      codec_(std::move(signing_key)) {
   client_ = std::make_unique<RedisClient>(
       url, options, [this](const ConnectionEvent& e) { on_client_event(e); }, clock_);
   subscriber_ = std::make_unique<RedisSubscriber>(
@@ -158,44 +134,17 @@ struct RedisTier::ReadArgs {
   Nanos lease_ns, refresh_before_wall, now_wall;
 };
 
-namespace {
-TierResult hit_from(std::vector<Reply>& e, std::size_t v) {  // e[v..v+3]: v f s d, e[v+4]: t
-  TierResult out;
-  out.status = TierResult::Status::Hit;
-  out.payload = std::move(e[v].str());
-  out.fresh_until_wall = parse_int(e[v + 1].str()) * kNanosPerMs;
-  out.stale_until_wall = parse_int(e[v + 2].str()) * kNanosPerMs;
-  out.load_ns = parse_int(e[v + 3].str()) * kNanosPerMs;
-  out.tags = split_lines(e[v + 4].str());
-  return out;
-}
-
-TierResult plain_miss() {
-  TierResult out;
-  out.status = TierResult::Status::Miss;
-  return out;
-}
-}  // namespace
-
-// A hit as the rest of the engine sees it: with a signing key, the entry's MAC verified
-// (entry.hpp) and v opened to the codec's payload; a forged entry is a Miss marked forged.
-// e[v..v+4] are the stored v f s d t, `x` the stored dependency record.
+// An entry read from Redis (e[v..v+4] the stored v f s d t, `x` the stored record) as
+// the rest of the engine sees it: a forged one is a Miss marked forged, counted and logged.
 TierResult RedisTier::entry_hit(std::string_view key, std::vector<Reply>& e, std::size_t v, std::string_view x) {
-  if (signer_) {
-    auto opened = signer_->open(key, e[v].str(),
-                                {e[v + 1].str(), e[v + 2].str(), e[v + 3].str(), e[v + 4].str(), x});
-    if (!opened) return forged(key);
-    e[v].str() = std::move(*opened);
-  }
-  return hit_from(e, v);
+  TierResult out = codec_.hit(key, e, v, x);
+  if (out.forged) note_forged(key);
+  return out;
 }
 
-TierResult RedisTier::forged(std::string_view key) {
+void RedisTier::note_forged(std::string_view key) {
   forged_.fetch_add(1, std::memory_order_relaxed);
-  if (log_) log_(30, fmt::format("ignoring {} in redis: its signature does not verify", key));
-  TierResult out = plain_miss();
-  out.forged = true;
-  return out;
+  if (log_) log_(kLogWarning, fmt::format("ignoring {} in redis: its signature does not verify", key));
 }
 
 void RedisTier::read(const Key& key, const std::vector<std::string>& tags, const std::string& lease_token,
@@ -224,7 +173,7 @@ void RedisTier::read_plain(ReadArgs args, Callback cb) {
     if (e[0].is_nil() || parse_int(e[2].str()) * kNanosPerMs <= args.now_wall) {
       if (wants_lease) return read_scripted(args, std::move(cb));
       reads_plain_.fetch_add(1, std::memory_order_relaxed);
-      return cb(plain_miss());
+      return cb(TierResult::miss());
     }
     // Due for a refresh: only the script can grant the lease for it.
     if (wants_lease && parse_int(e[1].str()) * kNanosPerMs <= args.refresh_before_wall) {
@@ -267,13 +216,14 @@ void RedisTier::read_scripted(const ReadArgs& a, Callback cb) {
          };
          if (e[0].as_int() == 1 && (e.size() == 8 || e.size() == 9 + deps.size())) {
            out = entry_hit(key, e, 1, e[7].str());  // a forged one: a Miss, its lease kept
-           out.lease = e[6].as_int() == 1 ? TierResult::Lease::Granted : TierResult::Lease::None;
+           out.lease = e[6].as_int() == code(LeaseState::Granted) ? LeaseState::Granted : LeaseState::None;
            if (!out.forged) versions_.learn(e[7].str(), epoch);
            if (e.size() > 8) take_guard(8);  // the lease to refresh it: its write's guard
          } else if (e[0].as_int() == 0 && e.size() >= 2 &&
-                    e.size() == 3 + deps.size() + (e[1].as_int() == 2 ? 1 : 0)) {
+                    e.size() == 3 + deps.size() + (e[1].as_int() == code(LeaseState::HeldElsewhere) ? 1 : 0)) {
            out.status = TierResult::Status::Miss;
-           out.lease = static_cast<TierResult::Lease>(std::clamp<std::int64_t>(e[1].as_int(), 0, 2));
+           out.lease = static_cast<LeaseState>(
+               std::clamp(e[1].as_int(), code(LeaseState::None), code(LeaseState::HeldElsewhere)));
            if (out.lease == TierResult::Lease::HeldElsewhere) {
              out.lease_holder = std::move(e.back().str());
              e.pop_back();
@@ -292,7 +242,7 @@ void RedisTier::write(const Key& key, std::string payload, Nanos fresh_until_wal
                       const WriteGuard& guard, Callback cb) {
   auto deps = dependencies(key.canonical(), tags);
   const bool checked = guard.versions.size() == deps.size() && !deps.empty();
-  if (signer_ && !checked && !deps.empty()) {
+  if (codec_.signs() && !checked && !deps.empty()) {
     // A signed entry's MAC covers its dependency record, so the versions it records must
     // be known before it is written: read them, then write checked against them.
     std::vector<std::string_view> mget{"MGET"};
@@ -327,7 +277,7 @@ void RedisTier::write(const Key& key, std::string payload, Nanos fresh_until_wal
     args.push_back(std::move(deps[i]));
     if (checked) args.push_back(guard.versions[i]);
   }
-  args[0] = signer_ ? signer_->seal(key.str, payload, {args[1], args[2], args[3], args[4], record}) : std::move(payload);
+  args[0] = codec_.seal(key.str, std::move(payload), {args[1], args[2], args[3], args[4], record});
   eval(*write_, {key.str, lease_key(key.str), waiters_key(key.str), generation_key_}, std::move(args),
        [this, cb = std::move(cb)](RedisResult result) {
          if (!result.ok() || !result.reply().is_integer()) {
@@ -346,21 +296,7 @@ void RedisTier::write(const Key& key, std::string payload, Nanos fresh_until_wal
 }
 
 void RedisTier::wait_fill(const Key& key, Nanos timeout_ns, Callback cb) {
-  Nanos now = clock_->monotonic_ns();
-  std::vector<Callback> expired;
-  {
-    std::lock_guard lock(waiters_mutex_);
-    for (auto it = fill_waiters_.begin(); it != fill_waiters_.end();) {
-      if (it->second.deadline <= now) {
-        expired.push_back(std::move(it->second.cb));
-        it = fill_waiters_.erase(it);
-      } else {
-        ++it;
-      }
-    }
-    fill_waiters_.emplace(key.str, FillWaiter{now + timeout_ns, std::move(cb)});
-  }
-  for (auto& waiter : expired) waiter(TierResult::fault("timed out waiting for the lease holder"));
+  fill_waiters_.add(key.str, clock_->monotonic_ns(), timeout_ns, std::move(cb));
 }
 
 void RedisTier::release(const Key& key, const std::string& lease_token, Callback cb) {
@@ -381,7 +317,7 @@ void RedisTier::invalidate(const Invalidation& inv, Callback cb) {
   auto finish = [&] {
     return [this, inv, cb = std::move(cb)](RedisResult result) mutable {
     if (!result.ok() || !result.reply().is_integer()) {
-      journal(inv);
+      journal_.record(inv);
       cb(TierResult::fault(describe(result)));
       return;
     }
@@ -426,7 +362,7 @@ void RedisTier::scan_unlink(std::string match, std::string cursor, std::int64_t 
       {"SCAN", cursor, "MATCH", match, "COUNT", std::to_string(kScanCount)},
       [this, match, removed, inv = std::move(inv), cb = std::move(cb)](RedisResult result) mutable {
         if (!result.ok() || !result.reply().is_array() || result.reply().elements().size() != 2) {
-          journal(inv);
+          journal_.record(inv);
           cb(TierResult::fault(describe(result)));
           return;
         }
@@ -483,70 +419,23 @@ std::vector<std::string> RedisTier::bumped_version_keys(const Invalidation& inv)
   return keys;
 }
 
-void RedisTier::journal(const Invalidation& inv) {
-  std::lock_guard lock(journal_mutex_);
-  if (journal_overflowed_) return;
-  if (journal_.size() >= kJournalMax) {
-    journal_.clear();
-    journal_overflowed_ = true;
-    journal_overflows_.fetch_add(1, std::memory_order_relaxed);
-    return;
-  }
-  journal_.push_back(inv);
-}
-
 void RedisTier::replay_journal() {
-  std::deque<Invalidation> pending;
-  bool overflowed;
-  {
-    std::lock_guard lock(journal_mutex_);
-    pending.swap(journal_);
-    overflowed = journal_overflowed_;
-    journal_overflowed_ = false;
-  }
-  if (overflowed) {
-    pending.clear();
-    pending.push_back(Invalidation::clear(instance_id_));
-  }
+  std::deque<Invalidation> pending = journal_.take(instance_id_);
   if (!pending.empty() && log_) {
-    log_(30, fmt::format("replaying {} invalidation(s) made while Redis was unreachable", pending.size()));
+    log_(kLogWarning, fmt::format("replaying {} invalidation(s) made while Redis was unreachable", pending.size()));
   }
   for (auto& inv : pending) invalidate(inv, [](TierResult) {});
 }
 
 void RedisTier::on_message(const std::string& channel, const std::string& payload) {
   if (channel == fill_channel_) {
-    // "<len>:<bytes>" fields: the key, then (after a write) the entry: v, f, s, d, t, x.
-    auto fields = decode_fields(payload);
-    if (!fields || (fields->size() != 1 && fields->size() != 7)) {
+    auto notice = codec_.fill_notice(payload);
+    if (!notice) {
       messages_malformed_.fetch_add(1, std::memory_order_relaxed);
       return;
     }
-    TierResult filled;
-    filled.status = TierResult::Status::Done;
-    if (fields->size() == 7) {
-      auto& f = *fields;
-      std::optional<std::string> opened;
-      if (signer_) opened = signer_->open(f[0], f[1], {f[2], f[3], f[4], f[5], f[6]});
-      if (!signer_ || opened) {  // a forged notice wakes its waiters to read for themselves
-        filled.status = TierResult::Status::Hit;
-        filled.payload = opened ? std::move(*opened) : std::move(f[1]);
-        filled.fresh_until_wall = parse_int(f[2]) * kNanosPerMs;
-        filled.stale_until_wall = parse_int(f[3]) * kNanosPerMs;
-        filled.load_ns = parse_int(f[4]) * kNanosPerMs;
-        filled.tags = split_lines(f[5]);
-      } else {
-        forged(f[0]);
-      }
-    }
-    std::vector<Callback> woken;
-    {
-      std::lock_guard lock(waiters_mutex_);
-      auto [first, last] = fill_waiters_.equal_range(fields->front());
-      for (auto it = first; it != last; ++it) woken.push_back(std::move(it->second.cb));
-      fill_waiters_.erase(first, last);
-    }
-    for (auto& waiter : woken) waiter(filled);
+    if (notice->forged) note_forged(notice->key);
+    fill_waiters_.wake(notice->key, notice->filled);
     return;
   }
   auto inv = decode_invalidation(payload);
@@ -572,7 +461,7 @@ void RedisTier::on_subscriber_event(const ConnectionEvent& event) {
       std::size_t dropped = memory_.clear();
       memory_flushes_.fetch_add(1, std::memory_order_relaxed);
       if (log_) {
-        log_(30, fmt::format("invalidation channel reconnected: flushed the memory tier ({} entries) "
+        log_(kLogWarning, fmt::format("invalidation channel reconnected: flushed the memory tier ({} entries) "
                              "because invalidations may have been missed", dropped));
       }
     }
@@ -592,16 +481,16 @@ void RedisTier::update_memory_trust() {
   if (trusted != memory_.suspended()) return;
   if (trusted) {
     memory_.resume();
-    if (log_) log_(20, "memory tier served again");
+    if (log_) log_(kLogInfo, "memory tier served again");
     return;
   }
   memory_.suspend();
   if (!subscriber_seen_.load()) {  // starting: the channel is not up yet
-    if (log_) log_(20, "the memory tier is served once the invalidation channel is up");
+    if (log_) log_(kLogInfo, "the memory tier is served once the invalidation channel is up");
     return;
   }
   memory_suspensions_.fetch_add(1, std::memory_order_relaxed);
-  if (log_) log_(30, "invalidation channel lost while redis answers: the memory tier is not served until it is back");
+  if (log_) log_(kLogWarning, "invalidation channel lost while redis answers: the memory tier is not served until it is back");
 }
 
 void RedisTier::on_client_event(const ConnectionEvent& event) {
@@ -609,7 +498,7 @@ void RedisTier::on_client_event(const ConnectionEvent& event) {
   update_memory_trust();
   versions_.clear();  // a restarted or failed-over server may hold other versions
   if (log_) {
-    log_(event.connected ? 20 : 30, event.connected ? fmt::format("redis connected: {}", event.detail)
+    log_(event.connected ? kLogInfo : kLogWarning, event.connected ? fmt::format("redis connected: {}", event.detail)
                                                     : fmt::format("redis unavailable: {}", event.detail));
   }
   if (event.connected) {
@@ -635,7 +524,7 @@ TierStats RedisTier::stats() const {
   s.messages_malformed = messages_malformed_.load();
   s.memory_flushes = memory_flushes_.load();
   s.writes_refused = writes_refused_.load();
-  s.journal_overflows = journal_overflows_.load();
+  s.journal_overflows = journal_.overflows();
   s.reads_plain = reads_plain_.load();
   s.reads_scripted = reads_scripted_.load();
   s.entries_forged = forged_.load();
@@ -643,8 +532,7 @@ TierStats RedisTier::stats() const {
   s.subscriber_connected = subscriber_connected_.load();
   s.memory_suspended = memory_.suspended();
   s.memory_suspensions = memory_suspensions_.load();
-  std::lock_guard lock(journal_mutex_);
-  s.journal_pending = journal_.size();
+  s.journal_pending = journal_.pending();
   return s;
 }
 

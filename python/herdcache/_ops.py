@@ -18,24 +18,27 @@ from typing import TYPE_CHECKING, Any, Callable
 
 from ._eager import eager_task
 from ._flight import Flight
-from ._native import Key, LeaseProtocol, SerializationError, SlowRead
+
+# The engine's codes (cpp/include/herdcache/codes.hpp): engine.get states (EARLY: fresh,
+# picked for an XFetch refresh), shared-tier result statuses and lease states (TierResult),
+# and UNFENCED, a store that no load precedes (WriteFence::kUnfenced).
+from ._native import GET_EARLY as EARLY, GET_FRESH as FRESH, GET_STALE as STALE
+from ._native import LEASE_GRANTED, LEASE_NONE, UNFENCED, Key, LeaseProtocol, SerializationError, SlowRead
+from ._native import (STATUS_CONFLICT as CONFLICT, STATUS_DONE as DONE, STATUS_FAULT as FAULT, STATUS_HIT as HIT,
+                      STATUS_MISS as MISS, STATUS_REFUSED as REFUSED)
 
 if TYPE_CHECKING:
     from .manager import CacheManager
 
 log = logging.getLogger("herdcache")
 
-FRESH, STALE, EARLY = 1, 2, 3  # engine.get states (EARLY: fresh, picked for an XFetch refresh)
-LEASE_NONE, LEASE_GRANTED, LEASE_HELD = 0, 1, 2
-HIT, MISS, DONE, REFUSED, FAULT, CONFLICT = 0, 1, 2, 3, 4, 5  # shared-tier result statuses (TierResult)
 # What a flight leader does next (LeaseProtocol's steps).
 SERVE, SERVE_AND_REFRESH = LeaseProtocol.SERVE, LeaseProtocol.SERVE_AND_REFRESH
 LOAD_LEASED, LOAD_UNLEASED = LeaseProtocol.LOAD_LEASED, LeaseProtocol.LOAD_UNLEASED
 WATCH, WAIT_FILL, READ_AGAIN = LeaseProtocol.WATCH, LeaseProtocol.WAIT_FILL, LeaseProtocol.READ
-UNFENCED = 2**64 - 1  # a store that no load precedes (WriteFence::kUnfenced)
 WARM_REPLACES_ANY = 2**63 - 1  # wall ns no stored copy is fresh beyond
 ANSWER_WAIT_S = 30.0  # backstop for a background wait on one tier answer
-NO_ANSWER = (FAULT, None, 0, 0, 0.0, [], [], 0, "no answer from redis", 0, "", "")
+NO_ANSWER = (FAULT, None, 0, 0, 0.0, [], [], 0, "no answer from redis", LEASE_NONE, "", "")
 Loader = Callable[[], Any]
 
 

@@ -4,7 +4,8 @@
 ``"pickle"`` can, so it is only used when asked for by name. Any object with
 ``dumps(value) -> bytes`` and ``loads(bytes) -> value`` works too.
 
-Payload layout: ``b"HC"``, a flags byte (0), then the serializer's bytes. With a
+Payload layout: ``b"HC"``, a flags byte (0), then the serializer's bytes (the header is
+the engine's ``PAYLOAD_HEADER``, cpp/include/herdcache/codes.hpp). With a
 manager's ``signing_key`` the engine signs and verifies whole entries in Redis (payload,
 lifetimes, tags, dependencies, bound to the key: cpp/include/herdcache/entry.hpp); what
 reaches this codec has been verified and carries flags 0.
@@ -17,10 +18,10 @@ from typing import Any, Protocol
 
 import orjson
 
+from ._native import PAYLOAD_HEADER as _HEADER
 from ._native import SerializationError
 
-_MAGIC = b"HC"
-_HEADER = b"HC\x00"
+_HEADER_BYTES = len(_HEADER)
 
 
 class Serializer(Protocol):
@@ -113,9 +114,9 @@ class Codec:
 
     def decode(self, payload: bytes) -> Any:
         """The value; SerializationError for bytes that are not a payload at all."""
-        if len(payload) < 3 or payload[:3] != _HEADER:
+        if len(payload) < _HEADER_BYTES or payload[:_HEADER_BYTES] != _HEADER:
             raise SerializationError("not a herdcache payload")
         try:
-            return self.serializer.loads(payload[3:])
+            return self.serializer.loads(payload[_HEADER_BYTES:])
         except Exception as exc:  # a serializer may raise anything on garbage input
             raise SerializationError(f"cannot deserialize payload: {exc}") from exc

@@ -10,6 +10,7 @@ namespace herdcache {
 using Nanos = std::int64_t;
 
 inline constexpr Nanos kNanosPerSecond = 1'000'000'000;
+inline constexpr Nanos kNanosPerMs = 1'000'000;
 
 // Converts seconds (as given by users) to nanoseconds, saturating instead of overflowing.
 Nanos seconds_to_nanos(double seconds) noexcept;

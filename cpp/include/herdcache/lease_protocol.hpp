@@ -27,7 +27,7 @@
 
 #include "herdcache/clock.hpp"
 #include "herdcache/metrics.hpp"
-#include "herdcache/redis_tier.hpp"
+#include "herdcache/tier_result.hpp"
 
 namespace herdcache {
 

@@ -20,57 +20,32 @@
 //
 // Invalidations made while Redis is unreachable are kept in a bounded journal and
 // replayed on reconnect. If the journal overflows, the replay is a whole-namespace clear.
+//
+// This class is the protocol: which command or script each operation sends, what its
+// reply means, and when the memory tier is trusted. The pieces it composes have no I/O
+// and are their own files: the entry codec (entry_codec.hpp: stored fields, replies and
+// fill notices to TierResults, signing included), the fill waiters (fill_waiters.hpp)
+// and the invalidation journal (journal.hpp).
 #pragma once
 #include <atomic>
-#include <deque>
 #include <functional>
 #include <memory>
 #include <mutex>
-#include <unordered_map>
 #include <string>
 #include <vector>
 
-#include "herdcache/entry.hpp"
-#include "herdcache/inline_function.hpp"
+#include "herdcache/entry_codec.hpp"
+#include "herdcache/fill_waiters.hpp"
 #include "herdcache/invalidation.hpp"
+#include "herdcache/journal.hpp"
 #include "herdcache/keys.hpp"
 #include "herdcache/memory.hpp"
 #include "herdcache/redis.hpp"
 #include "herdcache/redis_subscriber.hpp"
+#include "herdcache/tier_result.hpp"
 #include "herdcache/version_cache.hpp"
 
 namespace herdcache {
-
-struct TierResult {
-  enum class Status : std::uint8_t {
-    Hit,      // payload + lifetimes
-    Miss,     // generation + versions: the key's guard, for a later write
-    Done,     // count: what the operation reports (1 written, n removed, ...)
-    Refused,  // a write whose dependencies moved while it loaded: not stored
-    Fault,    // Redis unavailable / timed out / error reply: error says which
-    Conflict, // a conditional write whose condition did not hold: not stored
-  };  // the values are part of the bindings' contract with Python (herdcache._ops)
-  Status status = Status::Fault;
-  std::string payload;
-  Nanos fresh_until_wall = 0;
-  Nanos stale_until_wall = 0;
-  Nanos load_ns = 0;
-  std::vector<std::string> tags;
-  std::vector<std::string> versions;  // with `generation`: the guard of the write that follows
-  enum class Lease : std::uint8_t { None = 0, Granted = 1, HeldElsewhere = 2 };
-  Lease lease = Lease::None;  // Hit (stale: refresh it) or Miss: load it / wait for it
-  std::string generation;     // Miss, or Hit with the lease granted: the namespace generation
-  std::string lease_holder;   // Miss with the lease held elsewhere: the holder's token
-  std::int64_t count = 0;
-  std::string error;
-  bool forged = false;        // Miss: an entry was there, but its signature did not verify
-
-  static TierResult fault(std::string error) {
-    TierResult r;
-    r.error = std::move(error);
-    return r;
-  }
-};
 
 struct TierStats {
   std::uint64_t messages_received = 0;   // invalidations from other instances applied
@@ -90,11 +65,10 @@ struct TierStats {
 
 class RedisTier {
  public:
-  // Kept inline up to kCallbackBytes (inline_function.hpp): the bindings' callbacks fit.
-  static constexpr std::size_t kCallbackBytes = 48;
-  using Callback = InlineFunction<void(TierResult), kCallbackBytes>;
+  static constexpr std::size_t kCallbackBytes = kTierCallbackBytes;
+  using Callback = TierCallback;
   using LogCallback = std::function<void(int level, const std::string& message)>;  // I/O thread
-  static constexpr std::size_t kJournalMax = 10000;
+  static constexpr std::size_t kJournalMax = InvalidationJournal::kDefaultCapacity;
   static constexpr int kScanCount = 500;  // keys per SCAN step / UNLINK batch
 
   // A non-empty `signing_key` signs every entry written and refuses every entry read that
@@ -128,8 +102,10 @@ class RedisTier {
   void write(const Key& key, std::string payload, Nanos fresh_until_wall, Nanos stale_until_wall,
              Nanos load_ns, const std::vector<std::string>& tags, const WriteGuard& guard,
              Callback cb);
-  // Done when another process fills `key` (its lease holder wrote it). Waiters whose
-  // deadline passed are dropped without a call: the caller stops waiting on its own.
+  // Done (or a Hit carrying the entry) when another process fills `key`: its lease
+  // holder wrote it or released it. A waiter whose deadline passed is called once with a
+  // Fault when a later waiter is added (fill_waiters.hpp); the caller stops waiting on its
+  // own at the deadline either way.
   void wait_fill(const Key& key, Nanos timeout_ns, Callback cb);
   // Gives a lease back (a failed load) and wakes whoever waits for the key.
   void release(const Key& key, const std::string& lease_token, Callback cb);
@@ -161,21 +137,15 @@ class RedisTier {
   void read_plain(ReadArgs args, Callback cb);
   void read_scripted(const ReadArgs& args, Callback cb);
   TierResult entry_hit(std::string_view key, std::vector<Reply>& e, std::size_t v, std::string_view x);
-  TierResult forged(std::string_view key);
+  void note_forged(std::string_view key);
   std::vector<std::string> dependencies(std::string_view canonical, const std::vector<std::string>& tags) const;
   std::vector<std::string> bumped_version_keys(const Invalidation& inv) const;
-  void journal(const Invalidation& inv);
   void replay_journal();
   void on_message(const std::string& channel, const std::string& payload);
   std::string lease_key(std::string_view key) const { return std::string(ns_).append("#l:").append(key); }
   std::string waiters_key(std::string_view key) const { return std::string(ns_).append("#w:").append(key); }
 
-  struct FillWaiter {
-    Nanos deadline;
-    Callback cb;
-  };
-  std::mutex waiters_mutex_;
-  std::unordered_multimap<std::string, FillWaiter> fill_waiters_;
+  FillWaiters fill_waiters_;
   void on_subscriber_event(const ConnectionEvent& event);
   void on_client_event(const ConnectionEvent& event);
   void on_connected();
@@ -190,18 +160,16 @@ class RedisTier {
   std::shared_ptr<const Clock> clock_;
   LogCallback log_;
   std::unique_ptr<Script> read_, write_, bump_, delete_, release_;
-  std::unique_ptr<const EntrySigner> signer_;  // null: entries unsigned
+  EntryCodec codec_;  // seals what is written, opens what is read
   std::unique_ptr<RedisClient> client_;
   std::unique_ptr<RedisSubscriber> subscriber_;
 
-  mutable std::mutex journal_mutex_;
-  std::deque<Invalidation> journal_;
-  bool journal_overflowed_ = false;
+  InvalidationJournal journal_;
 
   VersionCache versions_;
 
   std::atomic<std::uint64_t> messages_received_{0}, messages_malformed_{0}, memory_flushes_{0},
-      writes_refused_{0}, journal_overflows_{0}, reads_plain_{0}, reads_scripted_{0}, forged_{0};
+      writes_refused_{0}, reads_plain_{0}, reads_scripted_{0}, forged_{0};
   std::atomic<bool> subscriber_connected_{false};
   std::atomic<bool> client_connected_{false};
   std::mutex trust_mutex_;

@@ -1,0 +1,31 @@
+// The engine's codes (codes.hpp) as herdcache._native attributes, so that Python imports
+// them instead of restating them: plain ints (compared on the request path) and bytes.
+#include "bindings.hpp"
+#include "herdcache/codes.hpp"
+#include "herdcache/write_fence.hpp"
+
+namespace herdcache::py_bindings {
+
+void register_codes(py::module_& m) {
+  auto code = [&m](const char* name, auto value) { m.attr(name) = static_cast<int>(value); };
+  code("STATUS_HIT", TierStatus::Hit);
+  code("STATUS_MISS", TierStatus::Miss);
+  code("STATUS_DONE", TierStatus::Done);
+  code("STATUS_REFUSED", TierStatus::Refused);
+  code("STATUS_FAULT", TierStatus::Fault);
+  code("STATUS_CONFLICT", TierStatus::Conflict);
+  code("LEASE_NONE", LeaseState::None);
+  code("LEASE_GRANTED", LeaseState::Granted);
+  code("LEASE_HELD", LeaseState::HeldElsewhere);
+  code("GET_MISS", GetState::Miss);
+  code("GET_FRESH", GetState::Fresh);
+  code("GET_STALE", GetState::Stale);
+  code("GET_EARLY", GetState::Early);
+  code("LOG_INFO", kLogInfo);
+  code("LOG_WARNING", kLogWarning);
+  m.attr("PAYLOAD_HEADER") = py::bytes(kPayloadHeader.data(), kPayloadHeader.size());
+  m.attr("SIGNED_HEADER") = py::bytes(kSignedHeader.data(), kSignedHeader.size());
+  m.attr("UNFENCED") = py::int_(WriteFence::kUnfenced);  // a store that no load precedes
+}
+
+}  // namespace herdcache::py_bindings
