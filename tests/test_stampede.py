@@ -215,8 +215,9 @@ async def test_slow_loads_are_logged(caplog):
 
 # --- the Lua scripts' edge cases, through the engine's shared-tier calls -----------------
 
-HIT, MISS, DONE, REFUSED = 0, 1, 2, 3
-GRANTED, HELD = 1, 2
+from herdcache._native import LEASE_GRANTED as GRANTED, LEASE_HELD as HELD  # noqa: E402
+from herdcache._native import STATUS_DONE as DONE, STATUS_HIT as HIT, STATUS_MISS as MISS  # noqa: E402
+from herdcache._native import STATUS_REFUSED as REFUSED  # noqa: E402
 
 
 def read(cache, key, token, lease_s=10.0, before=None):
@@ -236,13 +237,13 @@ def test_script_missing_key_grants_one_lease(redis_url):
         cache.sync.start()
         key = cache.key("r", "m")
         first = read(cache, key, "t1")
-        assert (first[0], first[9]) == (MISS, GRANTED)
+        assert (first.status, first.lease) == (MISS, GRANTED)
         second = read(cache, key, "t2")
-        assert (second[0], second[9]) == (MISS, HELD)
-        assert write(cache, key, "v", ("t2", second[10], second[6]))[0] == REFUSED  # not its lease
-        assert write(cache, key, "v", ("t1", first[10], first[6]))[0] == DONE
+        assert (second.status, second.lease) == (MISS, HELD)
+        assert write(cache, key, "v", second.guard("t2")).status == REFUSED  # not its lease
+        assert write(cache, key, "v", first.guard("t1")).status == DONE
         hit = read(cache, key, "t3")
-        assert hit[0] == HIT and hit[9] == 0  # fresh: no lease taken
+        assert hit.status == HIT and hit.lease == 0  # fresh: no lease taken
     finally:
         cache.sync.close()
 
@@ -253,15 +254,15 @@ def test_script_expired_lease_passes_to_the_next_reader(redis_url, redis_server)
         cache.sync.start()
         key = cache.key("r", "e")
         first = read(cache, key, "t1", lease_s=0.05)
-        assert first[9] == GRANTED
+        assert first.lease == GRANTED
         redis_server.command("PEXPIRE", f"app#l:{key}", "1")  # the holder died; its lease runs out
         deadline = time.monotonic() + 2
         while redis_server.command("EXISTS", f"app#l:{key}") and time.monotonic() < deadline:
             time.sleep(0.005)
         second = read(cache, key, "t2")
-        assert second[9] == GRANTED
-        assert write(cache, key, "late", ("t1", first[10], first[6]))[0] == REFUSED  # the dead one's write
-        assert write(cache, key, "v", ("t2", second[10], second[6]))[0] == DONE
+        assert second.lease == GRANTED
+        assert write(cache, key, "late", first.guard("t1")).status == REFUSED  # the dead one's write
+        assert write(cache, key, "v", second.guard("t2")).status == DONE
     finally:
         cache.sync.close()
 
@@ -273,12 +274,12 @@ def test_script_revoked_lease_refuses_the_write(redis_url):
         key = cache.key("r", "rv")
         first = read(cache, key, "t1")
         cache.sync.delete(key)  # revokes the lease
-        assert write(cache, key, "v", ("t1", first[10], first[6]))[0] == REFUSED
+        assert write(cache, key, "v", first.guard("t1")).status == REFUSED
         again = read(cache, key, "t2")
         cache.sync.invalidate_pattern("r:*")  # bumps the generation
-        assert write(cache, key, "v", ("t2", again[10], again[6]))[0] == REFUSED
+        assert write(cache, key, "v", again.guard("t2")).status == REFUSED
         third = read(cache, key, "t3")
-        assert write(cache, key, "v", ("t3", third[10], third[6]))[0] == DONE
+        assert write(cache, key, "v", third.guard("t3")).status == DONE
     finally:
         cache.sync.close()
 
@@ -293,8 +294,8 @@ def test_script_stale_entry_grants_a_refresh_lease_once(redis_url):
         engine.l2_write(key, cache._codec.encode("v"), now - 1, now + 60 * 10**9, 0.0, [], None, None)
         a = read(cache, key, "ta")
         b = read(cache, key, "tb")
-        assert (a[0], a[9]) == (HIT, GRANTED)
-        assert (b[0], b[9]) == (HIT, 0)
+        assert (a.status, a.lease) == (HIT, GRANTED)
+        assert (b.status, b.lease) == (HIT, 0)
     finally:
         cache.sync.close()
 
@@ -313,7 +314,7 @@ async def test_a_lease_read_in_a_herd_is_answered_before_the_herd_runs(redis_url
 
         quiet = lease_read("quiet")
         assert not quiet.done()  # no herd: sent at once, answered through the loop
-        assert (await quiet)[9] == GRANTED
+        assert (await quiet).lease == GRANTED
 
         for attempt in range(5):  # a reply slower than the 2 ms bound is awaited instead
             ran = []
@@ -322,7 +323,7 @@ async def test_a_lease_read_in_a_herd_is_answered_before_the_herd_runs(redis_url
             read = lease_read(f"herd-{attempt}")
             answered_first = read.done() and not ran
             await asyncio.sleep(0)  # the herd runs
-            assert len(ran) == 100 and (await read)[9] == GRANTED
+            assert len(ran) == 100 and (await read).lease == GRANTED
             if answered_first:
                 break
         assert answered_first

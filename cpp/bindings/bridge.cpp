@@ -84,14 +84,7 @@ void Bridge::drain() {
   release_parked_handles();
 }
 
-py::tuple Bridge::to_python(TierResult& r) {
-  py::object payload = r.status == TierResult::Status::Hit
-                           ? py::object(py::bytes(r.payload.data(), r.payload.size()))
-                           : py::object(py::none());
-  return py::make_tuple(static_cast<int>(r.status), payload, r.fresh_until_wall, r.stale_until_wall,
-                        r.load_ns / 1e9, py::cast(r.tags), py::cast(r.versions), r.count, r.error,
-                        static_cast<int>(r.lease), r.generation, r.lease_holder);
-}
+py::object Bridge::to_python(TierResult& r) { return py::cast(std::move(r)); }
 
 bool Bridge::is_done(PyObject* future) {
   static PyObject* const done_name = PyUnicode_InternFromString("done");
@@ -157,8 +150,41 @@ void register_bridge(py::module_& m) {
       .def_property_readonly("pending", &Bridge::pending)
       .def("drain", &Bridge::drain);
 
+  // A tier's answer, as Python reads it: fields are converted when read, and a read's
+  // guard goes back to l2_write as a WriteGuard without a trip through Python lists.
+  using Status = TierResult::Status;
+  py::class_<TierResult>(m, "TierReply", "A shared-tier answer (tier_result.hpp).")
+      .def_static("fault", [](std::string error) { return TierResult::fault(std::move(error)); }, py::arg("error"))
+      .def_property_readonly("status", [](const TierResult& r) { return static_cast<int>(r.status); })
+      .def_property_readonly("payload", [](const TierResult& r) -> py::object {
+        if (r.status != Status::Hit) return py::none();
+        return py::bytes(r.payload.data(), r.payload.size());
+      })
+      .def_readonly("fresh_until", &TierResult::fresh_until_wall)
+      .def_readonly("stale_until", &TierResult::stale_until_wall)
+      .def_property_readonly("load_seconds", [](const TierResult& r) { return r.load_ns / 1e9; })
+      .def_readonly("tags", &TierResult::tags)
+      .def_readonly("versions", &TierResult::versions)
+      .def_readonly("count", &TierResult::count)
+      .def_readonly("error", &TierResult::error)
+      .def_property_readonly("lease", [](const TierResult& r) { return static_cast<int>(r.lease); })
+      .def_readonly("holder", &TierResult::lease_holder)
+      .def_readonly("forged", &TierResult::forged)
+      .def("guard", [](const TierResult& r, const std::string& lease_token) {
+             // What a write after this read proves: the lease `lease_token` names ("" for
+             // none: the token the read was granted its lease under), the generation and
+             // the dependency versions the read saw.
+             RedisTier::WriteGuard g;
+             g.lease_token = lease_token;
+             g.generation = r.generation;
+             g.versions = r.versions;
+             return g;
+           }, py::arg("lease_token"));
+  py::class_<RedisTier::WriteGuard>(m, "WriteGuard", "What a write must prove (RedisTier::WriteGuard).")
+      .def_readonly("lease_token", &RedisTier::WriteGuard::lease_token);
+
   py::class_<SlowRead>(m, "SlowRead", "A read that l2_fetch leaves for Python to finish.")
-      .def(py::init<py::tuple, WriteFence::Seq>(), py::arg("result"), py::arg("since") = WriteFence::kUnfenced)
+      .def(py::init<py::object, WriteFence::Seq>(), py::arg("result"), py::arg("since") = WriteFence::kUnfenced)
       .def_readonly("result", &SlowRead::result)
       .def_readonly("since", &SlowRead::since);
 

@@ -11,7 +11,7 @@
 // Sync: the caller blocks on a OneShot with the GIL released.
 //
 // run() sends one request through either; register_redis.cpp's l2_* methods are built on
-// it. What a future resolves to is the result tuple (to_python), or for get()'s read (a
+// it. What a future resolves to is the TierResult itself (bound as TierReply), or for get()'s read (a
 // Fetch) the answer itself (finish_fetch).
 #pragma once
 #include <memory>
@@ -47,7 +47,7 @@ struct Fetch {
 // Returned by l2_fetch when Python must finish the read (a payload the fast path does not
 // decode, a Hit that failed to decode, an unusual status): `result` is the tuple.
 struct SlowRead {
-  py::tuple result;
+  py::object result;  // a TierReply
   WriteFence::Seq since = WriteFence::kUnfenced;  // when the read was sent: its fill's fence
 };
 
@@ -125,7 +125,7 @@ class Bridge {
   // once, and what it would have taken waits for the next one (its eventfd is still set).
   void drain();
 
-  static py::tuple to_python(TierResult& r);
+  static py::object to_python(TierResult& r);  // the result, moved into a TierReply
   // get()'s answer to a read, counted as herdcache._ops.get counts it: the value of a Hit
   // decoded with the engine's plain loads (an unsigned payload), None for a Miss or a
   // Fault (Redis trouble is never the caller's), SlowRead for anything else.

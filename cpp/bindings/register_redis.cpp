@@ -120,10 +120,12 @@ void register_redis(py::module_& m) {
               Nanos stale_until_wall, double load_seconds, std::vector<std::string> tags,
               py::object guard, py::object bridge, bool defer) -> py::object {
              RedisTier& t = tier(e);
+             // guard: None, a WriteGuard from the read (TierReply.guard), or ("absent",) /
+             // ("equals", payload) for a conditional write.
              RedisTier::WriteGuard g;
-             if (!guard.is_none()) {
-               // (lease token, generation, versions) from the read, or
-               // ("absent",) / ("equals", payload) for a conditional write.
+             if (py::isinstance<RedisTier::WriteGuard>(guard)) {
+               g = guard.cast<const RedisTier::WriteGuard&>();
+             } else if (!guard.is_none()) {
                auto parts = guard.cast<py::tuple>();
                std::string first = parts[0].cast<std::string>();
                if (parts.size() == 1 && first == "absent") {
@@ -133,9 +135,7 @@ void register_redis(py::module_& m) {
                  g.condition = RedisTier::WriteGuard::Condition::Equals;
                  g.expected_payload = parts[1].cast<std::string>();
                } else {
-                 g.lease_token = first;
-                 g.generation = parts[1].cast<std::string>();
-                 g.versions = parts[2].cast<std::vector<std::string>>();
+                 throw InvalidArgument("l2_write guard: a WriteGuard, None, ('absent',) or ('equals', payload)");
                }
              }
              std::string bytes = payload;

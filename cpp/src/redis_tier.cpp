@@ -329,7 +329,7 @@ void RedisTier::invalidate(const Invalidation& inv, Callback cb) {
   };
   switch (inv.kind) {
     case Invalidation::Kind::Key:
-      eval(*delete_, {inv.targets[0], ns_ + "#l:" + inv.targets[0]}, {channel_, message}, finish());
+      eval(*delete_, {inv.targets[0], lease_key(inv.targets[0])}, {channel_, message}, finish());
       return;
     case Invalidation::Kind::Prefix:
     case Invalidation::Kind::Tags: {

@@ -23,7 +23,7 @@ from ._flight import Flight
 # picked for an XFetch refresh), shared-tier result statuses and lease states (TierResult),
 # and UNFENCED, a store that no load precedes (WriteFence::kUnfenced).
 from ._native import GET_EARLY as EARLY, GET_FRESH as FRESH, GET_STALE as STALE
-from ._native import LEASE_GRANTED, LEASE_NONE, UNFENCED, Key, LeaseProtocol, SerializationError, SlowRead
+from ._native import UNFENCED, Key, LeaseProtocol, SerializationError, SlowRead, TierReply
 from ._native import (STATUS_CONFLICT as CONFLICT, STATUS_DONE as DONE, STATUS_FAULT as FAULT, STATUS_HIT as HIT,
                       STATUS_MISS as MISS, STATUS_REFUSED as REFUSED)
 
@@ -38,7 +38,7 @@ LOAD_LEASED, LOAD_UNLEASED = LeaseProtocol.LOAD_LEASED, LeaseProtocol.LOAD_UNLEA
 WATCH, WAIT_FILL, READ_AGAIN = LeaseProtocol.WATCH, LeaseProtocol.WAIT_FILL, LeaseProtocol.READ
 WARM_REPLACES_ANY = 2**63 - 1  # wall ns no stored copy is fresh beyond
 ANSWER_WAIT_S = 30.0  # backstop for a background wait on one tier answer
-NO_ANSWER = (FAULT, None, 0, 0, 0.0, [], [], 0, "no answer from redis", LEASE_NONE, "", "")
+NO_ANSWER = TierReply.fault("no answer from redis")
 Loader = Callable[[], Any]
 
 
@@ -123,7 +123,7 @@ class AsyncMode:
             result = await asyncio.wait_for(waiter, timeout)
         except asyncio.TimeoutError:
             return None
-        return result if result[0] in (DONE, HIT) else None
+        return result if result.status in (DONE, HIT) else None
 
     @staticmethod
     def acquire(m: CacheManager) -> Any:
@@ -176,7 +176,7 @@ class SyncMode:
     @staticmethod
     def wait_filled(m: CacheManager, waiter: Any, timeout: float) -> Any:
         result = waiter.wait(timeout)
-        return _Done(result if result is not None and result[0] in (DONE, HIT) else None)
+        return _Done(result if result is not None and result.status in (DONE, HIT) else None)
 
     @staticmethod
     def acquire(m: CacheManager) -> Any:
@@ -207,11 +207,13 @@ async def get(m: CacheManager, mode: Any, key: Key) -> Any:
 def finish_read(m: CacheManager, key: Key, slow: SlowRead) -> Any:
     """get()'s answer to a Redis read the engine did not decode: a payload it could not decode, or an
     unusable one (logged and counted here). Also called by the native get (_native.getter)."""
-    status, payload, fresh_until, stale_until, load_s, stored_tags = slow.result[:6]
-    if status == HIT:
+    r = slow.result
+    if r.status == HIT:
+        payload = r.payload
         value = _decode(m, key, payload)
         if value is not _UNUSABLE:
-            m._engine.fill(key, value, len(payload), stored_tags, fresh_until, stale_until, load_s, True, slow.since)
+            m._engine.fill(key, value, len(payload), r.tags, r.fresh_until, r.stale_until, r.load_seconds, True,
+                           slow.since)
             return value
     m._engine.count_miss(key.resource)
     return None
@@ -295,8 +297,8 @@ async def _lead(m: CacheManager, mode: Any, key: Key, loader: Loader, tags, ttl,
     except BaseException as exc:
         engine.finish_load(key, flight_id, False, engine.now() - started)
         flight.set_exception(exc)
-        if guard is not None and guard[0]:
-            await mode.l2(m, "l2_release", key, guard[0])  # let a waiting process load it now
+        if guard is not None and guard.lease_token:
+            await mode.l2(m, "l2_release", key, guard.lease_token)  # let a waiting process load it now
         raise
     engine.finish_load(key, flight_id, True, engine.now() - started)
     if m._has_redis:
@@ -331,7 +333,7 @@ async def _coordinate(m: CacheManager, mode: Any, key: Key, tags: list[str], rep
     (LeaseProtocol: what to do after each reply, and every count) to the end. Returns
     ((value, stale), guard) when Redis has a value to serve (guard: the lease to refresh
     it under, or None), or (None, guard) when this process must load: guard is the
-    (lease token, generation, versions) its write must prove (token "" without a lease),
+    WriteGuard its write must prove (lease token, generation, versions; token "" without a lease),
     or None when Redis could not be asked."""
     engine = m._engine
     token = m._lease_token()
@@ -341,13 +343,14 @@ async def _coordinate(m: CacheManager, mode: Any, key: Key, tags: list[str], rep
     result = await mode.l2(*read)
     waiter = None
     while True:
-        status, payload, fresh_until, stale_until, load_s, stored_tags, versions, _, error, lease, generation, holder = result
+        status = result.status
         value = _UNUSABLE
         if status == HIT:
+            payload = result.payload
             value = _decode(m, key, payload)
         elif status == FAULT:
-            m._shared_fault(key, error)
-        step = protocol.on_reply(status, lease, holder, value is not _UNUSABLE)
+            m._shared_fault(key, result.error)
+        step = protocol.on_reply(status, result.lease, result.holder, value is not _UNUSABLE)
         if step == READ_AGAIN or step == WATCH:
             if step == WATCH:  # registered before the read, so a fill in between is not missed
                 waiter = mode.fill_waiter(m, key, protocol.wait_seconds)
@@ -356,19 +359,19 @@ async def _coordinate(m: CacheManager, mode: Any, key: Key, tags: list[str], rep
         if step == WAIT_FILL:
             filled = await mode.wait_filled(m, waiter, protocol.wait_seconds)
             waiter = None
-            if filled is not None and filled[0] == HIT:
+            if filled is not None and filled.status == HIT:
                 result = filled  # the notice carried the entry: as good as a read
                 continue
             if protocol.fill_waited() == READ_AGAIN:
                 result = await mode.l2(*read)
                 continue
             step = LOAD_UNLEASED
-        guard = (token if lease == LEASE_GRANTED else "", generation, versions) if status in (HIT, MISS) else None
         if step == LOAD_UNLEASED:
-            return None, (guard if status == MISS else None)
+            return None, (result.guard("") if status == MISS else None)
+        guard = result.guard(token)
         if status == HIT:  # served, or (a refresh) ours to refresh: memory keeps it either way
-            stale = engine.fill(key, value, len(payload), stored_tags, fresh_until, stale_until, load_s,
-                                not refreshing, since)
+            stale = engine.fill(key, value, len(payload), result.tags, result.fresh_until, result.stale_until,
+                                result.load_seconds, not refreshing, since)
             if step == SERVE:
                 return (value, stale), None
             if step == SERVE_AND_REFRESH:
@@ -383,7 +386,7 @@ def _refresh_under(m: CacheManager, mode: Any, key: Key, loader: Loader, tags, t
     if leader:
         mode.spawn(m, _load_guarded(m, mode, key, loader, tags, ttl, flight, flight_id, guard, since), key)
     else:  # this process already refreshes it: the lease is not needed
-        mode.spawn(m, _release(m, mode, key, guard[0]), key)
+        mode.spawn(m, _release(m, mode, key, guard.lease_token), key)
 
 
 async def _release(m: CacheManager, mode: Any, key: Key, token: str) -> None:
@@ -400,7 +403,7 @@ async def _load_guarded(m: CacheManager, mode: Any, key: Key, loader: Loader, ta
     except BaseException as exc:
         engine.finish_load(key, flight_id, False, engine.now() - started)
         flight.set_exception(exc)
-        await mode.l2(m, "l2_release", key, guard[0])
+        await mode.l2(m, "l2_release", key, guard.lease_token)
         raise
     engine.finish_load(key, flight_id, True, engine.now() - started)
     flight.set_result(value)
@@ -448,8 +451,8 @@ def _write_behind(m: CacheManager, mode: Any, key: Key, stored: tuple | None, ta
     write is sent now (it is what other processes' lease waiters are woken by); its answer
     is handled in the background. A fenced value (None) gives the lease back instead."""
     if stored is None:
-        if guard is not None and guard[0]:
-            mode.spawn(m, _release(m, mode, key, guard[0]), key, "lease release")
+        if guard is not None and guard.lease_token:
+            mode.spawn(m, _release(m, mode, key, guard.lease_token), key, "lease release")
         return
     payload, fresh_until, stale_until = stored
     write = mode.send(m, "l2_write", key, payload, fresh_until, stale_until, load_s, tags, guard)
@@ -462,10 +465,10 @@ async def _answered(m: CacheManager, mode: Any, key: Key, write: Any, replaces: 
 
 def _written(m: CacheManager, key: Key, result: tuple) -> bool:
     """Takes in a write's answer; True when it stored the value."""
-    if result[0] == FAULT:
-        m._shared_fault(key, result[8])
+    if result.status == FAULT:
+        m._shared_fault(key, result.error)
         return False
-    if result[0] == REFUSED:
+    if result.status == REFUSED:
         # An invalidation landed while this value loaded: it is already out of date.
         m._engine.invalidate_key(key)
         log.info("not caching %s: it was invalidated while it loaded", key)
@@ -496,8 +499,8 @@ async def _store(m: CacheManager, mode: Any, key: Key, value: Any, tags: list[st
     stored = _store_local(m, key, value, tags, ttl, load_s, since)
     if m._has_redis:
         if stored is None:
-            if guard is not None and guard[0]:
-                await _release(m, mode, key, guard[0])
+            if guard is not None and guard.lease_token:
+                await _release(m, mode, key, guard.lease_token)
             return
         await _after_shared(m, mode, key, await _send_shared(m, mode, key, stored, tags, load_s, guard),
                             replaces=replaces)
@@ -525,15 +528,15 @@ async def _conditional(m: CacheManager, mode: Any, key: Key, value: Any, tags: l
         fresh_until, stale_until = engine.lifetime(key, ttl)
         condition = ("absent",) if expected_payload is None else ("equals", expected_payload)
         result = await mode.l2(m, "l2_write", key, payload, fresh_until, stale_until, 0.0, tags, condition)
-        if result[0] == DONE:
+        if result.status == DONE:
             engine.fill(key, value, len(payload), tags, fresh_until, stale_until, 0.0, False)
             if expected_payload is not None:  # others may hold the value this one replaced
                 await mode.l2(m, "l2_announce", "key", [str(key)])
             return True
-        if result[0] == CONFLICT:
+        if result.status == CONFLICT:
             engine.invalidate_key(key)  # what this instance holds is not what Redis has
             return False
-        m._shared_fault(key, result[8])  # Redis unavailable: decide on this instance's memory
+        m._shared_fault(key, result.error)  # Redis unavailable: decide on this instance's memory
     state, current, _ = engine.get(key, False)
     if expected_payload is None:
         if state:
@@ -548,10 +551,10 @@ async def invalidate(m: CacheManager, mode: Any, kind: str, targets: list[str], 
     """Broadcasts an invalidation already applied to this instance's memory tier."""
     if m._has_redis:
         result = await mode.l2(m, "l2_invalidate", kind, targets)
-        if result[0] == FAULT:
-            m._shared_fault(None, result[8])
+        if result.status == FAULT:
+            m._shared_fault(None, result.error)
         elif kind in ("key", "pattern", "clear"):
-            return max(removed, result[7])
+            return max(removed, result.count)
     return removed
 
 
