@@ -228,7 +228,7 @@ def read(cache, key, token, lease_s=10.0, before=None):
 def write(cache, key, value, guard):
     engine = cache._engine
     now = engine.wall_ns()
-    return engine.l2_write(key, cache._codec.encode(value), now + 60 * 10**9, now + 60 * 10**9, 0.0, [], guard, None)
+    return engine.l2_write(key, cache._codec.encode(value), now + 60 * 10**9, now + 60 * 10**9, 0.0, [], guard, False, None)
 
 
 def test_script_missing_key_grants_one_lease(redis_url):
@@ -291,7 +291,7 @@ def test_script_stale_entry_grants_a_refresh_lease_once(redis_url):
         key = cache.key("r", "s")
         engine = cache._engine
         now = engine.wall_ns()
-        engine.l2_write(key, cache._codec.encode("v"), now - 1, now + 60 * 10**9, 0.0, [], None, None)
+        engine.l2_write(key, cache._codec.encode("v"), now - 1, now + 60 * 10**9, 0.0, [], None, False, None)
         a = read(cache, key, "ta")
         b = read(cache, key, "tb")
         assert (a.status, a.lease) == (HIT, GRANTED)

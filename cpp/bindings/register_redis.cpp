@@ -118,7 +118,7 @@ void register_redis(py::module_& m) {
       .def("l2_write",
            [](EngineHandle& e, const Key& key, py::bytes payload, Nanos fresh_until_wall,
               Nanos stale_until_wall, double load_seconds, std::vector<std::string> tags,
-              py::object guard, py::object bridge, bool defer) -> py::object {
+              py::object guard, bool announce, py::object bridge, bool defer) -> py::object {
              RedisTier& t = tier(e);
              // guard: None, a WriteGuard from the read (TierReply.guard), or ("absent",) /
              // ("equals", payload) for a conditional write.
@@ -138,6 +138,7 @@ void register_redis(py::module_& m) {
                  throw InvalidArgument("l2_write guard: a WriteGuard, None, ('absent',) or ('equals', payload)");
                }
              }
+             g.announce = announce;
              std::string bytes = payload;
              auto start = [&](RedisTier::Callback cb) {
                t.write(key, std::move(bytes), fresh_until_wall, stale_until_wall,
@@ -152,7 +153,7 @@ void register_redis(py::module_& m) {
              return run(bridge, start);
            },
            py::arg("key"), py::arg("payload"), py::arg("fresh_until_wall"), py::arg("stale_until_wall"),
-           py::arg("load_seconds"), py::arg("tags"), py::arg("guard"), py::arg("bridge"),
+           py::arg("load_seconds"), py::arg("tags"), py::arg("guard"), py::arg("announce"), py::arg("bridge"),
            py::arg("defer") = false)
       .def("l2_wait_fill",
            // Registers now; the caller awaits the future (async) or calls wait() (sync).
@@ -181,13 +182,6 @@ void register_redis(py::module_& m) {
              RedisTier& t = tier(e);
              Invalidation inv = make_invalidation(t, kind, targets);
              return run(bridge, [&](RedisTier::Callback cb) { t.invalidate(inv, std::move(cb)); });
-           },
-           py::arg("kind"), py::arg("targets"), py::arg("bridge"))
-      .def("l2_announce",
-           [](EngineHandle& e, const std::string& kind, std::vector<std::string> targets, py::object bridge) {
-             RedisTier& t = tier(e);
-             Invalidation inv = make_invalidation(t, kind, targets);
-             return run(bridge, [&](RedisTier::Callback cb) { t.announce(inv, std::move(cb)); });
            },
            py::arg("kind"), py::arg("targets"), py::arg("bridge"))
       .def("fill",

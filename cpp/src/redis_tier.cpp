@@ -257,7 +257,7 @@ void RedisTier::write(const Key& key, std::string payload, Nanos fresh_until_wal
     return;
   }
   std::vector<std::string> args;
-  args.reserve(11 + deps.size() * 2);
+  args.reserve(13 + deps.size() * 2);
   args.emplace_back();  // v, below
   args.push_back(std::to_string(fresh_until_wall / kNanosPerMs));
   args.push_back(std::to_string(std::max<Nanos>(stale_until_wall / kNanosPerMs, 1)));
@@ -271,6 +271,8 @@ void RedisTier::write(const Key& key, std::string payload, Nanos fresh_until_wal
   args.emplace_back(guard.condition == Condition::Absent ? "nx" : guard.condition == Condition::Equals ? "eq" : "");
   args.push_back(guard.condition == Condition::Absent ? std::to_string(guard.now_wall / kNanosPerMs)
                                                       : guard.expected_payload);
+  args.push_back(channel_);
+  args.push_back(guard.announce ? encode_invalidation(Invalidation::key(instance_id_, key.str)) : std::string());
   std::string record;  // x as the script will store it (checked writes)
   for (std::size_t i = 0; i < deps.size(); ++i) {
     if (checked) record.append(deps[i]).append(1, '\n').append(guard.versions[i]).append(1, '\n');
@@ -279,7 +281,7 @@ void RedisTier::write(const Key& key, std::string payload, Nanos fresh_until_wal
   }
   args[0] = codec_.seal(key.str, std::move(payload), {args[1], args[2], args[3], args[4], record});
   eval(*write_, {key.str, lease_key(key.str), waiters_key(key.str), generation_key_}, std::move(args),
-       [this, cb = std::move(cb)](RedisResult result) {
+       [this, entry = key.str, hash = key.hash, cb = std::move(cb)](RedisResult result) {
          if (!result.ok() || !result.reply().is_integer()) {
            cb(TierResult::fault(describe(result)));
            return;
@@ -290,7 +292,12 @@ void RedisTier::write(const Key& key, std::string payload, Nanos fresh_until_wal
                       : code == 2 ? TierResult::Status::Conflict
                                   : TierResult::Status::Refused;
          out.count = code;
-         if (out.status == TierResult::Status::Refused) writes_refused_.fetch_add(1, std::memory_order_relaxed);
+         if (out.status == TierResult::Status::Refused) {
+           // An invalidation landed while the value loaded: what this instance keeps of it
+           // is out of date too.
+           writes_refused_.fetch_add(1, std::memory_order_relaxed);
+           memory_.erase(entry, hash);
+         }
          cb(std::move(out));
        });
 }
@@ -395,19 +402,6 @@ void RedisTier::scan_unlink(std::string match, std::string cursor, std::int64_t 
           step(r.ok() && r.reply().is_integer() ? r.reply().as_int() : 0);
         });
       });
-}
-
-void RedisTier::announce(const Invalidation& inv, Callback cb) { publish_then(inv, 0, std::move(cb)); }
-
-void RedisTier::publish_then(const Invalidation& inv, std::int64_t count, Callback cb) {
-  client_->submit({"PUBLISH", channel_, encode_invalidation(inv)},
-                  [count, cb = std::move(cb)](RedisResult result) {
-                    TierResult out;
-                    out.status = TierResult::Status::Done;
-                    out.count = count;
-                    if (!result.ok()) out.error = describe(result);
-                    cb(std::move(out));
-                  });
 }
 
 std::vector<std::string> RedisTier::bumped_version_keys(const Invalidation& inv) const {

@@ -90,10 +90,10 @@ class AsyncMode:
     send = l2  # sent now, its answer awaited later (a bridge future either way)
 
     @staticmethod
-    def write_behind(m: CacheManager, key: Key, write: asyncio.Future, replaces: bool) -> None:
+    def write_behind(m: CacheManager, key: Key, write: asyncio.Future) -> None:
         """Handles a write's answer when it comes, from a done callback: no task per write."""
         m._writes.add(write)
-        write.add_done_callback(functools.partial(_write_answered, m, key, replaces))
+        write.add_done_callback(functools.partial(_write_answered, m, key))
 
     @staticmethod
     def fetch(m: CacheManager, key: Key) -> Any:
@@ -144,8 +144,8 @@ class SyncMode:
         return _Answer(getattr(m._engine, method)(*args, None, True))
 
     @staticmethod
-    def write_behind(m: CacheManager, key: Key, write: Any, replaces: bool) -> None:
-        SyncMode.spawn(m, _answered(m, SYNC, key, write, replaces), key, "write")
+    def write_behind(m: CacheManager, key: Key, write: Any) -> None:
+        SyncMode.spawn(m, _answered(m, SYNC, key, write), key, "write")
 
     @staticmethod
     def fetch(m: CacheManager, key: Key) -> Any:
@@ -438,10 +438,12 @@ def _store_local(m: CacheManager, key: Key, value: Any, tags: list[str], ttl: An
     return payload, *lifetime
 
 
-def _send_shared(m: CacheManager, mode: Any, key: Key, stored: tuple, tags: list[str], load_s: float, guard: Any) -> Any:
-    """Sends the Redis write of a value just stored in memory; returns its awaitable answer."""
+def _send_shared(m: CacheManager, mode: Any, key: Key, stored: tuple, tags: list[str], load_s: float, guard: Any,
+                 replaces: bool) -> Any:
+    """Sends the Redis write of a value just stored in memory; returns its awaitable answer.
+    `replaces`: other instances may hold the value it replaces, and the write tells them."""
     payload, fresh_until, stale_until = stored
-    return mode.l2(m, "l2_write", key, payload, fresh_until, stale_until, load_s, tags, guard)
+    return mode.l2(m, "l2_write", key, payload, fresh_until, stale_until, load_s, tags, guard, replaces)
 
 
 def _write_behind(m: CacheManager, mode: Any, key: Key, stored: tuple | None, tags: list[str], load_s: float,
@@ -455,28 +457,23 @@ def _write_behind(m: CacheManager, mode: Any, key: Key, stored: tuple | None, ta
             mode.spawn(m, _release(m, mode, key, guard.lease_token), key, "lease release")
         return
     payload, fresh_until, stale_until = stored
-    write = mode.send(m, "l2_write", key, payload, fresh_until, stale_until, load_s, tags, guard)
-    mode.write_behind(m, key, write, replaces)
+    write = mode.send(m, "l2_write", key, payload, fresh_until, stale_until, load_s, tags, guard, replaces)
+    mode.write_behind(m, key, write)
 
 
-async def _answered(m: CacheManager, mode: Any, key: Key, write: Any, replaces: bool) -> None:
-    await _after_shared(m, mode, key, await write, replaces=replaces)
+async def _answered(m: CacheManager, mode: Any, key: Key, write: Any) -> None:
+    _written(m, key, await write)
 
 
-def _written(m: CacheManager, key: Key, result: tuple) -> bool:
-    """Takes in a write's answer; True when it stored the value."""
+def _written(m: CacheManager, key: Key, result: Any) -> None:
+    """Takes in a write's answer (the engine already dropped a refused value from memory)."""
     if result.status == FAULT:
         m._shared_fault(key, result.error)
-        return False
-    if result.status == REFUSED:
-        # An invalidation landed while this value loaded: it is already out of date.
-        m._engine.invalidate_key(key)
+    elif result.status == REFUSED:
         log.info("not caching %s: it was invalidated while it loaded", key)
-        return False
-    return True
 
 
-def _write_answered(m: CacheManager, key: Key, replaces: bool, write: asyncio.Future) -> None:
+def _write_answered(m: CacheManager, key: Key, write: asyncio.Future) -> None:
     """The done callback of a write sent in the background from the event loop."""
     m._writes.discard(write)
     if write.cancelled():
@@ -484,14 +481,8 @@ def _write_answered(m: CacheManager, key: Key, replaces: bool, write: asyncio.Fu
     exc = write.exception()
     if exc is not None:
         log.warning("background write of %s failed: %r", key, exc)
-    elif _written(m, key, write.result()) and replaces:
-        m._track_write(m._engine.l2_announce("key", [str(key)], m._bridge()))
-
-
-async def _after_shared(m: CacheManager, mode: Any, key: Key, result: tuple, *, replaces: bool) -> None:
-    if _written(m, key, result) and replaces:
-        # Other instances may hold the value this one replaced in their memory tier.
-        await mode.l2(m, "l2_announce", "key", [str(key)])
+    else:
+        _written(m, key, write.result())
 
 
 async def _store(m: CacheManager, mode: Any, key: Key, value: Any, tags: list[str], ttl: Any, load_s: float,
@@ -502,8 +493,7 @@ async def _store(m: CacheManager, mode: Any, key: Key, value: Any, tags: list[st
             if guard is not None and guard.lease_token:
                 await _release(m, mode, key, guard.lease_token)
             return
-        await _after_shared(m, mode, key, await _send_shared(m, mode, key, stored, tags, load_s, guard),
-                            replaces=replaces)
+        _written(m, key, await _send_shared(m, mode, key, stored, tags, load_s, guard, replaces))
 
 
 async def store(m: CacheManager, mode: Any, key: Key, value: Any, tags: list[str], ttl: Any) -> None:
@@ -527,11 +517,11 @@ async def _conditional(m: CacheManager, mode: Any, key: Key, value: Any, tags: l
     if m._has_redis:
         fresh_until, stale_until = engine.lifetime(key, ttl)
         condition = ("absent",) if expected_payload is None else ("equals", expected_payload)
-        result = await mode.l2(m, "l2_write", key, payload, fresh_until, stale_until, 0.0, tags, condition)
+        # A compare-and-set replaces a value others may hold in memory: its write tells them.
+        result = await mode.l2(m, "l2_write", key, payload, fresh_until, stale_until, 0.0, tags, condition,
+                               expected_payload is not None)
         if result.status == DONE:
             engine.fill(key, value, len(payload), tags, fresh_until, stale_until, 0.0, False)
-            if expected_payload is not None:  # others may hold the value this one replaced
-                await mode.l2(m, "l2_announce", "key", [str(key)])
             return True
         if result.status == CONFLICT:
             engine.invalidate_key(key)  # what this instance holds is not what Redis has

@@ -87,6 +87,7 @@ class RedisTier {
     Condition condition = Condition::None;  // else Conflict
     std::string expected_payload;           // Equals: the payload that must be stored now
     Nanos now_wall = 0;                     // Absent: an entry stale by then counts as absent
+    bool announce = false;  // it replaces a value others may hold in memory: the write tells them
   };
 
   // Reads an entry; `tags` are the tags a later write would carry (for a miss's versions).
@@ -113,9 +114,6 @@ class RedisTier {
   // Invalidations: applied in Redis and broadcast to every instance. Done.count is what
   // Redis reports (entries removed, or version keys bumped).
   void invalidate(const Invalidation& inv, Callback cb);
-  // Broadcasts without touching Redis' data: after a write that replaced a value, so
-  // other instances drop the copy they hold in memory.
-  void announce(const Invalidation& inv, Callback cb);
 
   // Sends what this thread queued under RedisClient::DeferWakeups.
   void wake() { client_->wake(); }
@@ -132,7 +130,6 @@ class RedisTier {
             RedisClient::Callback done);
   void scan_unlink(std::string match, std::string cursor, std::int64_t removed, Invalidation inv,
                    Callback cb);
-  void publish_then(const Invalidation& inv, std::int64_t count, Callback cb);
   struct ReadArgs;
   void read_plain(ReadArgs args, Callback cb);
   void read_scripted(const ReadArgs& args, Callback cb);

@@ -84,7 +84,9 @@ return out
 // ARGV: v, f, s, d, t, mode, lease token ("" = none), expected generation ("" = any),
 // fill channel, condition ("" | "nx": only if absent, or stale by ARGV[11], the caller's
 // wall ms | "eq": only if the stored payload's body is ARGV[11]'s: a signed entry's MAC
-// differs with its lifetime), then dependencies from ARGV[12].
+// differs with its lifetime), the invalidation channel and an announcement for it ("" =
+// none: a written value that replaces one other instances may hold in memory tells them
+// in the same step), then dependencies from ARGV[14].
 // mode "e": pairs (version key, expected version); "c": version keys only (the entry
 // records their current versions). Refused (0) when the lease is no longer ours or any
 // version or the generation moved since the read: an invalidation happened while the
@@ -116,9 +118,9 @@ end
 if ARGV[10] == 'eq' and body(redis.call('HGET', KEYS[1], 'v')) ~= body(ARGV[11]) then return 2 end
 local names, want = {}, {}
 if ARGV[6] == 'e' then
-  for j = 12, #ARGV, 2 do names[#names + 1] = ARGV[j]; want[#want + 1] = ARGV[j + 1] end
+  for j = 14, #ARGV, 2 do names[#names + 1] = ARGV[j]; want[#want + 1] = ARGV[j + 1] end
 else
-  for j = 12, #ARGV do names[#names + 1] = ARGV[j] end
+  for j = 14, #ARGV do names[#names + 1] = ARGV[j] end
 end
 local deps = {}
 if #names > 0 then
@@ -132,6 +134,7 @@ end
 redis.call('HSET', KEYS[1], 'v', ARGV[1], 'f', ARGV[2], 's', ARGV[3], 'd', ARGV[4], 't', ARGV[5], 'x', table.concat(deps))
 redis.call('PEXPIREAT', KEYS[1], ARGV[3])
 if ours then redis.call('DEL', KEYS[2]) end
+if ARGV[13] ~= '' then redis.call('PUBLISH', ARGV[12], ARGV[13]) end
 if redis.call('DEL', KEYS[3]) == 1 then
   -- Waiters get the entry in the notice itself ("<len>:<bytes>" fields: key, v, f, s, d,
   -- t, x), so they need no second read.
