@@ -341,3 +341,51 @@ async def test_signed_entries_work_on_every_write_path(redis_url):
         await settled(a)
         assert await b.get(b.key("rooms", 1)) == ["r"]
         assert a.stats()["errors"] == b.stats()["errors"] == 0
+
+
+@pytest.mark.parametrize("tier", ["memory", "redis"])
+async def test_a_cancelled_leader_does_not_cancel_its_followers(redis_url, redis_server, tier):
+    """The leader runs the load itself; cancelled mid-load while a follower waits, the load
+    starts over for the follower (under the same lease), and only the leader is cancelled."""
+    url = redis_url if tier == "redis" else None
+    async with CacheManager(redis_url=url, namespace="c", default_policy=Policy(ttl=60)) as m:
+        if url:
+            await subscribed(m)
+        key = m.key("rooms", 1)
+        first, second = Gate(), Gate()
+        loaders = iter([first, second])
+
+        def loader():
+            return next(loaders)()
+
+        leader = asyncio.ensure_future(m.get_or_load(key, loader))
+        await asyncio.wait_for(first.entered.wait(), 10)
+        follower = asyncio.ensure_future(m.get_or_load(key, loader))
+        await asyncio.sleep(0)  # the follower joins the flight
+        leader.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await leader
+        await asyncio.wait_for(second.entered.wait(), 10)  # the load started over
+        second.release("v")
+        assert await asyncio.wait_for(follower, 10) == "v"
+        stats = m.stats()["resources"]["rooms"]
+        assert (stats["loads"], stats["lease_waits"], stats["lease_timeouts"]) == (2, 0, 0)
+        await settled(m)
+        assert await m.get(key) == "v"
+
+
+async def test_a_cancelled_lone_leader_gives_its_lease_back(redis_url, redis_server):
+    async with CacheManager(redis_url=redis_url, namespace="c", default_policy=Policy(ttl=60)) as m:
+        await subscribed(m)
+        key = m.key("rooms", 2)
+        gate = Gate()
+        leader = asyncio.ensure_future(m.get_or_load(key, gate))
+        await asyncio.wait_for(gate.entered.wait(), 10)
+        assert redis_server.command("GET", f"c#l:{key}") is not None  # its lease
+        leader.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await leader
+        await settled(m)
+        assert redis_server.command("GET", f"c#l:{key}") is None  # released: nobody waits lock_timeout
+        assert not m._engine.in_flight(key)
+        assert await m.get_or_load(key, lambda: "fresh") == "fresh"

@@ -51,8 +51,9 @@ async def test_two_managers_share_the_redis_tier(pair):
     assert calls == 1
     stats = b.stats()["resources"]["c"]
     # b took a's value from Redis: by its read, or (a's write being answered in the
-    # background) by the fill notice its read then waited for.
-    assert stats["redis"]["redis_hits"] + stats["lease_waits"] == 1 and stats["loads"] == 0
+    # background) after waiting on a's lease, by the fill notice or the read that follows.
+    assert stats["loads"] == 0
+    assert stats["redis"]["redis_hits"] == 1 or stats["lease_waits"] == 1
     # the shared hit filled b's memory tier
     assert b.stats()["memory_entries"] == 1
 

@@ -220,6 +220,10 @@ void register_engine(py::module_& m) {
              return py::make_tuple(py::reinterpret_borrow<py::object>(handle_object(done->first)),
                                    done->second);
            })
+      .def("abandon_load",
+           // A leader cancelled mid-load: true when callers follow its flight (it stays, and
+           // the load starts over for them); else the flight is gone.
+           [](EngineHandle& e, const Key& key, std::uint64_t id) { return e.engine.flights().abandon(key.str, id); })
       .def("record_miss", [](EngineHandle& e, const std::string& res, double seconds) {
         e.engine.resource(res).miss_latency.record(seconds_to_nanos(seconds));
       })

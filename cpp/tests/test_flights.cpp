@@ -122,3 +122,16 @@ TEST_CASE("flights: the leader's exception reaches every follower") {
   CHECK_THROWS_AS(lead.handle.get(), std::runtime_error);
   CHECK(table.size() == 0);  // nothing left behind to be reused
 }
+
+TEST_CASE("an abandoned flight stays only while callers follow it") {
+  FlightTable<int> table;
+  auto alone = table.join("k", [] { return 1; });
+  CHECK_FALSE(table.abandon("k", alone.id));
+  CHECK(table.size() == 0);
+  auto led = table.join("k", [] { return 2; });
+  table.join("k", [] { return 3; });  // a follower
+  CHECK(table.abandon("k", led.id));
+  CHECK(table.size() == 1);
+  CHECK_FALSE(table.abandon("k", led.id + 1));  // another flight's id: nothing happens
+  CHECK(table.finish("k", led.id)->second == 1);
+}

@@ -16,7 +16,6 @@ import logging
 from asyncio import get_running_loop
 from typing import TYPE_CHECKING, Any, Callable
 
-from ._eager import eager_task
 from ._flight import Flight
 
 # The engine's codes (cpp/include/herdcache/codes.hpp): engine.get states (EARLY: fresh,
@@ -243,20 +242,10 @@ async def load(m: CacheManager, mode: Any, key: Key, loader: Loader, tags: list[
     # warm(): replace whatever is cached, however fresh (a stale-while-revalidate refresh
     # passes how fresh its own copy was instead: see refresh()).
     replace_before = WARM_REPLACES_ANY if refresh else None
-    lead = _lead(m, mode, key, loader, tags, ttl, flight, flight_id, replace_before)
-    if mode.blocking:
-        value = await lead
-    else:
-        # The load runs as its own task, so a leader that is cancelled does not cancel
-        # the load its followers wait for; started eagerly, so its first round trip is
-        # not queued behind the followers that arrived with it. The leader then waits
-        # on the flight as its followers do.
-        task = eager_task(lead)
-        if task.done():
-            value = task.result()
-        else:
-            m._track(task)
-            value = await flight.wait()
+    # The leader runs the load itself (its first round trip leaves at once, before the
+    # followers that arrived with it run). If it is cancelled while followers wait, the
+    # load starts over for them in the background (_lead).
+    value = await _lead(m, mode, key, loader, tags, ttl, flight, flight_id, replace_before)
     m._engine.record_miss(key.resource, m._engine.now() - started)
     return value
 
@@ -275,14 +264,17 @@ def refresh(m: CacheManager, mode: Any, key: Key, loader: Loader, tags: list[str
 async def _lead(m: CacheManager, mode: Any, key: Key, loader: Loader, tags, ttl, flight: Flight, flight_id: int,
                 replace_before: int | None) -> Any:
     """Leads one flight: takes the value from Redis or the lease to load it, loads, stores.
-    `replace_before` set: a refresh of a copy fresh until then (wall ns)."""
+    `replace_before` set: a refresh of a copy fresh until then (wall ns). The flight's
+    lease token is the same however often its load starts over, so a restarted load is
+    granted the lease it had."""
     engine = m._engine
     started = engine.now()
     since = engine.write_sequence()  # an invalidation after this covering the key fences the store
+    token = m._lease_token(flight_id)
     guard = None
     try:
         if m._has_redis:
-            found, guard = await _coordinate(m, mode, key, tags, replace_before, since)
+            found, guard = await _coordinate(m, mode, key, tags, replace_before, since, token)
             if found is not None:
                 value, stale = found
                 engine.finish_load(key, flight_id, True, -1.0)
@@ -294,10 +286,20 @@ async def _lead(m: CacheManager, mode: Any, key: Key, loader: Loader, tags, ttl,
             engine.count_miss(key.resource)
         value = await _run_loader(m, mode, key, loader)
         stored = _store_local(m, key, value, tags, ttl, engine.now() - started, since)
+    except asyncio.CancelledError as exc:
+        # The leader itself is cancelled: the callers that joined its flight are not.
+        if not m.closed and engine.abandon_load(key, flight_id):
+            mode.spawn(m, _lead(m, mode, key, loader, tags, ttl, flight, flight_id, replace_before), key, "load")
+        else:
+            flight.set_exception(exc)
+            engine.finish_load(key, flight_id, False, -1.0)
+            if m._has_redis:
+                mode.spawn(m, _release(m, mode, key, token), key, "lease release")
+        raise
     except BaseException as exc:
         engine.finish_load(key, flight_id, False, engine.now() - started)
         flight.set_exception(exc)
-        if guard is not None and guard.lease_token:
+        if guard is not None and guard.lease_token and not isinstance(exc, GeneratorExit):
             await mode.l2(m, "l2_release", key, guard.lease_token)  # let a waiting process load it now
         raise
     engine.finish_load(key, flight_id, True, engine.now() - started)
@@ -328,7 +330,7 @@ async def _run_loader(m: CacheManager, mode: Any, key: Key, loader: Loader) -> A
 
 
 async def _coordinate(m: CacheManager, mode: Any, key: Key, tags: list[str], replace_before: int | None,
-                      since: int) -> tuple:
+                      since: int, token: str) -> tuple:
     """Asks Redis for the key with a lease, and follows the engine's lease protocol
     (LeaseProtocol: what to do after each reply, and every count) to the end. Returns
     ((value, stale), guard) when Redis has a value to serve (guard: the lease to refresh
@@ -336,7 +338,6 @@ async def _coordinate(m: CacheManager, mode: Any, key: Key, tags: list[str], rep
     WriteGuard its write must prove (lease token, generation, versions; token "" without a lease),
     or None when Redis could not be asked."""
     engine = m._engine
-    token = m._lease_token()
     refreshing = replace_before is not None
     protocol = LeaseProtocol(engine, key, refreshing, m.lock_timeout)
     read = (m, "l2_read", key, tags, token, m.lock_timeout, engine.wall_ns() if replace_before is None else replace_before)

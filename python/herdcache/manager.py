@@ -11,7 +11,6 @@ import asyncio
 import collections.abc
 import concurrent.futures
 import math
-import itertools
 import threading
 import uuid
 import logging
@@ -91,7 +90,6 @@ class CacheManager:
         self.slow_load_threshold = float(slow_load_threshold)
         self._state = _NEW
         self._instance_id = uuid.uuid4().hex
-        self._leases = itertools.count()  # with the instance id: lease tokens unique everywhere
         self._bridges: dict[asyncio.AbstractEventLoop, _native.Bridge] = {}
         self._has_redis = False
         self._registry: dict[str, Any] = {}
@@ -324,8 +322,10 @@ class CacheManager:
         if not task.cancelled():
             task.exception()  # its flight's callers got it; the task's own copy is not an error
 
-    def _lease_token(self) -> str:
-        return f"{self._instance_id[:12]}.{next(self._leases)}"
+    def _lease_token(self, flight_id: int) -> str:
+        """The lease token of a flight: unique across processes (the instance id) and
+        flights (the engine's flight id), and the same each time its load starts over."""
+        return f"{self._instance_id[:12]}.{flight_id}"
 
     def _track_write(self, write: Any) -> None:
         self._writes.add(write)

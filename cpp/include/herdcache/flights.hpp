@@ -54,6 +54,17 @@ class FlightTable {
     return out;
   }
 
+  // Removes flight `id` unless callers follow it; true when it has followers (and stays,
+  // for its leader to hand over: a cancelled leader's load starts over for them).
+  bool abandon(std::string_view key, std::uint64_t id) {
+    std::lock_guard lock(mutex_);
+    auto it = flights_.find(std::string(key));
+    if (it == flights_.end() || it->second.id != id) return false;
+    if (it->second.followers > 0) return true;
+    flights_.erase(it);
+    return false;
+  }
+
   std::size_t size() const {
     std::lock_guard lock(mutex_);
     return flights_.size();

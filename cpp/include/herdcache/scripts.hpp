@@ -39,6 +39,11 @@ inline constexpr std::string_view kRead = R"lua(
 local function lease()
   if ARGV[1] == '' then return 0 end
   if redis.call('SET', KEYS[2], ARGV[1], 'NX', 'PX', ARGV[2]) then return 1 end
+  -- Already this token's (its load starts over: the leader was cancelled): still granted.
+  if redis.call('GET', KEYS[2]) == ARGV[1] then
+    redis.call('PEXPIRE', KEYS[2], ARGV[2])
+    return 1
+  end
   redis.call('SET', KEYS[3], '1', 'PX', ARGV[2])
   return 2
 end
