@@ -389,3 +389,28 @@ async def test_a_cancelled_lone_leader_gives_its_lease_back(redis_url, redis_ser
         assert redis_server.command("GET", f"c#l:{key}") is None  # released: nobody waits lock_timeout
         assert not m._engine.in_flight(key)
         assert await m.get_or_load(key, lambda: "fresh") == "fresh"
+
+
+async def test_a_loader_that_raises_cancelled_error_fails_its_flight_once():
+    """Only a cancelled leader's load starts over, and only once: a loader that raises
+    CancelledError itself reaches its followers, rather than starting over forever."""
+    async with CacheManager(namespace="c") as m:
+        key = m.key("rooms", 3)
+        calls = []
+        entered, go = asyncio.Event(), asyncio.Event()
+
+        async def loader():
+            calls.append(1)
+            entered.set()
+            await go.wait()
+            raise asyncio.CancelledError()
+
+        leader = asyncio.ensure_future(m.get_or_load(key, loader))
+        await asyncio.wait_for(entered.wait(), 10)
+        follower = asyncio.ensure_future(m.get_or_load(key, lambda: "never"))
+        await asyncio.sleep(0)  # the follower joins the flight
+        go.set()
+        for outcome in await asyncio.wait_for(asyncio.gather(leader, follower, return_exceptions=True), 10):
+            assert isinstance(outcome, asyncio.CancelledError)
+        assert len(calls) == 2  # the first run, and the one start-over
+        assert not m._engine.in_flight(key)

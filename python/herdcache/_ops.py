@@ -262,11 +262,12 @@ def refresh(m: CacheManager, mode: Any, key: Key, loader: Loader, tags: list[str
 
 
 async def _lead(m: CacheManager, mode: Any, key: Key, loader: Loader, tags, ttl, flight: Flight, flight_id: int,
-                replace_before: int | None) -> Any:
+                replace_before: int | None, restarted: bool = False) -> Any:
     """Leads one flight: takes the value from Redis or the lease to load it, loads, stores.
     `replace_before` set: a refresh of a copy fresh until then (wall ns). The flight's
     lease token is the same however often its load starts over, so a restarted load is
-    granted the lease it had."""
+    granted the lease it had. A load starts over once at most (`restarted`): a loader that
+    raises CancelledError itself fails its flight instead of starting it over and over."""
     engine = m._engine
     started = engine.now()
     since = engine.write_sequence()  # an invalidation after this covering the key fences the store
@@ -288,12 +289,12 @@ async def _lead(m: CacheManager, mode: Any, key: Key, loader: Loader, tags, ttl,
         stored = _store_local(m, key, value, tags, ttl, engine.now() - started, since)
     except asyncio.CancelledError as exc:
         # The leader itself is cancelled: the callers that joined its flight are not.
-        if not m.closed and engine.abandon_load(key, flight_id):
-            mode.spawn(m, _lead(m, mode, key, loader, tags, ttl, flight, flight_id, replace_before), key, "load")
+        if not restarted and not m.closed and engine.abandon_load(key, flight_id):
+            mode.spawn(m, _lead(m, mode, key, loader, tags, ttl, flight, flight_id, replace_before, True), key, "load")
         else:
             flight.set_exception(exc)
             engine.finish_load(key, flight_id, False, -1.0)
-            if m._has_redis:
+            if m._has_redis and not m.closed:  # a closed manager's leases expire by themselves
                 mode.spawn(m, _release(m, mode, key, token), key, "lease release")
         raise
     except BaseException as exc:
