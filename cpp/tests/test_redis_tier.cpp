@@ -1,0 +1,148 @@
+// The Redis tier against a real redis-server (started by the test on a free port): a
+// load's steps done by hand, with an invalidation of every kind landing between the
+// lease read and the write, which must then be refused; the lease protocol fed the
+// tier's real replies; and the memory tier suspended while the subscriber is away.
+// Waits are on callbacks with deadlines; no sleeps.
+#include <catch2/catch.hpp>
+
+#include <chrono>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "herdcache/completions.hpp"
+#include "herdcache/lease_protocol.hpp"
+#include "herdcache/redis_tier.hpp"
+#include "redis_server.hpp"
+
+using namespace herdcache;
+using herdcache::testing::RedisServer;
+using Status = TierResult::Status;
+using Lease = TierResult::Lease;
+
+namespace {
+
+constexpr Nanos kSecond = kNanosPerSecond;
+
+Key key_of(const std::string& resource, const std::string& arg) {
+  KeyBuilder b;
+  b.reset("t", resource);
+  b.add_str(arg);
+  return b.finish();
+}
+
+// A tier on its own memory tier, and blocking forms of its calls.
+struct Tier {
+  std::shared_ptr<ManualClock> clock = std::make_shared<ManualClock>(kSecond, system_clock()->wall_ns());
+  MemoryTier memory{{1 << 20, 4}, clock};
+  RedisTier tier;
+
+  explicit Tier(const RedisServer& server)
+      : tier("t", "instance-1", parse_redis_url(server.url()), RedisOptions{}, memory, system_clock()) {
+    // Connected once a read answers: requests made while the I/O thread connects wait for
+    // the connection (each within its command timeout), so this is a wait, not a spin.
+    const Nanos deadline = system_clock()->monotonic_ns() + 10 * kSecond;
+    while (read(key_of("probe", "x"), {}, "").status == Status::Fault) REQUIRE(system_clock()->monotonic_ns() < deadline);
+    REQUIRE(tier.health().connected);
+  }
+
+  template <class Start>
+  TierResult call(Start&& start) {
+    auto done = std::make_shared<OneShot<TierResult>>();
+    start([done](TierResult r) { done->set(std::move(r)); });
+    auto result = done->wait_for(5 * kSecond);
+    REQUIRE(result.has_value());
+    return std::move(*result);
+  }
+  TierResult read(const Key& key, const std::vector<std::string>& tags, const std::string& token) {
+    const Nanos now = clock->wall_ns();
+    return call([&](auto cb) { tier.read(key, tags, token, 10 * kSecond, now, now, std::move(cb)); });
+  }
+  TierResult write(const Key& key, const std::string& payload, const std::vector<std::string>& tags,
+                   const TierResult& read, const std::string& token, Nanos fresh_for = 60 * kSecond) {
+    RedisTier::WriteGuard guard;
+    guard.lease_token = token;
+    guard.generation = read.generation;
+    guard.versions = read.versions;
+    const Nanos now = clock->wall_ns();
+    return call([&](auto cb) {
+      tier.write(key, payload, now + fresh_for, now + 120 * kSecond, 0, tags, guard, std::move(cb));
+    });
+  }
+  TierResult invalidate(const Invalidation& inv) {
+    return call([&](auto cb) { tier.invalidate(inv, std::move(cb)); });
+  }
+};
+
+}  // namespace
+
+TEST_CASE("redis tier: an invalidation between a load's read and its write refuses the write", "[redis]") {
+  RedisServer server;
+  Tier t(server);
+  const Key key = key_of("rooms", "org-1");
+  const std::vector<std::string> tags{"org:1"};
+  const auto [what, inv] = GENERATE_COPY(table<const char*, Invalidation>({
+      {"the key", Invalidation::key("other", key.str)},
+      {"its resource", Invalidation::prefix("other", "rooms", "t:rooms")},
+      {"a prefix of its arguments", Invalidation::prefix("other", "rooms", std::string(key.canonical()))},
+      {"a tag it carries", Invalidation::tags("other", {"org:1"})},
+      {"a pattern", Invalidation::pattern("other", "rooms:*")},
+      {"everything", Invalidation::clear("other")},
+  }));
+  INFO(what);
+
+  const TierResult miss = t.read(key, tags, "T1");
+  REQUIRE(miss.status == Status::Miss);
+  REQUIRE(miss.lease == Lease::Granted);
+  REQUIRE(t.invalidate(inv).status == Status::Done);
+  CHECK(t.write(key, "old", tags, miss, "T1").status == Status::Refused);
+  CHECK(t.tier.stats().writes_refused == 1);
+
+  // The refused write gave its lease back: the next load is granted it, and its write lands.
+  const TierResult again = t.read(key, tags, "T2");
+  REQUIRE(again.status == Status::Miss);
+  REQUIRE(again.lease == Lease::Granted);
+  CHECK(t.write(key, "new", tags, again, "T2").status == Status::Done);
+  const TierResult hit = t.read(key, tags, "T3");
+  CHECK(hit.status == Status::Hit);
+  CHECK(hit.payload == "new");
+}
+
+TEST_CASE("redis tier: a stale entry's refresh lease carries the guard its write must prove", "[redis]") {
+  RedisServer server;
+  Tier t(server);
+  const Key key = key_of("rooms", "org-2");
+  const std::vector<std::string> tags{"org:2"};
+  const TierResult first = t.read(key, tags, "T1");
+  REQUIRE(t.write(key, "v1", tags, first, "T1", /*fresh_for=*/0).status == Status::Done);  // stale at once
+
+  const TierResult stale = t.read(key, tags, "T2");
+  REQUIRE(stale.status == Status::Hit);
+  REQUIRE(stale.lease == Lease::Granted);  // the refresh is ours
+  CHECK_FALSE(stale.generation.empty());
+  CHECK(stale.versions.size() == 3);  // "t:rooms", "t:rooms:<arg>", the tag
+  REQUIRE(t.invalidate(Invalidation::tags("other", {"org:2"})).status == Status::Done);
+  CHECK(t.write(key, "old refresh", tags, stale, "T2").status == Status::Refused);
+}
+
+TEST_CASE("redis tier: the lease protocol, fed real replies, waits for the holder it names", "[redis]") {
+  RedisServer server;
+  Tier t(server);
+  const Key key = key_of("rooms", "org-3");
+  Counters counters;
+  REQUIRE(t.read(key, {}, "holder").lease == Lease::Granted);
+
+  LeaseProtocol follower(false, 10 * kSecond, counters);
+  const TierResult held = t.read(key, {}, "follower");
+  REQUIRE(held.lease == Lease::HeldElsewhere);
+  CHECK(held.lease_holder == "holder");
+  CHECK(follower.on_reply(held.status, held.lease, held.lease_holder, true, 0) == LeaseProtocol::Next::Watch);
+
+  // The same token reading again is granted its own lease again (a load starting over).
+  CHECK(t.read(key, {}, "holder").lease == Lease::Granted);
+  const TierResult filled_read = t.read(key, {}, "holder");
+  REQUIRE(t.write(key, "v", {}, filled_read, "holder").status == Status::Done);
+  const TierResult hit = t.read(key, {}, "follower");
+  CHECK(follower.on_reply(hit.status, hit.lease, hit.lease_holder, true, kSecond) == LeaseProtocol::Next::Serve);
+  CHECK(counters.get(Counter::LeaseWaits) == 1);
+}
