@@ -1,8 +1,8 @@
 // The Redis tier against a real redis-server (started by the test on a free port): a
 // load's steps done by hand, with an invalidation of every kind landing between the
-// lease read and the write, which must then be refused; the lease protocol fed the
-// tier's real replies; and the memory tier suspended while the subscriber is away.
-// Waits are on callbacks with deadlines; no sleeps.
+// lease read and the write, which must then be refused; a stale entry's refresh guard;
+// the lease protocol fed the tier's real replies. (Cutting only the subscriber needs a
+// proxy: tests/test_protocol.py does that.) Waits are on callbacks with deadlines.
 #include <catch2/catch.hpp>
 
 #include <chrono>
