@@ -180,6 +180,24 @@ void register_bridge(py::module_& m) {
              g.versions = r.versions;
              return g;
            }, py::arg("lease_token"));
+  // What an invalidation names (invalidation.hpp), for l2_invalidate; its origin is set
+  // there, to the sending instance.
+  using Kind = Invalidation::Kind;
+  py::class_<Invalidation>(m, "Invalidation", "An invalidation to apply in Redis and broadcast.")
+      .def_static("key", [](std::string key) { return Invalidation::key({}, std::move(key)); }, py::arg("key"))
+      .def_static("prefix", [](std::string resource, std::string canonical_prefix) {
+                    return Invalidation::prefix({}, std::move(resource), std::move(canonical_prefix));
+                  }, py::arg("resource"), py::arg("canonical_prefix"))
+      .def_static("tags", [](std::vector<std::string> tags) { return Invalidation::tags({}, std::move(tags)); },
+                  py::arg("tags"))
+      .def_static("pattern", [](std::string pattern) { return Invalidation::pattern({}, std::move(pattern)); },
+                  py::arg("pattern"))
+      .def_static("clear", [] { return Invalidation::clear({}); })
+      // Redis answers how many entries it removed (a key, a pattern, a clear), not how many
+      // versions it bumped (a prefix, tags): only the former is a count of entries.
+      .def_property_readonly("counts_entries", [](const Invalidation& inv) {
+        return inv.kind == Kind::Key || inv.kind == Kind::Pattern || inv.kind == Kind::Clear;
+      });
   py::class_<RedisTier::WriteGuard>(m, "WriteGuard", "What a write must prove (RedisTier::WriteGuard).")
       .def_readonly("lease_token", &RedisTier::WriteGuard::lease_token);
 

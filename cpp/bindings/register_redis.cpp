@@ -29,16 +29,6 @@ RedisTier& tier(EngineHandle& e) {
   throw InvalidArgument("redis is not configured");
 }
 
-Invalidation make_invalidation(RedisTier& t, const std::string& kind, const std::vector<std::string>& targets) {
-  const std::string& origin = t.instance_id();
-  if (kind == "key" && targets.size() == 1) return Invalidation::key(origin, targets[0]);
-  if (kind == "prefix" && targets.size() == 2) return Invalidation::prefix(origin, targets[0], targets[1]);
-  if (kind == "tags" && !targets.empty()) return Invalidation::tags(origin, targets);
-  if (kind == "pattern" && targets.size() == 1) return Invalidation::pattern(origin, targets[0]);
-  if (kind == "clear" && targets.empty()) return Invalidation::clear(origin);
-  throw InvalidArgument(fmt::format("bad invalidation: {} with {} target(s)", kind, targets.size()));
-}
-
 }  // namespace
 
 py::object l2_fetch(EngineHandle& e, py::object key_object, const Key& key, py::object bridge) {
@@ -178,12 +168,13 @@ void register_redis(py::module_& m) {
            },
            py::arg("key"), py::arg("token"), py::arg("bridge"))
       .def("l2_invalidate",
-           [](EngineHandle& e, const std::string& kind, std::vector<std::string> targets, py::object bridge) {
+           // Applies `inv` in Redis and broadcasts it, sent as this instance's.
+           [](EngineHandle& e, Invalidation inv, py::object bridge) {
              RedisTier& t = tier(e);
-             Invalidation inv = make_invalidation(t, kind, targets);
+             inv.origin = t.instance_id();
              return run(bridge, [&](RedisTier::Callback cb) { t.invalidate(inv, std::move(cb)); });
            },
-           py::arg("kind"), py::arg("targets"), py::arg("bridge"))
+           py::arg("invalidation"), py::arg("bridge"))
       .def("fill",
            // fill_shared: the value read from Redis kept in memory (and counted if served).
            [](EngineHandle& e, const Key& key, py::object value, std::size_t value_bytes,

@@ -539,13 +539,14 @@ async def _conditional(m: CacheManager, mode: Any, key: Key, value: Any, tags: l
     return True
 
 
-async def invalidate(m: CacheManager, mode: Any, kind: str, targets: list[str], removed: int) -> int:
-    """Broadcasts an invalidation already applied to this instance's memory tier."""
+async def invalidate(m: CacheManager, mode: Any, invalidation: Any, removed: int) -> int:
+    """Applies in Redis, and broadcasts, an invalidation already applied to this
+    instance's memory tier; returns how many entries it removed."""
     if m._has_redis:
-        result = await mode.l2(m, "l2_invalidate", kind, targets)
+        result = await mode.l2(m, "l2_invalidate", invalidation)
         if result.status == FAULT:
             m._shared_fault(None, result.error)
-        elif kind in ("key", "pattern", "clear"):
+        elif invalidation.counts_entries:
             return max(removed, result.count)
     return removed
 

@@ -211,23 +211,23 @@ class CacheManager:
 
     async def delete(self, key: Key) -> bool:
         self._ready()
-        return await self._invalidate(ASYNC, "key", *self._delete_local(key)) > 0
+        return await self._invalidate(ASYNC, *self._delete_local(key)) > 0
 
     async def invalidate(self, resource: str, *prefix: Any) -> int:
         self._ready()
-        return await self._invalidate(ASYNC, "prefix", *self._invalidate_local(resource, prefix))
+        return await self._invalidate(ASYNC, *self._invalidate_local(resource, prefix))
 
     async def invalidate_tags(self, *tags: str) -> int:
         self._ready()
-        return await self._invalidate(ASYNC, "tags", *self._tags_local(tags))
+        return await self._invalidate(ASYNC, *self._tags_local(tags))
 
     async def invalidate_pattern(self, pattern: str) -> int:
         self._ready()
-        return await self._invalidate(ASYNC, "pattern", *self._pattern_local(pattern))
+        return await self._invalidate(ASYNC, *self._pattern_local(pattern))
 
     async def clear(self) -> int:
         self._ready()
-        return await self._invalidate(ASYNC, "clear", [], self._engine.clear())
+        return await self._invalidate(ASYNC, *self._clear_local())
 
     async def warm(self, resource: str, *args: Any, **params: Any) -> Any:
         self._ready()
@@ -266,27 +266,30 @@ class CacheManager:
     # --- internals shared with the sync facade, the decorators and _ops ------------------
 
     # Invalidations apply to this instance's memory at once, then go to Redis (which
-    # broadcasts them). Each *_local returns (targets for Redis, entries removed here).
-    def _delete_local(self, key: Any) -> tuple[list[str], int]:
+    # broadcasts them). Each *_local returns (the Invalidation for Redis, entries removed here).
+    def _delete_local(self, key: Any) -> tuple[_native.Invalidation, int]:
         key = check_key(key)
-        return [str(key)], self._engine.invalidate_key(key)
+        return _native.Invalidation.key(str(key)), self._engine.invalidate_key(key)
 
-    def _invalidate_local(self, resource: str, prefix: tuple) -> tuple[list[str], int]:
+    def _invalidate_local(self, resource: str, prefix: tuple) -> tuple[_native.Invalidation, int]:
         canonical = self._engine.canonical_prefix(check_resource(resource), prefix)
-        return [resource, canonical], self._engine.invalidate(resource, prefix)
+        return _native.Invalidation.prefix(resource, canonical), self._engine.invalidate(resource, prefix)
 
-    def _tags_local(self, tags: Any) -> tuple[list[str], int]:
+    def _tags_local(self, tags: Any) -> tuple[_native.Invalidation, int]:
         tags = tag_list(tags)
         if not tags:
             raise ValueError("invalidate_tags needs at least one tag")
-        return tags, self._engine.invalidate_tags(tags)
+        return _native.Invalidation.tags(tags), self._engine.invalidate_tags(tags)
 
-    def _pattern_local(self, pattern: Any) -> tuple[list[str], int]:
+    def _pattern_local(self, pattern: Any) -> tuple[_native.Invalidation, int]:
         pattern = check_pattern(pattern)
-        return [pattern], self._engine.invalidate_pattern(pattern)
+        return _native.Invalidation.pattern(pattern), self._engine.invalidate_pattern(pattern)
 
-    def _invalidate(self, mode: Any, kind: str, targets: list[str], removed: int) -> Any:
-        return _ops.invalidate(self, mode, kind, targets, removed)
+    def _clear_local(self) -> tuple[_native.Invalidation, int]:
+        return _native.Invalidation.clear(), self._engine.clear()
+
+    def _invalidate(self, mode: Any, invalidation: _native.Invalidation, removed: int) -> Any:
+        return _ops.invalidate(self, mode, invalidation, removed)
 
     def _bridge(self) -> _native.Bridge:
         loop = asyncio.get_running_loop()

@@ -56,23 +56,23 @@ class SyncCache:
 
     def delete(self, key: Key) -> bool:
         self._m._ready()
-        return drive(self._m._invalidate(SYNC, "key", *self._m._delete_local(key))) > 0
+        return drive(self._m._invalidate(SYNC, *self._m._delete_local(key))) > 0
 
     def invalidate(self, resource: str, *prefix: Any) -> int:
         self._m._ready()
-        return drive(self._m._invalidate(SYNC, "prefix", *self._m._invalidate_local(resource, prefix)))
+        return drive(self._m._invalidate(SYNC, *self._m._invalidate_local(resource, prefix)))
 
     def invalidate_tags(self, *tags: str) -> int:
         self._m._ready()
-        return drive(self._m._invalidate(SYNC, "tags", *self._m._tags_local(tags)))
+        return drive(self._m._invalidate(SYNC, *self._m._tags_local(tags)))
 
     def invalidate_pattern(self, pattern: str) -> int:
         self._m._ready()
-        return drive(self._m._invalidate(SYNC, "pattern", *self._m._pattern_local(pattern)))
+        return drive(self._m._invalidate(SYNC, *self._m._pattern_local(pattern)))
 
     def clear(self) -> int:
         self._m._ready()
-        return drive(self._m._invalidate(SYNC, "clear", [], self._m._engine.clear()))
+        return drive(self._m._invalidate(SYNC, *self._m._clear_local()))
 
     def warm(self, resource: str, *args: Any, **params: Any) -> Any:
         self._m._ready()
