@@ -6,6 +6,7 @@ entries are bound to their key, internal keys cannot collide with user keys."""
 from __future__ import annotations
 
 import asyncio
+import threading
 
 import pytest
 
@@ -414,3 +415,28 @@ async def test_a_loader_that_raises_cancelled_error_fails_its_flight_once():
             assert isinstance(outcome, asyncio.CancelledError)
         assert len(calls) == 2  # the first run, and the one start-over
         assert not m._engine.in_flight(key)
+
+
+def test_a_blocking_leader_does_not_wait_for_its_write_either(proxy, redis_server):
+    """The same for cache.sync (Django, threads): the write is sent without blocking, in
+    order with the caller's later commands, and answered in the background."""
+    m = CacheManager(redis_url=proxy.url + "?socket_timeout=60", namespace="p", default_policy=Policy(ttl=60))
+    try:
+        key = m.key("rooms", "sync")
+        m.sync.start()
+
+        def loader():
+            proxy.blackhole()
+            return "v1"
+
+        done = []
+        caller = threading.Thread(target=lambda: done.append(m.sync.get_or_load(key, loader)), daemon=True)
+        caller.start()
+        caller.join(10)  # a deadline, not a speed: the write cannot be answered meanwhile
+        assert done == ["v1"]
+        assert any(not w.done() for w in m._writes), "the write should still be unanswered"
+        assert redis_server.command("HGET", str(key), "v") is None
+        proxy.restore()
+    finally:
+        m.sync.close()  # waits for the pending write
+    assert redis_server.command("HGET", str(key), "v") is not None  # nothing lost
