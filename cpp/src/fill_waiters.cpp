@@ -1,5 +1,6 @@
 #include "herdcache/fill_waiters.hpp"
 
+#include <algorithm>
 #include <vector>
 
 namespace herdcache {
@@ -8,15 +9,20 @@ void FillWaiters::add(const std::string& key, Nanos now, Nanos timeout_ns, TierC
   std::vector<TierCallback> expired;
   {
     std::lock_guard lock(mutex_);
-    for (auto it = waiters_.begin(); it != waiters_.end();) {
-      if (it->second.deadline <= now) {
-        expired.push_back(std::move(it->second.cb));
-        it = waiters_.erase(it);
-      } else {
-        ++it;
+    if (now >= earliest_) {  // something may have expired: sweep, and find the next deadline
+      earliest_ = kNever;
+      for (auto it = waiters_.begin(); it != waiters_.end();) {
+        if (it->second.deadline <= now) {
+          expired.push_back(std::move(it->second.cb));
+          it = waiters_.erase(it);
+        } else {
+          earliest_ = std::min(earliest_, it->second.deadline);
+          ++it;
+        }
       }
     }
     waiters_.emplace(key, Waiter{now + timeout_ns, std::move(cb)});
+    earliest_ = std::min(earliest_, now + timeout_ns);
   }
   for (auto& waiter : expired) waiter(TierResult::fault("timed out waiting for the lease holder"));
 }

@@ -97,3 +97,17 @@ TEST_CASE("fill waiters: callbacks run outside the lock and may wait again") {
   CHECK(waiters.wake("k", filled_with("v")) == 1);
   CHECK(woken == 2);
 }
+
+TEST_CASE("fill waiters: each deadline in turn is swept, whatever order they were added in") {
+  FillWaiters waiters;
+  Calls calls;
+  waiters.add("late", 0, 3 * kSecond, calls.record("late"));
+  waiters.add("early", 0, kSecond, calls.record("early"));
+  waiters.add("x", 2 * kSecond, 10 * kSecond, calls.record("x"));  // sweeps "early"
+  REQUIRE(calls.seen.size() == 1);
+  CHECK(calls.seen[0].first == "early");
+  waiters.add("y", 3 * kSecond, 10 * kSecond, calls.record("y"));  // then "late", the next deadline
+  REQUIRE(calls.seen.size() == 2);
+  CHECK(calls.seen[1].first == "late");
+  CHECK(waiters.size() == 2);
+}

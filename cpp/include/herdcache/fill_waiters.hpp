@@ -3,11 +3,13 @@
 // under the key with a deadline; a fill notice for the key (entry_codec.hpp) wakes every
 // waiter of that key once, with the notice's result. Waiters whose deadline passed are
 // swept when the next waiter is added and called once with a Fault, so nothing waits
-// here for ever and an abandoned waiter does not stay. Time comes in as `now` (the
+// here for ever and an abandoned waiter does not stay; the sweep runs only once the
+// earliest deadline has passed, so an add costs O(1) while nothing expired. Time comes in as `now` (the
 // caller's monotonic clock), so the rules are tested without a clock or a server.
 // Thread-safe: waiters are added on the loop's thread and woken on the subscriber's I/O
 // thread; callbacks run outside the lock (they may add waiters again).
 #pragma once
+#include <limits>
 #include <mutex>
 #include <string>
 #include <unordered_map>
@@ -30,8 +32,10 @@ class FillWaiters {
     Nanos deadline;
     TierCallback cb;
   };
+  static constexpr Nanos kNever = std::numeric_limits<Nanos>::max();
   mutable std::mutex mutex_;
   std::unordered_multimap<std::string, Waiter> waiters_;
+  Nanos earliest_ = kNever;  // no waiter's deadline is before this: add() sweeps only past it
 };
 
 }  // namespace herdcache
