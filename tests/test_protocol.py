@@ -440,3 +440,49 @@ def test_a_blocking_leader_does_not_wait_for_its_write_either(proxy, redis_serve
     finally:
         m.sync.close()  # waits for the pending write
     assert redis_server.command("HGET", str(key), "v") is not None  # nothing lost
+
+
+async def test_an_early_refresh_does_not_write_after_an_invalidation(redis_url, clock):
+    """XFetch's early refresh of a still-fresh copy, raced by another instance's tag
+    invalidation: refused like any refresh."""
+    eager = Policy(ttl=60, jitter=0, early_refresh=1e9)  # any load time makes every read refresh early
+    a = CacheManager(redis_url=redis_url, namespace="x", default_policy=eager, clock=clock)
+    b = CacheManager(redis_url=redis_url, namespace="x", default_policy=eager, clock=clock)
+    async with a, b:
+        await subscribed(a, b)
+        key = a.key("rooms", "org-1")
+
+        def first_load():
+            clock.advance(0.05)  # a load that took 50 ms: XFetch's delta
+            return "v1"
+
+        assert await a.get_or_load(key, first_load, tags=["org:1"]) == "v1"
+        await settled(a)
+        gate = Gate()
+        assert await a.get_or_load(key, gate, tags=["org:1"]) == "v1"  # fresh, served, refreshed early
+        await asyncio.wait_for(gate.entered.wait(), 10)
+        await b.invalidate_tags("org:1")
+        gate.release("old")
+        await settled(a, b)
+        assert await b.get_or_load(b.key("rooms", "org-1"), lambda: "new", tags=["org:1"]) == "new"
+
+
+async def test_a_warm_does_not_write_after_an_invalidation(pair):
+    a, b = pair
+    gate = Gate()
+
+    @a.cached("rooms", tags=lambda org: [f"org:{org}"])
+    async def rooms(org):
+        return await gate()
+
+    gate.release("v1")
+    assert await rooms("1") == "v1"
+    await settled(a)
+    gate = Gate()
+    warm = asyncio.ensure_future(a.warm("rooms", "1"))
+    await asyncio.wait_for(gate.entered.wait(), 10)
+    await b.invalidate_tags("org:1")
+    gate.release("old")
+    assert await warm == "old"  # the warm's caller gets what it loaded...
+    await settled(a, b)
+    assert await b.get_or_load(b.key("rooms", "1"), lambda: "new", tags=["org:1"]) == "new"  # ...not cached
