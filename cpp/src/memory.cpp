@@ -287,7 +287,13 @@ bool MemoryTier::put(const Key& key, EntryData data, WriteFence::Seq since) {
   {
     std::lock_guard lock(shard.mutex);
     // Checked under the lock the entry goes in under (see write_fence.hpp, suspend()).
-    if (suspended_.load(std::memory_order_acquire) || !admits(since, key, entry->tags)) {
+    if (suspended_.load(std::memory_order_acquire)) {
+      // Not kept; and what it replaces must not be served again if the tier resumes.
+      if (Entry* old = shard.find(key.str, key.hash)) dead.push_back(shard.remove(old));
+      dead.push_back(std::move(entry->value));
+      return false;
+    }
+    if (!admits(since, key, entry->tags)) {
       dead.push_back(std::move(entry->value));
       return false;
     }

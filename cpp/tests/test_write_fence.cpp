@@ -101,3 +101,17 @@ TEST_CASE("an invalidation of something else does not fence a put") {
   CHECK(memory.admits(began, key_of("x", {}), {}));
   CHECK(memory.stats().fenced == 0);
 }
+
+TEST_CASE("a suspended memory tier serves nothing, keeps nothing, and forgets what a put replaced") {
+  MemoryTier memory({1 << 20, 4}, std::make_shared<ManualClock>());
+  const Key rooms = key_of("rooms", {"org-1"});
+  const Key other = key_of("rooms", {"org-2"});
+  REQUIRE(memory.put(rooms, data()));
+  REQUIRE(memory.put(other, data()));
+  memory.suspend();
+  CHECK(memory.get(other.str, other.hash, nullptr, nullptr) == Lookup::Miss);  // not served...
+  CHECK_FALSE(memory.put(rooms, data()));                                    // ...not kept...
+  memory.resume();
+  CHECK(memory.get(other.str, other.hash, nullptr, nullptr) == Lookup::Fresh);  // ...but still there
+  CHECK(memory.get(rooms.str, rooms.hash, nullptr, nullptr) == Lookup::Miss);   // replaced: gone
+}
