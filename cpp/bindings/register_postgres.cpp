@@ -14,6 +14,8 @@
 #include <pybind11/stl.h>
 
 #include "bindings.hpp"
+
+#include <fmt/format.h>
 #include "herdcache/completions.hpp"
 #include "herdcache/errors.hpp"
 #include "herdcache/pg_listener.hpp"
@@ -22,11 +24,13 @@ namespace herdcache::py_bindings {
 
 namespace {
 
+// What Python's listener is handed, one per event (bound as PgEvent).
 struct PgEvent {
   enum class Kind : std::uint8_t { Notify, Connected, Lost, Overflow } kind;
   bool after_loss = false;
   std::string a;  // channel, or the event's detail
   std::string b;  // payload
+  std::uint64_t dropped = 0;  // Overflow: events dropped since the last one
 };
 
 struct PgEventQueue {
@@ -43,7 +47,7 @@ struct PgEventQueue {
       dropped.fetch_add(1);
       if (!overflowed.exchange(true)) {
         pending.fetch_add(1);
-        queue.push(PgEvent{PgEvent::Kind::Overflow, false, {}, {}});
+        queue.push(PgEvent{PgEvent::Kind::Overflow, false, {}, {}, 0});
       }
       return;
     }
@@ -62,12 +66,12 @@ class PgListenerHandle {
     listener_ = std::make_unique<PgListener>(
         dsn, std::move(channels), options,
         [weak](const std::string& channel, const std::string& payload) {
-          if (auto q = weak.lock()) q->push(PgEvent{PgEvent::Kind::Notify, false, channel, payload});
+          if (auto q = weak.lock()) q->push(PgEvent{PgEvent::Kind::Notify, false, channel, payload, 0});
         },
         [weak](const ConnectionEvent& e) {
           auto q = weak.lock();
           if (!q) return;
-          q->push(PgEvent{e.connected ? PgEvent::Kind::Connected : PgEvent::Kind::Lost, e.after_loss, e.detail, {}});
+          q->push(PgEvent{e.connected ? PgEvent::Kind::Connected : PgEvent::Kind::Lost, e.after_loss, e.detail, {}, 0});
         });
   }
 
@@ -79,21 +83,11 @@ class PgListenerHandle {
     events_->pending.fetch_sub(batch_.size());
     py::list out;
     for (auto& e : batch_) {
-      switch (e.kind) {
-        case PgEvent::Kind::Notify:
-          out.append(py::make_tuple("notify", e.a, py::bytes(e.b)));
-          break;
-        case PgEvent::Kind::Connected:
-          out.append(py::make_tuple("connected", e.after_loss, e.a));
-          break;
-        case PgEvent::Kind::Lost:
-          out.append(py::make_tuple("lost", e.a));
-          break;
-        case PgEvent::Kind::Overflow:
-          events_->overflowed.store(false);
-          out.append(py::make_tuple("overflow", events_->dropped.exchange(0)));
-          break;
+      if (e.kind == PgEvent::Kind::Overflow) {
+        events_->overflowed.store(false);
+        e.dropped = events_->dropped.exchange(0);
       }
+      out.append(py::cast(std::move(e)));
     }
     batch_.clear();
     return out;
@@ -114,6 +108,24 @@ class PgListenerHandle {
 }  // namespace
 
 void register_postgres(py::module_& m) {
+  using Kind = PgEvent::Kind;
+  auto event = py::class_<PgEvent>(m, "PgEvent", "One PostgreSQL listener event (drain()).")
+                   .def_property_readonly("kind", [](const PgEvent& e) { return static_cast<int>(e.kind); })
+                   .def_property_readonly("channel", [](const PgEvent& e) { return e.a; })
+                   .def_property_readonly("payload", [](const PgEvent& e) { return py::bytes(e.b); })
+                   .def_property_readonly("detail", [](const PgEvent& e) { return e.a; })
+                   .def_readonly("after_loss", &PgEvent::after_loss)
+                   .def_readonly("dropped", &PgEvent::dropped)
+                   .def("__repr__", [](const PgEvent& e) {
+                     static constexpr const char* kNames[] = {"notify", "connected", "lost", "overflow"};
+                     return fmt::format("PgEvent({}, {:?}, {} payload bytes)", kNames[static_cast<int>(e.kind)], e.a,
+                                        e.b.size());
+                   });
+  for (auto [name, kind] : {std::pair{"NOTIFY", Kind::Notify}, {"CONNECTED", Kind::Connected}, {"LOST", Kind::Lost},
+                            {"OVERFLOW", Kind::Overflow}}) {
+    event.attr(name) = static_cast<int>(kind);
+  }
+
   py::class_<PgListenerHandle>(m, "PgListener", "A libpq LISTEN thread feeding an eventfd queue.")
       .def(py::init([](const std::string& dsn, std::vector<std::string> channels, std::int64_t connect_timeout_ms,
                        std::int64_t health_interval_ms, std::int64_t health_timeout_ms,

@@ -381,12 +381,12 @@ class PostgresInvalidator:
                 self._last_error = f"{type(exc).__name__}: {exc}"
                 log.exception("herdcache: PostgreSQL invalidation failed for %r", event)
 
-    async def _handle(self, event: tuple) -> None:
-        kind = event[0]
-        if kind == "notify":
+    async def _handle(self, event: _native.PgEvent) -> None:
+        kind = event.kind
+        if kind == _native.PgEvent.NOTIFY:
             self._counts["notifications"] += 1
             try:
-                change = parse_payload(event[2])
+                change = parse_payload(event.payload)
                 tmap = self._maps.get(change.table)
                 if tmap is None:
                     raise PayloadError(f"notification for unmapped table {change.table!r}")
@@ -403,22 +403,22 @@ class PostgresInvalidator:
             else:
                 await self.cache.invalidate_tags(*tags)
                 self._counts["invalidations"] += 1
-        elif kind == "connected":
-            _, after_loss, detail = event
+        elif kind == _native.PgEvent.CONNECTED:
             self._listening.set()
-            if after_loss:
+            if event.after_loss:
                 self._counts["gaps"] += 1
                 self._counts["reconnects"] += 1
-                log.warning("herdcache: PostgreSQL listener reconnected (%s); invalidating every mapped tag", detail)
+                log.warning("herdcache: PostgreSQL listener reconnected (%s); invalidating every mapped tag",
+                            event.detail)
                 await self._invalidate_everything()
-        elif kind == "lost":
+        elif kind == _native.PgEvent.LOST:
             self._listening.clear()
-            self._last_error = event[1]
-            log.warning("herdcache: PostgreSQL listener down: %s", event[1])
-        elif kind == "overflow":
+            self._last_error = event.detail
+            log.warning("herdcache: PostgreSQL listener down: %s", event.detail)
+        elif kind == _native.PgEvent.OVERFLOW:
             self._counts["gaps"] += 1
             log.warning("herdcache: PostgreSQL listener queue overflowed (%d events dropped); "
-                        "invalidating every mapped tag", event[1])
+                        "invalidating every mapped tag", event.dropped)
             await self._invalidate_everything()
 
     async def _invalidate_everything(self) -> None:
