@@ -232,6 +232,8 @@ BAD_INVALIDATE = {
     "too many arguments": {"resource": "rooms", "args": [1, 2]},
     "gap in the prefix": {"resource": "courses", "params": {"semester": 1}},
     "rewarm with a partial key": {"resource": "courses", "rewarm": True},
+    "a resource the key format reserves ':' in": {"resource": "a:b"},
+    "a resource the key format reserves '#' in": {"resource": "a#b", "args": [1]},
 }
 
 
@@ -251,6 +253,9 @@ async def test_missing_and_non_json_bodies_are_422(client):
     for path in ("/api/cache/invalidate", "/api/cache/warm"):
         assert (await client.post(path)).status_code == 422
         r = await client.post(path, content=b"all=true", headers={"Content-Type": "application/x-www-form-urlencoded"})
+        assert r.status_code == 422, r.text
+        # Not JSON, not even UTF-8: the 422 echoes it escaped (it was a 500).
+        r = await client.post(path, content=b"\xff\xfe{", headers={"Content-Type": "text/plain"})
         assert r.status_code == 422, r.text
 
 

@@ -13,6 +13,7 @@ malformed body is a 422 naming the reason, never a 500.
 
 from __future__ import annotations
 
+import contextlib
 import inspect
 import logging
 from collections.abc import Awaitable, Callable, Mapping, Sequence
@@ -147,15 +148,16 @@ def admin_router(
 
     @router.post("/invalidate", response_model=InvalidateResult, summary="Invalidate cached entries")
     async def invalidate(body: InvalidateRequest) -> InvalidateResult:
-        if body.resource is not None:
-            return await _invalidate_resource(cache, body)
-        if body.tags is not None:
-            return InvalidateResult(mode="tags", tags=body.tags, invalidated=await cache.invalidate_tags(*body.tags))
-        if body.pattern is not None:
-            return InvalidateResult(
-                mode="pattern", pattern=body.pattern, invalidated=await cache.invalidate_pattern(body.pattern)
-            )
-        return InvalidateResult(mode="all", invalidated=await cache.clear())
+        with _refusals_are_422():
+            if body.resource is not None:
+                return await _invalidate_resource(cache, body)
+            if body.tags is not None:
+                return InvalidateResult(mode="tags", tags=body.tags, invalidated=await cache.invalidate_tags(*body.tags))
+            if body.pattern is not None:
+                return InvalidateResult(
+                    mode="pattern", pattern=body.pattern, invalidated=await cache.invalidate_pattern(body.pattern)
+                )
+            return InvalidateResult(mode="all", invalidated=await cache.clear())
 
     @router.get("/stats", summary="Counters per resource and per tier")
     async def stats() -> dict[str, Any]:
@@ -216,9 +218,22 @@ class _AdminRoute(APIRoute):
         return route
 
 
+@contextlib.contextmanager
+def _refusals_are_422() -> Any:
+    """The cache refuses a bad name or argument (a resource spelled with ':', an argument
+    of a type keys cannot hold) with ValueError or TypeError before it changes anything:
+    that is the caller's mistake, a 422 that says which, not a 500."""
+    try:
+        yield
+    except (ValueError, TypeError) as exc:
+        raise HTTPException(422, str(exc)) from None
+
+
 def _escaped(value: Any) -> Any:
     if isinstance(value, str):
         return value.encode("utf-8", "backslashreplace").decode("utf-8")
+    if isinstance(value, (bytes, bytearray)):  # a body that is not JSON, not even UTF-8
+        return bytes(value).decode("utf-8", "backslashreplace")
     if isinstance(value, dict):
         return {_escaped(k): _escaped(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
