@@ -94,7 +94,7 @@ class CacheManager:
         self._has_redis = False
         self._registry: dict[str, Any] = {}
         self._tasks: set[asyncio.Future] = set()
-        # Redis writes of loaded values, answered in the background (asyncio tasks, or
+        # Redis writes of loaded values, answered in the background (bridge futures, or
         # executor futures for blocking callers): close() lets them finish.
         self._writes: set[asyncio.Future | concurrent.futures.Future] = set()
         self._pool: concurrent.futures.ThreadPoolExecutor | None = None
