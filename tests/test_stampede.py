@@ -327,3 +327,21 @@ async def test_a_lease_read_in_a_herd_is_answered_before_the_herd_runs(redis_url
             if answered_first:
                 break
         assert answered_first
+
+
+async def test_without_herds_a_lease_read_is_batched_and_not_waited_for(redis_url):
+    # 100 tasks missing distinct keys also leave many callbacks ready; stalling the loop
+    # for each of their lease reads ran one task at a time. After 64 flights in a row
+    # without followers, a lease read goes out with the iteration's batch, unwaited.
+    async with CacheManager(redis_url=redis_url) as cache:
+        engine, loop = cache._engine, asyncio.get_running_loop()
+        for i in range(70):  # flights that nobody followed
+            await cache.get_or_load(cache.key("r", f"alone-{i}"), lambda: 1)
+        bridge = cache._bridge()
+        ran = []
+        for i in range(100):
+            loop.call_soon(ran.append, i)
+        read = engine.l2_read(cache.key("r", "quiet"), [], "token-quiet", 10.0, engine.wall_ns(), bridge)
+        assert not read.done() and not ran  # neither sent at once nor waited for
+        assert (await read).lease == GRANTED
+        assert len(ran) == 100
