@@ -226,3 +226,26 @@ def test_warm_reloads_a_fresh_entry_on_every_tier(cache):
 def test_ttl_override_is_validated(cache):
     with pytest.raises(ValueError, match="ttl"):
         cache.cached("x", ttl=-5)
+
+
+async def test_an_argument_keys_cannot_hold_names_the_function_the_parameter_and_the_fix(cache):
+    class Session:
+        pass
+
+    @cache.cached("rooms")
+    async def rooms(org_id: int, db: Session) -> list:
+        return [org_id]
+
+    fix = r'@cache.cached\("rooms", ignore=\("db",\)\)'
+    for call in (lambda: rooms(1, Session()), lambda: rooms(1, db=[Session()]), lambda: rooms.key(1, Session())):
+        with pytest.raises(TypeError, match=r"cached function 'rooms', parameter 'db': .*Session.*" + fix):
+            result = call()
+            if asyncio.iscoroutine(result):
+                await result
+    assert cache.stats()["loads"] == 0
+
+    @cache.cached("rooms2", ignore=("db",))
+    async def rooms2(org_id: int, db: Session) -> list:
+        return [org_id]
+
+    assert await rooms2(1, Session()) == [1]

@@ -45,6 +45,31 @@ struct CallSite {
 constexpr const char* kCapsuleName = "herdcache.CallSite";
 PyObject* MISS = nullptr;
 
+// A key argument the key cannot hold (a database session, say): the error names the
+// cached function's resource and the parameter, and the fix.
+[[noreturn]] void key_argument_error(const CallSite& site, const Param& p, const KeyTypeError& error) {
+  const std::string name = p.name.cast<std::string>();
+  throw KeyTypeError(fmt::format(
+      "cached function '{0}', parameter '{1}': {2}. A parameter that does not decide what the function "
+      "returns (a session, a client) can be left out of the key: @cache.cached(\"{0}\", ignore=(\"{1}\",))",
+      site.resource_name, name, error.what()));
+}
+
+// Encodes the values of the key's parameters, in signature order (`values[i]` is the i-th
+// parameter that is in the key).
+void encode_key_values(const CallSite& site, KeyBuilder& builder, PyObject* const* values, std::size_t count) {
+  std::size_t i = 0;
+  try {
+    for (; i < count; ++i) encode_value(builder, values[i]);
+  } catch (const KeyTypeError& error) {
+    std::size_t seen = 0;
+    for (const Param& p : site.params) {
+      if (p.in_key && seen++ == i) key_argument_error(site, p, error);
+    }
+    throw;
+  }
+}
+
 // Binds (args, kwargs) to the parameters and encodes them into `builder`.
 // `owned` keeps the *args tuple and **kwargs dict alive while encoding.
 void bind_and_encode(const CallSite& site, PyObject* args, PyObject* kwargs, KeyBuilder& builder) {
@@ -126,7 +151,13 @@ void bind_and_encode(const CallSite& site, PyObject* args, PyObject* kwargs, Key
                                        p.name.cast<std::string>()));
       }
     }
-    if (p.in_key) encode_value(builder, slots[i]);
+    if (p.in_key) {
+      try {
+        encode_value(builder, slots[i]);
+      } catch (const KeyTypeError& error) {
+        key_argument_error(site, p, error);
+      }
+    }
   }
 }
 
@@ -195,7 +226,7 @@ PyObject* site_lookup_values(PyObject* capsule, PyObject* const* argv, Py_ssize_
     release_parked_handles();
     thread_local KeyBuilder builder;
     builder.restart(site->prefix);
-    for (Py_ssize_t i = 0; i < nargs; ++i) encode_value(builder, argv[i]);
+    encode_key_values(*site, builder, argv, static_cast<std::size_t>(nargs));
     return lookup_built(site, engine, builder);
   } catch (...) {
     set_python_error_from_current_exception();
@@ -209,7 +240,7 @@ PyObject* site_key_values(PyObject* capsule, PyObject* const* argv, Py_ssize_t n
   try {
     KeyBuilder builder;
     builder.restart(site->prefix);
-    for (Py_ssize_t i = 0; i < nargs; ++i) encode_value(builder, argv[i]);
+    encode_key_values(*site, builder, argv, static_cast<std::size_t>(nargs));
     return py::cast(builder.finish()).release().ptr();
   } catch (...) {
     set_python_error_from_current_exception();
