@@ -249,3 +249,20 @@ async def test_an_argument_keys_cannot_hold_names_the_function_the_parameter_and
         return [org_id]
 
     assert await rooms2(1, Session()) == [1]
+
+
+async def test_a_tags_callable_that_fails_says_which_cached_function(cache):
+    @cache.cached("rooms", tags=lambda org_id, missing: [f"org:{org_id}"])
+    async def rooms(org_id):
+        return [org_id]
+
+    @cache.cached("courses", tags=lambda org_id: [{}][org_id])
+    async def courses(org_id):
+        return [org_id]
+
+    for call, error, name in ((rooms, TypeError, "rooms"), (courses, IndexError, "courses")):
+        with pytest.raises(error) as raised:
+            await call(1)
+        said = "".join(getattr(raised.value, "__notes__", [])) + str(raised.value)
+        assert f"tags= of cached function '{name}' failed" in said
+    assert cache.stats()["loads"] == 0

@@ -56,7 +56,7 @@ def cached(m: CacheManager, resource: str, *, tags: Any = None, ttl: float | Non
         lookup, make_key, lookup_values, key_values = _native.callsite(m._engine, resource, params)
 
         def tags_for(args: tuple, kwargs: dict) -> list[str]:
-            return static_tags + tag_list(tags(*args, **kwargs)) if tags is not None else static_tags
+            return static_tags + _call_tags(resource, tags, args, kwargs) if tags is not None else static_tags
 
         def prefix_of(args: tuple, kwargs: dict) -> tuple:
             """A leading run of bound arguments, for invalidate(): f.invalidate(org_id)."""
@@ -84,7 +84,7 @@ def cached(m: CacheManager, resource: str, *, tags: Any = None, ttl: float | Non
         wrapper = _generated_wrapper(
             fn, signature, [p[4] for p in params], is_async,
             lookup_values, key_values, miss_async if is_async else miss_sync,
-            (lambda *a, **k: static_tags + tag_list(tags(*a, **k))) if tags is not None else (lambda *a, **k: static_tags),
+            (lambda *a, **k: static_tags + _call_tags(resource, tags, a, k)) if tags is not None else (lambda *a, **k: static_tags),
         )
         if wrapper is None and is_async:
 
@@ -177,3 +177,17 @@ def _generated_wrapper(fn: Callable, signature: inspect.Signature, in_key: list[
     )
     exec(compile(source, f"<herdcache wrapper of {fn.__qualname__}>", "exec"), namespace)  # noqa: S102 - fixed template
     return functools.wraps(fn)(namespace["wrapper"])
+
+
+def _call_tags(resource: str, tags: Callable, args: tuple, kwargs: dict) -> list[str]:
+    """A cached function's tags= callable, called with the call's arguments. What it
+    raises says which cached function's tags failed (nothing is loaded or stored then)."""
+    try:
+        return tag_list(tags(*args, **kwargs))
+    except Exception as exc:
+        where = f"tags= of cached function {resource!r} failed: it is called with the function's own arguments"
+        if hasattr(exc, "add_note"):  # Python 3.11+: the same exception, with where it came from
+            exc.add_note(where)
+        elif type(exc) in (TypeError, ValueError):  # 3.10: the same type, saying where
+            raise type(exc)(f"{where}: {exc}") from exc
+        raise
