@@ -6,7 +6,7 @@ import inspect
 
 import pytest
 
-from herdcache import ManualClock, Policy, UnknownResource
+from herdcache import CacheManager, ManualClock, Policy, UnknownResource
 
 
 @pytest.fixture
@@ -266,3 +266,30 @@ async def test_a_tags_callable_that_fails_says_which_cached_function(cache):
         said = "".join(getattr(raised.value, "__notes__", [])) + str(raised.value)
         assert f"tags= of cached function '{name}' failed" in said
     assert cache.stats()["loads"] == 0
+
+
+def test_a_policy_name_that_looks_like_a_typo_warns_once():
+    m = CacheManager(policies={"room": Policy(ttl=60), "courses": Policy(ttl=60)})
+    with pytest.warns(UserWarning, match=r"cached function 'rooms' has no policy.*\['room'\].*a typo"):
+        @m.cached("rooms")
+        def rooms(org_id):
+            return [org_id]
+
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # once: no second warning, and none for the right names
+
+        @m.cached("rooms2")
+        def rooms2(org_id):
+            return [org_id]
+
+        right = CacheManager(policies={"rooms": Policy(ttl=60)})
+
+        @right.cached("rooms")
+        def rooms3(org_id):
+            return [org_id]
+
+        @right.cached("courses")  # no policy, but nothing close to it unused
+        def courses(org_id):
+            return [org_id]

@@ -130,6 +130,7 @@ def cached(m: CacheManager, resource: str, *, tags: Any = None, ttl: float | Non
         wrapper.uncached = fn  # type: ignore[attr-defined]
         wrapper.resource = resource  # type: ignore[attr-defined]
         wrapper.signature = signature  # type: ignore[attr-defined]
+        m._registering(resource)
         m._registry[resource] = wrapper
         return wrapper
 

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import asyncio
 import collections.abc
+import difflib
+import warnings
 import concurrent.futures
 import math
 import threading
@@ -82,6 +84,8 @@ class CacheManager:
         self._engine.set_plain_loads(self._codec.plain_loads)
         for name, policy in policies.items():
             self._engine.set_policy(name, policy)
+        self._policy_names = frozenset(policies)
+        self._typo_warned = False
         self.namespace = namespace
         self.redis_url = redis_url or None
         self.lock_timeout = float(lock_timeout)
@@ -251,6 +255,22 @@ class CacheManager:
         from .decorators import cached
 
         return cached(self, resource, tags=tags, ttl=ttl, ignore=ignore)
+
+    def _registering(self, resource: str) -> None:
+        """Warns once when a cached function's resource has no policy while a policy's
+        name, used by no cached function, is close to it: a typo ("room" for "rooms")
+        silently gives the function the default policy."""
+        if self._typo_warned or resource in self._policy_names:
+            return
+        unused = sorted(self._policy_names - set(self._registry))
+        close = difflib.get_close_matches(resource, unused, n=3, cutoff=0.75)
+        if close:
+            self._typo_warned = True
+            warnings.warn(
+                f"cached function {resource!r} has no policy and takes the default one, while policies "
+                f"{close} name no cached function: a typo? (policies without a function: {unused})",
+                UserWarning, stacklevel=4,
+            )
 
     def registered(self, resource: str) -> Any:
         """The decorated function registered for `resource` (UnknownResource if none)."""
