@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import inspect
 
 
 async def settled(*managers) -> None:
@@ -17,11 +18,17 @@ async def settled(*managers) -> None:
 
 
 async def eventually(predicate, timeout: float = 5.0) -> None:
-    """Waits for a state another thread reaches (a connection, a broadcast applied) by
-    re-checking every few milliseconds, up to `timeout` seconds."""
+    """Waits for a state another thread or process reaches (a connection, a broadcast
+    applied: herdcache has no public hook to wait on for those) by re-checking every few
+    milliseconds, up to `timeout` seconds. `predicate` may be sync or async."""
     loop = asyncio.get_running_loop()
     deadline = loop.time() + timeout
-    while not predicate():
+    while True:
+        done = predicate()
+        if inspect.isawaitable(done):
+            done = await done
+        if done:
+            return
         if loop.time() > deadline:
             raise AssertionError("condition not reached in time")
         await asyncio.sleep(0.005)

@@ -3,17 +3,17 @@ against a real redis-server."""
 
 from __future__ import annotations
 
-import asyncio
 import json
 import os
 import subprocess
 import sys
-import time
 
 import pytest
 
 from herdcache import CacheManager
 from herdcache.cli import _redacted, main
+
+from background import eventually
 
 APP = """
 import os
@@ -173,12 +173,6 @@ def cli(app_dir, redis_url: str | None, *argv: str) -> subprocess.CompletedProce
     return subprocess.run([sys.executable, "-m", "herdcache", *argv], capture_output=True, text=True, env=env, timeout=60)
 
 
-async def eventually(predicate, timeout: float = 5.0) -> None:
-    # The broadcast reaches this process over pub/sub; there is no public hook to wait on.
-    deadline = time.monotonic() + timeout
-    while not await predicate():
-        assert time.monotonic() < deadline, "timed out"
-        await asyncio.sleep(0.01)
 
 
 @pytest.fixture

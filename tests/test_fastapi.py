@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
-import time
 
 import httpx
 import pytest
@@ -14,6 +12,8 @@ from prometheus_client.parser import text_string_to_metric_families
 from herdcache import CacheManager, Policy
 from herdcache.fastapi import admin_router
 from herdcache.prometheus import HerdcacheCollector
+
+from background import eventually
 
 TOKEN = "s3cret"
 AUTH = {"X-Admin-Token": TOKEN}
@@ -478,13 +478,6 @@ def redis_cache(redis_url: str, **kwargs) -> CacheManager:
         raise
 
 
-async def eventually(predicate, timeout: float = 5.0) -> None:
-    # The other instance's memory tier hears the broadcast over pub/sub; herdcache has
-    # no public "invalidation received" hook to wait on, so this checks with a deadline.
-    deadline = time.monotonic() + timeout
-    while not await predicate():
-        assert time.monotonic() < deadline, "timed out"
-        await asyncio.sleep(0.01)
 
 
 @pytest.mark.redis

@@ -17,6 +17,8 @@ from herdcache.postgres import (
     template_columns,
 )
 
+from background import eventually
+
 TABLES = {"rooms": ["rooms", "org:{org_id}", "room:{id}"]}
 
 
@@ -87,12 +89,6 @@ def test_construction_validates():
 
 # --- against a real server ---------------------------------------------------------------
 
-async def eventually(predicate, timeout=10.0):
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not reached in time")
-        await asyncio.sleep(0.01)
 
 
 def sql(dsn, statement, *params):
@@ -204,9 +200,9 @@ async def test_killed_server_reconnects_and_invalidates_every_mapped_tag(postgre
         keys = await fill(cache)
         sql(rooms_db, "CHECKPOINT")  # the cluster runs without fsync: keep the table across the crash
         postgres_server.kill()
-        await eventually(lambda: not inv.health["connected"])
+        await eventually(lambda: not inv.health["connected"], timeout=10)
         postgres_server.start()  # same port
-        await eventually(lambda: inv.health["gaps"] == 1)
+        await eventually(lambda: inv.health["gaps"] == 1, timeout=10)
         await wait_present(cache, keys, set(keys) - {"rooms"})
         assert inv.health["connected"]
         # and it still listens after the reconnect

@@ -7,7 +7,7 @@ import pytest
 
 from herdcache import CacheManager, ManualClock, Policy
 
-from background import settled
+from background import eventually, settled, subscribed
 
 pytestmark = pytest.mark.redis
 
@@ -25,16 +25,10 @@ async def pair(redis_url, clock):
     b = CacheManager(redis_url=redis_url, namespace="n", policies=POLICIES, clock=clock)
     async with a, b:
         # Plain reads need the invalidation channel: the tests count them from the start.
-        await eventually(lambda: all(m.stats()["redis"]["subscriber_connected"] for m in (a, b)))
+        await subscribed(a, b)
         yield a, b
 
 
-async def eventually(predicate, timeout=5.0):
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not reached in time")
-        await asyncio.sleep(0.005)
 
 
 async def test_two_managers_share_the_redis_tier(pair):
