@@ -204,8 +204,9 @@ async def get(m: CacheManager, mode: Any, key: Key) -> Any:
 
 
 def finish_read(m: CacheManager, key: Key, slow: SlowRead) -> Any:
-    """get()'s answer to a Redis read the engine did not decode: a payload it could not decode, or an
-    unusable one (logged and counted here). Also called by the native get (_native.getter)."""
+    """get()'s answer to a Redis read the engine left to Python: a payload the engine's
+    fast decode did not take (a custom serializer's, or an unusable one, logged and
+    counted here). Also called by the native get (_native.getter)."""
     r = slow.result
     if r.status == HIT:
         payload = r.payload
@@ -262,26 +263,28 @@ def refresh(m: CacheManager, mode: Any, key: Key, loader: Loader, tags: list[str
 
 
 async def _lead(m: CacheManager, mode: Any, key: Key, loader: Loader, tags, ttl, flight: Flight, flight_id: int,
-                replace_before: int | None, restarted: bool = False) -> Any:
+                replace_before: int | None, restarted: bool = False, leased: Any = None) -> Any:
     """Leads one flight: takes the value from Redis or the lease to load it, loads, stores.
-    `replace_before` set: a refresh of a copy fresh until then (wall ns). The flight's
-    lease token is the same however often its load starts over, so a restarted load is
-    granted the lease it had. A load starts over once at most (`restarted`): a loader that
-    raises CancelledError itself fails its flight instead of starting it over and over."""
+    `replace_before` set: a refresh of a copy fresh until then (wall ns). `leased`: the
+    WriteGuard of a lease a read already granted (a stale copy served, refreshed under
+    it): no read, the load writes under it. The flight's lease token is the same however
+    often its load starts over, so a restarted load is granted the lease it had. A load
+    starts over once at most (`restarted`): a loader that raises CancelledError itself
+    fails its flight instead of starting it over and over."""
     engine = m._engine
     started = engine.now()
     since = engine.write_sequence()  # an invalidation after this covering the key fences the store
-    token = m._lease_token(flight_id)
-    guard = None
+    token = leased.lease_token if leased is not None else m._lease_token(flight_id)
+    guard = leased
     try:
-        if m._has_redis:
+        if m._has_redis and leased is None:
             found, guard = await _coordinate(m, mode, key, tags, replace_before, since, token)
             if found is not None:
                 value, stale = found
                 engine.finish_load(key, flight_id, True, -1.0)
                 flight.set_result(value)
                 if guard is not None:  # stale, and the lease to refresh it is ours
-                    _refresh_under(m, mode, key, loader, tags, ttl, guard, since)
+                    _refresh_under(m, mode, key, loader, tags, ttl, guard)
                 return value
         elif replace_before is None:
             engine.count_miss(key.resource)
@@ -290,7 +293,8 @@ async def _lead(m: CacheManager, mode: Any, key: Key, loader: Loader, tags, ttl,
     except asyncio.CancelledError as exc:
         # The leader itself is cancelled: the callers that joined its flight are not.
         if not restarted and not m.closed and engine.abandon_load(key, flight_id):
-            mode.spawn(m, _lead(m, mode, key, loader, tags, ttl, flight, flight_id, replace_before, True), key, "load")
+            mode.spawn(m, _lead(m, mode, key, loader, tags, ttl, flight, flight_id, replace_before, True, leased),
+                       key, "load")
         else:
             flight.set_exception(exc)
             engine.finish_load(key, flight_id, False, -1.0)
@@ -381,35 +385,17 @@ async def _coordinate(m: CacheManager, mode: Any, key: Key, tags: list[str], rep
         return None, guard  # LOAD_LEASED
 
 
-def _refresh_under(m: CacheManager, mode: Any, key: Key, loader: Loader, tags, ttl, guard: tuple, since: int) -> None:
-    """Refreshes `key` in the background with a lease already granted to this process, by
-    the read that began at write sequence `since`."""
+def _refresh_under(m: CacheManager, mode: Any, key: Key, loader: Loader, tags, ttl, guard: Any) -> None:
+    """Refreshes `key` in the background under the lease a read already granted (guard)."""
     leader, flight, flight_id = m._engine.begin_load(key, Flight, True)
     if leader:
-        mode.spawn(m, _load_guarded(m, mode, key, loader, tags, ttl, flight, flight_id, guard, since), key)
+        mode.spawn(m, _lead(m, mode, key, loader, tags, ttl, flight, flight_id, WARM_REPLACES_ANY, leased=guard), key)
     else:  # this process already refreshes it: the lease is not needed
         mode.spawn(m, _release(m, mode, key, guard.lease_token), key)
 
 
 async def _release(m: CacheManager, mode: Any, key: Key, token: str) -> None:
     await mode.l2(m, "l2_release", key, token)
-
-
-async def _load_guarded(m: CacheManager, mode: Any, key: Key, loader: Loader, tags, ttl, flight: Flight,
-                        flight_id: int, guard: tuple, since: int) -> Any:
-    engine = m._engine
-    started = engine.now()
-    try:
-        value = await _run_loader(m, mode, key, loader)
-        await _store(m, mode, key, value, tags, ttl, engine.now() - started, guard, since, replaces=True)
-    except BaseException as exc:
-        engine.finish_load(key, flight_id, False, engine.now() - started)
-        flight.set_exception(exc)
-        await mode.l2(m, "l2_release", key, guard.lease_token)
-        raise
-    engine.finish_load(key, flight_id, True, engine.now() - started)
-    flight.set_result(value)
-    return value
 
 
 _UNUSABLE = object()
@@ -487,19 +473,12 @@ def _write_answered(m: CacheManager, key: Key, write: asyncio.Future) -> None:
         _written(m, key, write.result())
 
 
-async def _store(m: CacheManager, mode: Any, key: Key, value: Any, tags: list[str], ttl: Any, load_s: float,
-                 guard: Any, since: int, *, replaces: bool) -> None:
-    stored = _store_local(m, key, value, tags, ttl, load_s, since)
-    if m._has_redis:
-        if stored is None:
-            if guard is not None and guard.lease_token:
-                await _release(m, mode, key, guard.lease_token)
-            return
-        _written(m, key, await _send_shared(m, mode, key, stored, tags, load_s, guard, replaces))
-
-
 async def store(m: CacheManager, mode: Any, key: Key, value: Any, tags: list[str], ttl: Any) -> None:
-    await _store(m, mode, key, value, tags, ttl, 0.0, None, UNFENCED, replaces=True)
+    """set(): stored now (no load precedes it, so nothing fences it), written to Redis,
+    and announced to the instances that may hold the value it replaces."""
+    stored = _store_local(m, key, value, tags, ttl, 0.0)
+    if m._has_redis:
+        _written(m, key, await _send_shared(m, mode, key, stored, tags, 0.0, None, True))
 
 
 async def add(m: CacheManager, mode: Any, key: Key, value: Any, tags: list[str], ttl: Any) -> bool:
