@@ -83,8 +83,8 @@ bool Engine::keep(const Key& key, Resource& res, Handle value, std::size_t value
     if (res.policy.memory) memory_.erase(key.str, key.hash);  // a zero lifetime replaces nothing with nothing
     return allowed;
   }
-  if (memory_.put(key, EntryData{std::move(value), value_bytes, life, load_ns, std::move(tags)}, since)) return true;
-  return memory_.fence().allows(since, key, tags);  // false: fenced; true: only too large to keep
+  const auto put = memory_.put(key, EntryData{std::move(value), value_bytes, life, load_ns, std::move(tags)}, since);
+  return put.outcome != MemoryTier::Put::Fenced;  // not kept (too large, suspended) is still written on
 }
 
 std::size_t Engine::invalidate_key(const Key& key) { return memory_.erase(key.str, key.hash) ? 1 : 0; }

@@ -256,7 +256,7 @@ Lookup MemoryTier::get(std::string_view key, std::uint64_t hash, Visitor visit, 
   return Lookup::Miss;
 }
 
-bool MemoryTier::put(const Key& key, EntryData data, WriteFence::Seq since) {
+MemoryTier::Put MemoryTier::put(const Key& key, EntryData data, WriteFence::Seq since) {
   std::sort(data.tags.begin(), data.tags.end());
   data.tags.erase(std::unique(data.tags.begin(), data.tags.end()), data.tags.end());
   std::size_t charge = key.str.size() + key.full.size() + data.value_bytes + kEntryOverhead;
@@ -265,11 +265,12 @@ bool MemoryTier::put(const Key& key, EntryData data, WriteFence::Seq since) {
   Shard& shard = shard_for(key.hash);
   std::vector<Handle> dead;  // destroyed after the lock is released (declared before it)
   if (charge > options_.max_bytes) {
+    if (!admits(since, key, data.tags)) return {Put::Fenced};
     rejected_.fetch_add(1, std::memory_order_relaxed);
     // The caller meant to replace the old value: keeping it would serve what they replaced.
     std::lock_guard lock(shard.mutex);
     if (Entry* old = shard.find(key.str, key.hash)) dead.push_back(shard.remove(old));
-    return false;
+    return {Put::NotKept};
   }
 
   // Built before locking, so the lock covers only the index updates.
@@ -291,11 +292,11 @@ bool MemoryTier::put(const Key& key, EntryData data, WriteFence::Seq since) {
       // Not kept; and what it replaces must not be served again if the tier resumes.
       if (Entry* old = shard.find(key.str, key.hash)) dead.push_back(shard.remove(old));
       dead.push_back(std::move(entry->value));
-      return false;
+      return {admits(since, key, entry->tags) ? Put::NotKept : Put::Fenced};
     }
     if (!admits(since, key, entry->tags)) {
       dead.push_back(std::move(entry->value));
-      return false;
+      return {Put::Fenced};
     }
     if (Entry* old = shard.find(key.str, key.hash)) dead.push_back(shard.remove(old));
     Entry* stored = shard.insert(std::move(entry), key.resource);
@@ -304,7 +305,7 @@ bool MemoryTier::put(const Key& key, EntryData data, WriteFence::Seq since) {
   }
   dead.clear();  // may run Python code: no lock held
   if (over_budget) enforce_budget(static_cast<std::size_t>(&shard - shards_.get()));
-  return true;
+  return {Put::Stored};
 }
 
 void MemoryTier::suspend() noexcept { suspended_.store(true, std::memory_order_seq_cst); }

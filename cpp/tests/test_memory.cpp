@@ -58,8 +58,8 @@ struct Fixture {
   }
   bool put(const Key& key, int value, std::size_t value_bytes = 100,
            std::vector<std::string> tags = {}) {
-    return tier.put(key, EntryData{std::make_shared<int>(value), value_bytes, life(), 7,
-                                   std::move(tags)});
+    return static_cast<bool>(tier.put(key, EntryData{std::make_shared<int>(value), value_bytes, life(), 7,
+                                                     std::move(tags)}));
   }
   // The value stored under `key`, or -1 on a miss.
   int value(const Key& key) {

@@ -85,7 +85,7 @@ TEST_CASE("the memory tier fences puts by every kind of invalidation") {
   SECTION("erase_tags") { memory.erase_tags({"org:1"}); }
   SECTION("erase_pattern") { memory.erase_pattern("rooms:*"); }
   SECTION("clear") { memory.clear(); }
-  CHECK_FALSE(memory.put(rooms, data({"org:1"}), began));
+  CHECK(memory.put(rooms, data({"org:1"}), began).outcome == MemoryTier::Put::Fenced);
   CHECK(memory.stats().fenced == 1);
   CHECK(memory.stats().entries == 0);
   CHECK(memory.put(rooms, data({"org:1"}), memory.fence().sequence()));
@@ -114,4 +114,18 @@ TEST_CASE("a suspended memory tier serves nothing, keeps nothing, and forgets wh
   memory.resume();
   CHECK(memory.get(other.str, other.hash, nullptr, nullptr) == Lookup::Fresh);  // ...but still there
   CHECK(memory.get(rooms.str, rooms.hash, nullptr, nullptr) == Lookup::Miss);   // replaced: gone
+}
+
+TEST_CASE("a put the tier cannot keep still tells a fenced value from one only not kept") {
+  MemoryTier memory({4096, 1}, std::make_shared<ManualClock>());
+  const Key rooms = key_of("rooms", {"org-1"});
+  EntryData big = data({"org:1"});
+  big.value_bytes = 1 << 20;  // larger than the whole budget
+  const WriteFence::Seq began = memory.fence().sequence();
+  CHECK(memory.put(rooms, big, began).outcome == MemoryTier::Put::NotKept);  // written on, not kept
+  memory.erase_tags({"org:1"});
+  CHECK(memory.put(rooms, big, began).outcome == MemoryTier::Put::Fenced);  // out of date: written nowhere
+  memory.suspend();
+  CHECK(memory.put(rooms, data({"org:1"}), memory.fence().sequence()).outcome == MemoryTier::Put::NotKept);
+  CHECK(memory.put(rooms, data({"org:1"}), began).outcome == MemoryTier::Put::Fenced);
 }

@@ -79,9 +79,17 @@ class MemoryTier {
 
   // Fresh or Stale: `visit` was called with the value. Miss: absent or expired (removed).
   Lookup get(std::string_view key, std::uint64_t hash, Visitor visit, void* ctx);
-  // Stores (replacing any entry under the same key). False when larger than the budget,
-  // or when an invalidation recorded after `since` (WriteFence::sequence()) covers it.
-  bool put(const Key& key, EntryData data, WriteFence::Seq since = WriteFence::kUnfenced);
+  // What became of a put; true when stored.
+  struct Put {
+    enum Outcome : std::uint8_t {
+      Stored,
+      Fenced,   // an invalidation recorded after `since` (WriteFence::sequence()) covers it
+      NotKept,  // larger than the budget, or the tier is suspended: not out of date, only not kept
+    } outcome;
+    explicit operator bool() const noexcept { return outcome == Stored; }
+  };
+  // Stores (replacing any entry under the same key, which a value not kept removes too).
+  Put put(const Key& key, EntryData data, WriteFence::Seq since = WriteFence::kUnfenced);
   bool erase(std::string_view key, std::uint64_t hash);
   // Every entry of `resource` whose canonical key is `prefix` or starts with `prefix` + ':'.
   std::size_t erase_prefix(std::string_view resource, std::string_view prefix);
