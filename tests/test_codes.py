@@ -23,6 +23,10 @@ def test_codes_are_distinct_and_a_get_miss_is_false():
     statuses = [_ops.HIT, _ops.MISS, _ops.DONE, _ops.REFUSED, _ops.FAULT, _ops.CONFLICT]
     assert len(set(statuses)) == 6
     assert len({_native.LEASE_NONE, _native.LEASE_GRANTED, _native.LEASE_HELD}) == 3
-    assert not _native.GET_MISS  # _ops tests engine.get's state for truth
-    assert all((_ops.FRESH, _ops.STALE, _ops.EARLY))
+    P = _native.ReadProtocol
+    steps = [P.SERVE, P.SERVE_AND_REFRESH, P.LEAD, P.FETCH, P.MISS, P.LOAD_LEASED, P.LOAD_UNLEASED, P.WATCH,
+             P.WAIT_FILL, P.READ, P.WRITE, P.RELEASE, P.RESTART, P.DONE]
+    assert len(set(steps)) == len(steps)
+    assert len({P.STORED, P.REFUSED, P.DECIDE_LOCALLY}) == 3
+    assert P.GET != P.GET_OR_LOAD
     assert _ops.UNFENCED == 2**64 - 1

@@ -30,13 +30,6 @@ struct EngineHandle;
 // Python to finish; with a bridge (the running loop's), a future of that. register_redis.
 py::object l2_fetch(EngineHandle& e, py::object key_object, const Key& key, py::object bridge);
 
-// A stale value served from memory: counted as a hit, a memory hit and a stale one.
-inline void count_stale_served(Resource& res) {
-  res.counters.add(Counter::StaleServed);
-  res.counters.add(Counter::Hits);
-  res.counters.add(Counter::MemoryHits);
-}
-
 // Set by a decorated function's fast path when XFetch picked the read for an early refresh;
 // consumed by the slow path's Engine.get on the same thread.
 inline thread_local bool early_refresh_chosen = false;

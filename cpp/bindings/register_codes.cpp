@@ -17,10 +17,6 @@ void register_codes(py::module_& m) {
   code("LEASE_NONE", LeaseState::None);
   code("LEASE_GRANTED", LeaseState::Granted);
   code("LEASE_HELD", LeaseState::HeldElsewhere);
-  code("GET_MISS", GetState::Miss);
-  code("GET_FRESH", GetState::Fresh);
-  code("GET_STALE", GetState::Stale);
-  code("GET_EARLY", GetState::Early);
   code("LOG_INFO", kLogInfo);
   code("LOG_WARNING", kLogWarning);
   m.attr("PAYLOAD_HEADER") = py::bytes(kPayloadHeader.data(), kPayloadHeader.size());

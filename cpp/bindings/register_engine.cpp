@@ -7,6 +7,7 @@
 #include "bindings.hpp"
 #include "engine_handle.hpp"
 #include "herdcache/errors.hpp"
+#include "herdcache/read_protocol.hpp"
 
 namespace herdcache::py_bindings {
 
@@ -143,25 +144,34 @@ void register_engine(py::module_& m) {
            },
            py::arg("resource"), py::arg("args"), py::arg("kwargs") = py::none())
       .def("get",
-           // (state, value, fresh_until_wall): state a GetState (codes.hpp).
-           [](EngineHandle& e, const Key& key, bool count) -> py::tuple {
+           // (next, value, fresh_until_wall): the ReadProtocol step after the memory lookup
+           // (read_protocol.hpp), the cached value (None on a miss) and how fresh it is.
+           [](EngineHandle& e, const Key& key, bool count, int op) -> py::tuple {
              Resource& res = e.engine.resource(key.resource);
              Pinned pinned;
              const Lookup found = memory_lookup(e.engine, key, res, pinned, count);
-             if (found == Lookup::Miss) return py::make_tuple(static_cast<int>(GetState::Miss), py::none(), 0);
-             GetState state = found == Lookup::Stale ? GetState::Stale : GetState::Fresh;
-             bool chosen = std::exchange(early_refresh_chosen, false);
-             if (state == GetState::Fresh &&
-                 (chosen || e.engine.should_refresh_early(res.policy, pinned.meta, e.engine.clock().monotonic_ns()))) {
-               state = GetState::Early;
-             }
+             const bool chosen = std::exchange(early_refresh_chosen, false);
+             const bool early = found == Lookup::Fresh &&
+                                (chosen || e.engine.should_refresh_early(res.policy, pinned.meta,
+                                                                         e.engine.clock().monotonic_ns()));
+             const auto next = ReadProtocol::on_lookup(static_cast<ReadProtocol::Op>(op), found, early,
+                                                       e.engine.redis() != nullptr, res.counters);
+             if (found == Lookup::Miss) return py::make_tuple(static_cast<int>(next), py::none(), 0);
              Nanos fresh_until_wall = e.engine.to_wall(pinned.meta.life).fresh_until;
-             return py::make_tuple(static_cast<int>(state), py::reinterpret_steal<py::object>(pinned.value),
+             return py::make_tuple(static_cast<int>(next), py::reinterpret_steal<py::object>(pinned.value),
                                    fresh_until_wall);
            },
-           py::arg("key"), py::arg("count") = true)
-      .def("serve_stale",
-           [](EngineHandle& e, const Key& key) { count_stale_served(e.engine.resource(key.resource)); })
+           py::arg("key"), py::arg("count") = true, py::arg("op") = static_cast<int>(ReadProtocol::Op::GetOrLoad))
+      .def("peek",
+           // (cached, value): what memory holds, fresh or stale, counting nothing (for
+           // conditional writes decided on this instance's memory).
+           [](EngineHandle& e, const Key& key) -> py::tuple {
+             Resource& res = e.engine.resource(key.resource);
+             Pinned pinned;
+             if (memory_lookup(e.engine, key, res, pinned, false) == Lookup::Miss) return py::make_tuple(false, py::none());
+             return py::make_tuple(true, py::reinterpret_steal<py::object>(pinned.value));
+           },
+           py::arg("key"))
       .def("store",
            // (fresh_until_wall, stale_until_wall) for the shared tier, or None when an
            // invalidation covering the key happened after `since` (write_sequence() when

@@ -27,6 +27,7 @@
 
 #include "bindings.hpp"
 #include "engine_handle.hpp"
+#include "herdcache/read_protocol.hpp"
 
 namespace herdcache::py_bindings {
 
@@ -143,15 +144,11 @@ PySendResult start(GetCall* call, PyObject** result) {
     Resource& res = engine.resource(key.resource);
     Pinned pinned;
     const Lookup found = memory_lookup(engine, key, res, pinned);
-    if (found != Lookup::Miss) {
-      early_refresh_chosen = false;  // consumed, as Engine.get does
-      if (found == Lookup::Stale) count_stale_served(res);
-      *result = pinned.value;
-      return PYGEN_RETURN;
-    }
-    if (engine.redis() == nullptr) {
-      res.counters.add(Counter::Misses);
-      *result = Py_NewRef(Py_None);
+    early_refresh_chosen = false;  // consumed, as Engine.get does
+    const auto next = ReadProtocol::on_lookup(ReadProtocol::Op::Get, found, false, engine.redis() != nullptr,
+                                              res.counters);
+    if (next != ReadProtocol::Next::Fetch) {  // Serve, or Miss
+      *result = found == Lookup::Miss ? Py_NewRef(Py_None) : pinned.value;
       return PYGEN_RETURN;
     }
     auto bridge = py::reinterpret_steal<py::object>(running_bridge(g));

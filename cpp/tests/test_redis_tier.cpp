@@ -11,7 +11,7 @@
 #include <vector>
 
 #include "herdcache/completions.hpp"
-#include "herdcache/lease_protocol.hpp"
+#include "herdcache/read_protocol.hpp"
 #include "herdcache/redis_tier.hpp"
 #include "redis_server.hpp"
 
@@ -132,17 +132,17 @@ TEST_CASE("redis tier: the lease protocol, fed real replies, waits for the holde
   Counters counters;
   REQUIRE(t.read(key, {}, "holder").lease == Lease::Granted);
 
-  LeaseProtocol follower(false, 10 * kSecond, counters);
+  ReadProtocol follower({}, 10 * kSecond, counters);
   const TierResult held = t.read(key, {}, "follower");
   REQUIRE(held.lease == Lease::HeldElsewhere);
   CHECK(held.lease_holder == "holder");
-  CHECK(follower.on_reply(held.status, held.lease, held.lease_holder, true, 0) == LeaseProtocol::Next::Watch);
+  CHECK(follower.on_reply(held.status, held.lease, held.lease_holder, true, 0) == ReadProtocol::Next::Watch);
 
   // The same token reading again is granted its own lease again (a load starting over).
   CHECK(t.read(key, {}, "holder").lease == Lease::Granted);
   const TierResult filled_read = t.read(key, {}, "holder");
   REQUIRE(t.write(key, "v", {}, filled_read, "holder").status == Status::Done);
   const TierResult hit = t.read(key, {}, "follower");
-  CHECK(follower.on_reply(hit.status, hit.lease, hit.lease_holder, true, kSecond) == LeaseProtocol::Next::Serve);
+  CHECK(follower.on_reply(hit.status, hit.lease, hit.lease_holder, true, kSecond) == ReadProtocol::Next::Serve);
   CHECK(counters.get(Counter::LeaseWaits) == 1);
 }

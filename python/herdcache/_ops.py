@@ -18,11 +18,9 @@ from typing import TYPE_CHECKING, Any, Callable
 
 from ._flight import Flight
 
-# The engine's codes (cpp/include/herdcache/codes.hpp): engine.get states (EARLY: fresh,
-# picked for an XFetch refresh), shared-tier result statuses and lease states (TierResult),
-# and UNFENCED, a store that no load precedes (WriteFence::kUnfenced).
-from ._native import GET_EARLY as EARLY, GET_FRESH as FRESH, GET_STALE as STALE
-from ._native import UNFENCED, Key, LeaseProtocol, SerializationError, SlowRead, TierReply
+# The engine's codes (cpp/include/herdcache/codes.hpp): shared-tier result statuses and
+# lease states (TierResult), and UNFENCED, a store that no load precedes (WriteFence::kUnfenced).
+from ._native import UNFENCED, Key, ReadProtocol, SerializationError, SlowRead, TierReply
 from ._native import (STATUS_CONFLICT as CONFLICT, STATUS_DONE as DONE, STATUS_FAULT as FAULT, STATUS_HIT as HIT,
                       STATUS_MISS as MISS, STATUS_REFUSED as REFUSED)
 
@@ -31,10 +29,12 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("herdcache")
 
-# What a flight leader does next (LeaseProtocol's steps).
-SERVE, SERVE_AND_REFRESH = LeaseProtocol.SERVE, LeaseProtocol.SERVE_AND_REFRESH
-LOAD_LEASED, LOAD_UNLEASED = LeaseProtocol.LOAD_LEASED, LeaseProtocol.LOAD_UNLEASED
-WATCH, WAIT_FILL, READ_AGAIN = LeaseProtocol.WATCH, LeaseProtocol.WAIT_FILL, LeaseProtocol.READ
+# What a read or a load does next: ReadProtocol's steps (cpp/include/herdcache/read_protocol.hpp).
+P = ReadProtocol
+SERVE, SERVE_AND_REFRESH, FETCH = P.SERVE, P.SERVE_AND_REFRESH, P.FETCH
+LOAD_LEASED, LOAD_UNLEASED, WATCH, WAIT_FILL, READ = P.LOAD_LEASED, P.LOAD_UNLEASED, P.WATCH, P.WAIT_FILL, P.READ
+WRITE, RELEASE, RESTART = P.WRITE, P.RELEASE, P.RESTART
+GET = P.GET
 WARM_REPLACES_ANY = 2**63 - 1  # wall ns no stored copy is fresh beyond
 ANSWER_WAIT_S = 30.0  # backstop for a background wait on one tier answer
 NO_ANSWER = TierReply.fault("no answer from redis")
@@ -189,18 +189,13 @@ ASYNC, SYNC = AsyncMode(), SyncMode()
 
 
 async def get(m: CacheManager, mode: Any, key: Key) -> Any:
-    state, value, _ = m._engine.get(key)
-    if state:
-        if state == STALE:
-            m._engine.serve_stale(key)
-        return value
-    if m._has_redis:
-        result = await mode.fetch(m, key)
-        if type(result) is not SlowRead:
-            return result  # decoded (or a miss or a fault), filled in memory and counted by the engine
-        return finish_read(m, key, result)
-    m._engine.count_miss(key.resource)
-    return None
+    step, value, _ = m._engine.get(key, True, GET)
+    if step != FETCH:
+        return value  # served from memory, or a miss (None)
+    result = await mode.fetch(m, key)
+    if type(result) is not SlowRead:
+        return result  # decoded (or a miss or a fault), filled in memory and counted by the engine
+    return finish_read(m, key, result)
 
 
 def finish_read(m: CacheManager, key: Key, slow: SlowRead) -> Any:
@@ -220,15 +215,13 @@ def finish_read(m: CacheManager, key: Key, slow: SlowRead) -> Any:
 
 
 async def get_or_load(m: CacheManager, mode: Any, key: Key, loader: Loader, tags: list[str], ttl: Any, *, counted: bool = True) -> Any:
-    state, value, fresh_until = m._engine.get(key, counted)
-    if state == FRESH:
+    step, value, fresh_until = m._engine.get(key, counted)
+    if step == SERVE:
         return value
-    if state:
-        if state == STALE:
-            m._engine.serve_stale(key)
+    if step == SERVE_AND_REFRESH:
         refresh(m, mode, key, loader, tags, ttl, fresh_until)
         return value
-    return await load(m, mode, key, loader, tags, ttl)
+    return await load(m, mode, key, loader, tags, ttl)  # LEAD
 
 
 async def load(m: CacheManager, mode: Any, key: Key, loader: Loader, tags: list[str], ttl: Any, *, refresh: bool = False) -> Any:
@@ -264,52 +257,56 @@ def refresh(m: CacheManager, mode: Any, key: Key, loader: Loader, tags: list[str
 
 async def _lead(m: CacheManager, mode: Any, key: Key, loader: Loader, tags, ttl, flight: Flight, flight_id: int,
                 replace_before: int | None, restarted: bool = False, leased: Any = None) -> Any:
-    """Leads one flight: takes the value from Redis or the lease to load it, loads, stores.
-    `replace_before` set: a refresh of a copy fresh until then (wall ns). `leased`: the
-    WriteGuard of a lease a read already granted (a stale copy served, refreshed under
-    it): no read, the load writes under it. The flight's lease token is the same however
-    often its load starts over, so a restarted load is granted the lease it had. A load
-    starts over once at most (`restarted`): a loader that raises CancelledError itself
-    fails its flight instead of starting it over and over."""
+    """Leads one flight: takes the value from Redis or the lease to load it, loads, stores,
+    each step as the ReadProtocol says. `replace_before` set: a refresh of a copy fresh
+    until then (wall ns). `leased`: the WriteGuard of a lease a read already granted (a
+    stale copy served, refreshed under it). The flight's lease token is the same however
+    often its load starts over, so a restarted load is granted the lease it had; it
+    starts over once at most (`restarted`)."""
     engine = m._engine
     started = engine.now()
     since = engine.write_sequence()  # an invalidation after this covering the key fences the store
     token = leased.lease_token if leased is not None else m._lease_token(flight_id)
+    protocol = ReadProtocol(engine, key, replace_before is not None, leased is not None, restarted, m.lock_timeout)
     guard = leased
     try:
-        if m._has_redis and leased is None:
-            found, guard = await _coordinate(m, mode, key, tags, replace_before, since, token)
-            if found is not None:
-                value, stale = found
+        if protocol.begin() == READ:
+            found, guard = await _coordinate(m, mode, protocol, key, tags, replace_before, since, token)
+            if found is not _LOAD:
                 engine.finish_load(key, flight_id, True, -1.0)
-                flight.set_result(value)
+                flight.set_result(found)
                 if guard is not None:  # stale, and the lease to refresh it is ours
                     _refresh_under(m, mode, key, loader, tags, ttl, guard)
-                return value
-        elif replace_before is None:
-            engine.count_miss(key.resource)
+                return found
         value = await _run_loader(m, mode, key, loader)
         stored = _store_local(m, key, value, tags, ttl, engine.now() - started, since)
     except asyncio.CancelledError as exc:
         # The leader itself is cancelled: the callers that joined its flight are not.
-        if not restarted and not m.closed and engine.abandon_load(key, flight_id):
+        step = protocol.cancelled(engine.abandon_load(key, flight_id), not m.closed)
+        if step == RESTART:
             mode.spawn(m, _lead(m, mode, key, loader, tags, ttl, flight, flight_id, replace_before, True, leased),
                        key, "load")
         else:
             flight.set_exception(exc)
             engine.finish_load(key, flight_id, False, -1.0)
-            if m._has_redis and not m.closed:  # a closed manager's leases expire by themselves
+            if step == RELEASE:
                 mode.spawn(m, _release(m, mode, key, token), key, "lease release")
         raise
     except BaseException as exc:
         engine.finish_load(key, flight_id, False, engine.now() - started)
         flight.set_exception(exc)
-        if guard is not None and guard.lease_token and not isinstance(exc, GeneratorExit):
-            await mode.l2(m, "l2_release", key, guard.lease_token)  # let a waiting process load it now
+        if protocol.failed() == RELEASE and not isinstance(exc, GeneratorExit):
+            await mode.l2(m, "l2_release", key, token)  # let a waiting process load it now
         raise
     engine.finish_load(key, flight_id, True, engine.now() - started)
-    if m._has_redis:
-        _write_behind(m, mode, key, stored, tags, engine.now() - started, guard, replaces=replace_before is not None)
+    step = protocol.loaded(stored is not None)
+    if step == WRITE:
+        payload, fresh_until, stale_until = stored
+        write = mode.send(m, "l2_write", key, payload, fresh_until, stale_until, engine.now() - started, tags, guard,
+                          replace_before is not None)
+        mode.write_behind(m, key, write)  # nobody waits for it: the caller has its value
+    elif step == RELEASE:  # fenced: out of date, written nowhere
+        mode.spawn(m, _release(m, mode, key, token), key, "lease release")
     flight.set_result(value)
     return value
 
@@ -334,17 +331,15 @@ async def _run_loader(m: CacheManager, mode: Any, key: Key, loader: Loader) -> A
     return value
 
 
-async def _coordinate(m: CacheManager, mode: Any, key: Key, tags: list[str], replace_before: int | None,
+async def _coordinate(m: CacheManager, mode: Any, protocol: Any, key: Key, tags: list[str], replace_before: int | None,
                       since: int, token: str) -> tuple:
-    """Asks Redis for the key with a lease, and follows the engine's lease protocol
-    (LeaseProtocol: what to do after each reply, and every count) to the end. Returns
-    ((value, stale), guard) when Redis has a value to serve (guard: the lease to refresh
-    it under, or None), or (None, guard) when this process must load: guard is the
-    WriteGuard its write must prove (lease token, generation, versions; token "" without a lease),
-    or None when Redis could not be asked."""
+    """Reads the key from Redis with a lease and performs the protocol's steps until it
+    serves or loads. Returns (value, guard) when Redis has a value to serve (guard: the
+    lease to refresh it under, or None), or (_LOAD, guard) when this process must load:
+    guard is the WriteGuard its write must prove (lease token, generation, versions; token
+    "" without a lease), or None when Redis could not be asked."""
     engine = m._engine
     refreshing = replace_before is not None
-    protocol = LeaseProtocol(engine, key, refreshing, m.lock_timeout)
     read = (m, "l2_read", key, tags, token, m.lock_timeout, engine.wall_ns() if replace_before is None else replace_before)
     result = await mode.l2(*read)
     waiter = None
@@ -357,7 +352,7 @@ async def _coordinate(m: CacheManager, mode: Any, key: Key, tags: list[str], rep
         elif status == FAULT:
             m._shared_fault(key, result.error)
         step = protocol.on_reply(status, result.lease, result.holder, value is not _UNUSABLE)
-        if step == READ_AGAIN or step == WATCH:
+        if step == READ or step == WATCH:
             if step == WATCH:  # registered before the read, so a fill in between is not missed
                 waiter = mode.fill_waiter(m, key, protocol.wait_seconds)
             result = await mode.l2(*read)
@@ -368,21 +363,19 @@ async def _coordinate(m: CacheManager, mode: Any, key: Key, tags: list[str], rep
             if filled is not None and filled.status == HIT:
                 result = filled  # the notice carried the entry: as good as a read
                 continue
-            if protocol.fill_waited() == READ_AGAIN:
+            if protocol.fill_waited() == READ:
                 result = await mode.l2(*read)
                 continue
             step = LOAD_UNLEASED
         if step == LOAD_UNLEASED:
-            return None, (result.guard("") if status == MISS else None)
+            return _LOAD, (result.guard("") if status == MISS else None)
         guard = result.guard(token)
-        if status == HIT:  # served, or (a refresh) ours to refresh: memory keeps it either way
-            stale = engine.fill(key, value, len(payload), result.tags, result.fresh_until, result.stale_until,
-                                result.load_seconds, not refreshing, since)
-            if step == SERVE:
-                return (value, stale), None
-            if step == SERVE_AND_REFRESH:
-                return (value, stale), guard
-        return None, guard  # LOAD_LEASED
+        if step == LOAD_LEASED:
+            return _LOAD, guard
+        # SERVE, SERVE_AND_REFRESH: memory keeps it either way
+        engine.fill(key, value, len(payload), result.tags, result.fresh_until, result.stale_until,
+                    result.load_seconds, not refreshing, since)
+        return value, (guard if step == SERVE_AND_REFRESH else None)
 
 
 def _refresh_under(m: CacheManager, mode: Any, key: Key, loader: Loader, tags, ttl, guard: Any) -> None:
@@ -398,7 +391,8 @@ async def _release(m: CacheManager, mode: Any, key: Key, token: str) -> None:
     await mode.l2(m, "l2_release", key, token)
 
 
-_UNUSABLE = object()
+_UNUSABLE = object()  # a payload that did not decode
+_LOAD = object()  # _coordinate's answer when this process must load
 
 
 def _decode(m: CacheManager, key: Key, payload: bytes) -> Any:
@@ -432,21 +426,6 @@ def _send_shared(m: CacheManager, mode: Any, key: Key, stored: tuple, tags: list
     `replaces`: other instances may hold the value it replaces, and the write tells them."""
     payload, fresh_until, stale_until = stored
     return mode.l2(m, "l2_write", key, payload, fresh_until, stale_until, load_s, tags, guard, replaces)
-
-
-def _write_behind(m: CacheManager, mode: Any, key: Key, stored: tuple | None, tags: list[str], load_s: float,
-                  guard: Any, *, replaces: bool) -> None:
-    """Writes a loaded value to Redis without anyone waiting for it: the caller has its
-    value, and with Redis black-holed it would wait a command timeout for nothing. The
-    write is sent now (it is what other processes' lease waiters are woken by); its answer
-    is handled in the background. A fenced value (None) gives the lease back instead."""
-    if stored is None:
-        if guard is not None and guard.lease_token:
-            mode.spawn(m, _release(m, mode, key, guard.lease_token), key, "lease release")
-        return
-    payload, fresh_until, stale_until = stored
-    write = mode.send(m, "l2_write", key, payload, fresh_until, stale_until, load_s, tags, guard, replaces)
-    mode.write_behind(m, key, write)
 
 
 async def _answered(m: CacheManager, mode: Any, key: Key, write: Any) -> None:
@@ -501,18 +480,18 @@ async def _conditional(m: CacheManager, mode: Any, key: Key, value: Any, tags: l
         # A compare-and-set replaces a value others may hold in memory: its write tells them.
         result = await mode.l2(m, "l2_write", key, payload, fresh_until, stale_until, 0.0, tags, condition,
                                expected_payload is not None)
-        if result.status == DONE:
+        outcome = ReadProtocol.on_conditional_reply(result.status)
+        if outcome == P.STORED:
             engine.fill(key, value, len(payload), tags, fresh_until, stale_until, 0.0, False)
             return True
-        if result.status == CONFLICT:
+        if outcome == P.REFUSED:
             engine.invalidate_key(key)  # what this instance holds is not what Redis has
             return False
         m._shared_fault(key, result.error)  # Redis unavailable: decide on this instance's memory
-    state, current, _ = engine.get(key, False)
-    if expected_payload is None:
-        if state:
-            return False
-    elif not state or m._codec.encode(current) != expected_payload:
+    cached, current = engine.peek(key)
+    expected = expected_payload is not None
+    equal = expected and cached and m._codec.encode(current) == expected_payload
+    if not ReadProtocol.holds_locally(expected, cached, equal):
         return False
     engine.store(key, value, len(payload), tags, ttl, 0.0)
     return True

@@ -1,5 +1,5 @@
-// The numbers and bytes that cross a boundary, defined once: result statuses, lease
-// states and Engine.get states that Python compares against (herdcache._ops), the payload
+// The numbers and bytes that cross a boundary, defined once: result statuses and lease
+// states that Python compares against (herdcache._ops), the payload
 // header the Python codec writes and the engine reads (herdcache.serializers, entry.hpp),
 // and the levels of the engine's log lines. The bindings export each as an attribute of
 // herdcache._native (register_codes.cpp) and Python imports it from there. Two kinds of
@@ -26,14 +26,6 @@ enum class TierStatus : std::uint8_t {
 // A key's lease as a read reports it (TierResult::lease); the read script returns the
 // same numbers (scripts.hpp).
 enum class LeaseState : std::uint8_t { None = 0, Granted = 1, HeldElsewhere = 2 };
-
-// The state Engine.get reports for a memory lookup (Miss is 0: Python tests it as false).
-enum class GetState : std::uint8_t {
-  Miss = 0,
-  Fresh = 1,
-  Stale = 2,
-  Early = 3,  // fresh, but chosen for an early refresh (XFetch)
-};
 
 // Payload header: the codec's payloads are kPayloadHeader + the serializer's bytes; a
 // signed entry's stored v is kSignedHeader + MAC + body (entry.hpp).
