@@ -65,11 +65,11 @@ def test_counts_as_the_method_does():
 def test_driven_by_hand_like_a_coroutine():
     cache = memory_cache()
     key = cache.key("c", 1)
-    cache.sync.set(key, ("a", "tuple"))
+    cache.sync.set(key, ["a", "list"])
     call = cache.get(key)
     with pytest.raises(StopIteration) as stop:
         call.send(None)
-    assert stop.value.value == ("a", "tuple")  # a tuple answer, returned whole (not as args)
+    assert stop.value.value == ["a", "list"]  # a sequence answer, returned whole (not as args)
     with pytest.raises(RuntimeError, match="reuse"):
         call.send(None)
 

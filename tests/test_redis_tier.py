@@ -1,6 +1,7 @@
 """Two tiers against a real redis-server (started by the fixtures on a free port)."""
 
 import asyncio
+import concurrent.futures
 import time
 
 import pytest
@@ -276,6 +277,8 @@ async def test_sync_api_on_two_tiers(redis_url):
         a.sync.set(a.key("l2only", 1), [1])
         assert b.sync.get(b.key("l2only", 1)) == [1]
         assert b.sync.get_or_load(b.key("l2only", 2), lambda: "x") == "x"
+        # The load's write is answered in the background (nobody waits for it): wait for its answer.
+        concurrent.futures.wait(list(b._writes), timeout=5)
         assert a.sync.get(a.key("l2only", 2)) == "x"
         assert a.sync.delete(a.key("l2only", 2)) is True
         assert b.sync.get(b.key("l2only", 2)) is None

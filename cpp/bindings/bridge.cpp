@@ -117,11 +117,13 @@ py::object Bridge::finish_fetch(const Fetch& fetch, TierResult& r) {
     return py::none();
   }
   constexpr std::size_t header = kPayloadHeader.size();
-  if (r.status == Status::Hit && e.plain_loads && std::string_view(r.payload).starts_with(kPayloadHeader)) {
+  // The resource's own decoder (a cached function's return annotation), else the serializer's.
+  PyObject* loads = fetch.res->decoder ? handle_object(fetch.res->decoder) : e.plain_loads.ptr();
+  if (r.status == Status::Hit && loads != nullptr && std::string_view(r.payload).starts_with(kPayloadHeader)) {
     auto body = py::reinterpret_steal<py::object>(
         PyBytes_FromStringAndSize(r.payload.data() + header, static_cast<Py_ssize_t>(r.payload.size() - header)));
     if (!body) throw py::error_already_set();
-    auto value = py::reinterpret_steal<py::object>(PyObject_CallOneArg(e.plain_loads.ptr(), body.ptr()));
+    auto value = py::reinterpret_steal<py::object>(PyObject_CallOneArg(loads, body.ptr()));
     if (value) {
       fill_shared(e, *fetch.key, *fetch.res, value.ptr(), r.payload.size(), std::move(r.tags), r.fresh_until_wall,
                   r.stale_until_wall, r.load_ns, true, fetch.since);

@@ -100,6 +100,13 @@ void register_redis(py::module_& m) {
              return l2_fetch(e, key, key.cast<const Key&>(), std::move(bridge));
            },
            py::arg("key"), py::arg("bridge"))
+      .def("set_decoder",
+           // How `resource`'s payload bodies decode (bytes -> value), or None for the
+           // serializer's loads; l2_fetch calls it directly.
+           [](EngineHandle& e, const std::string& resource, py::object loads) {
+             e.engine.resource(resource).decoder = loads.is_none() ? Handle() : make_handle(loads.ptr());
+           },
+           py::arg("resource"), py::arg("loads"))
       .def("set_plain_loads",
            // The serializer's loads when payloads are unsigned (None otherwise): l2_fetch
            // decodes with it on the loop thread, skipping the Python codec.

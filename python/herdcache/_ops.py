@@ -279,7 +279,7 @@ async def _lead(m: CacheManager, mode: Any, key: Key, loader: Loader, tags, ttl,
                     _refresh_under(m, mode, key, loader, tags, ttl, guard)
                 return found
         value = await _run_loader(m, mode, key, loader)
-        stored = _store_local(m, key, value, tags, ttl, engine.now() - started, since)
+        stored, value = _store_local(m, key, value, tags, ttl, engine.now() - started, since)
     except asyncio.CancelledError as exc:
         # The leader itself is cancelled: the callers that joined its flight are not.
         step = protocol.cancelled(engine.abandon_load(key, flight_id), not m.closed)
@@ -397,7 +397,7 @@ _LOAD = object()  # _coordinate's answer when this process must load
 
 def _decode(m: CacheManager, key: Key, payload: bytes) -> Any:
     try:
-        return m._codec.decode(payload)
+        return m._codec_of(key.resource).decode(payload)
     except SerializationError as exc:
         log.warning("ignoring %s in redis: %s", key, exc)
     m._engine.count(key.resource, "errors")
@@ -407,17 +407,27 @@ def _decode(m: CacheManager, key: Key, payload: bytes) -> Any:
 # --- writes and invalidations ----------------------------------------------------------
 
 
+def _encode(m: CacheManager, key: Key, value: Any) -> tuple[bytes, Any]:
+    """(payload, the value every tier returns: decoded from that payload). A value that
+    cannot be encoded raises SerializationError naming where it was cached: nothing stored."""
+    try:
+        return m._codec_of(key.resource).roundtrip(value)
+    except SerializationError as exc:
+        raise SerializationError(f"{m._where(key.resource)}: {exc}") from exc
+
+
 def _store_local(m: CacheManager, key: Key, value: Any, tags: list[str], ttl: Any, load_s: float,
-                 since: int = UNFENCED) -> tuple | None:
-    """Serializes and stores in memory; returns (payload, fresh_until, stale_until) for Redis,
-    or None when an invalidation covering the key happened after `since` (the write
+                 since: int = UNFENCED) -> tuple[tuple | None, Any]:
+    """Serializes and stores in memory. Returns (stored, value): value is what every tier
+    returns (decoded from the payload); stored is (payload, fresh_until, stale_until) for
+    Redis, or None when an invalidation covering the key happened after `since` (the write
     sequence when its load began): the value is out of date and is written nowhere."""
-    payload = m._codec.encode(value)  # raises SerializationError: nothing stored
+    payload, value = _encode(m, key, value)
     lifetime = m._engine.store(key, value, len(payload), tags, ttl, max(load_s, 0.0), since)
     if lifetime is None:
         log.info("not caching %s: it was invalidated while it loaded", key)
-        return None
-    return payload, *lifetime
+        return None, value
+    return (payload, *lifetime), value
 
 
 def _send_shared(m: CacheManager, mode: Any, key: Key, stored: tuple, tags: list[str], load_s: float, guard: Any,
@@ -455,7 +465,7 @@ def _write_answered(m: CacheManager, key: Key, write: asyncio.Future) -> None:
 async def store(m: CacheManager, mode: Any, key: Key, value: Any, tags: list[str], ttl: Any) -> None:
     """set(): stored now (no load precedes it, so nothing fences it), written to Redis,
     and announced to the instances that may hold the value it replaces."""
-    stored = _store_local(m, key, value, tags, ttl, 0.0)
+    stored, _ = _store_local(m, key, value, tags, ttl, 0.0)
     if m._has_redis:
         _written(m, key, await _send_shared(m, mode, key, stored, tags, 0.0, None, True))
 
@@ -467,13 +477,13 @@ async def add(m: CacheManager, mode: Any, key: Key, value: Any, tags: list[str],
 
 async def compare_and_set(m: CacheManager, mode: Any, key: Key, expected: Any, value: Any, tags: list[str], ttl: Any) -> bool:
     """Stores `value` only if the key holds `expected` (compared as serialized payloads)."""
-    return await _conditional(m, mode, key, value, tags, ttl, m._codec.encode(expected))
+    return await _conditional(m, mode, key, value, tags, ttl, _encode(m, key, expected)[0])
 
 
 async def _conditional(m: CacheManager, mode: Any, key: Key, value: Any, tags: list[str], ttl: Any,
                        expected_payload: bytes | None) -> bool:
     engine = m._engine
-    payload = m._codec.encode(value)  # raises SerializationError: nothing stored
+    payload, value = _encode(m, key, value)  # raises SerializationError: nothing stored
     if m._has_redis:
         fresh_until, stale_until = engine.lifetime(key, ttl)
         condition = ("absent",) if expected_payload is None else ("equals", expected_payload)
@@ -490,7 +500,7 @@ async def _conditional(m: CacheManager, mode: Any, key: Key, value: Any, tags: l
         m._shared_fault(key, result.error)  # Redis unavailable: decide on this instance's memory
     cached, current = engine.peek(key)
     expected = expected_payload is not None
-    equal = expected and cached and m._codec.encode(current) == expected_payload
+    equal = expected and cached and _encode(m, key, current)[0] == expected_payload
     if not ReadProtocol.holds_locally(expected, cached, equal):
         return False
     engine.store(key, value, len(payload), tags, ttl, 0.0)

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any, Callable, Iterable
 from . import _native, _ops
 from ._ops import ASYNC, SYNC, drive
 from ._validate import check_resource, check_ttl, tag_list
+from .serializers import codec_for
 
 if TYPE_CHECKING:
     from .manager import CacheManager
@@ -54,6 +55,12 @@ def cached(m: CacheManager, resource: str, *, tags: Any = None, ttl: float | Non
         if unknown:
             raise ValueError(f"ignore names parameters {sorted(unknown)} that {fn.__qualname__} does not have")
         lookup, make_key, lookup_values, key_values = _native.callsite(m._engine, resource, params)
+        # The return annotation decides how values encode and decode (serializers.codec_for).
+        caller = inspect.currentframe().f_back  # where it is decorated: names a string annotation may use
+        codec = codec_for(m._serializer, fn, m._codec, lambda loads: m._engine.set_decoder(resource, loads),
+                          dict(caller.f_locals) if caller is not None else None)
+        if codec is not m._codec:
+            m._codecs[resource] = codec
 
         def tags_for(args: tuple, kwargs: dict) -> list[str]:
             return static_tags + _call_tags(resource, tags, args, kwargs) if tags is not None else static_tags

@@ -80,6 +80,8 @@ class CacheManager:
             raise ValueError("signing_key must be bytes of at least 16 bytes")
         self._signing_key = bytes(signing_key or b"")
         self._codec = Codec(serializer)
+        self._serializer = serializer
+        self._codecs: dict[str, Codec] = {}  # a cached function's resource -> its codec, where it has its own
         self._engine = _native.Engine(namespace, memory_max_bytes, default_policy, clock)
         self._engine.set_plain_loads(self._codec.plain_loads)
         for name, policy in policies.items():
@@ -255,6 +257,14 @@ class CacheManager:
         from .decorators import cached
 
         return cached(self, resource, tags=tags, ttl=ttl, ignore=ignore)
+
+    def _codec_of(self, resource: str) -> Codec:
+        return self._codecs.get(resource, self._codec)
+
+    def _where(self, resource: str) -> str:
+        """How errors name a resource: by its cached function, where it has one."""
+        fn = self._registry.get(resource)
+        return f"{fn.__qualname__} (resource {resource!r})" if fn is not None else f"resource {resource!r}"
 
     def _registering(self, resource: str) -> None:
         """Warns once when a cached function's resource has no policy while a policy's

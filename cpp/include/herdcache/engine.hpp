@@ -36,6 +36,7 @@ struct Resource {
   Counters counters;
   Histogram load_latency;   // loader (database) durations
   Histogram miss_latency;   // get_or_load on a miss, end to end
+  Handle decoder;           // the bindings': how this resource's payload bodies decode, if not as the rest
 };
 
 class Engine {
