@@ -13,6 +13,7 @@ read-only.
 
 from ._native import CacheError, Key, ManualClock, Policy, SerializationError
 from .manager import CacheManager, UnknownResource
+from ._workers import SharedNamespaceWarning
 from .serializers import Codec
 
 __all__ = [
@@ -23,6 +24,7 @@ __all__ = [
     "ManualClock",
     "Policy",
     "SerializationError",
+    "SharedNamespaceWarning",
     "UnknownResource",
 ]
 __version__ = "0.1.0"

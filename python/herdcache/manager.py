@@ -23,6 +23,7 @@ from . import _native, _ops
 from ._ops import ASYNC
 from ._native import Key, Policy
 from ._bulkhead import Bulkhead
+from ._workers import announce_memory_only
 from ._validate import check_key, check_loader, check_pattern, check_resource, check_ttl, tag_list
 from .serializers import Codec, Serializer
 
@@ -152,6 +153,8 @@ class CacheManager:
             # Connecting happens on the engine's I/O thread; nothing here waits for it.
             self._engine.connect_redis(self.redis_url, self._instance_id, signing_key=self._signing_key)
             self._has_redis = True
+        elif self._state == _NEW:
+            announce_memory_only(self.namespace)  # warns when other processes share it
         self._state = _STARTED
 
     def _close(self) -> None:
