@@ -17,9 +17,10 @@ from background import eventually
 
 APP = """
 import os
-from herdcache import CacheManager
+from herdcache import CacheManager, Policy
 
-cache = CacheManager(redis_url=os.environ.get("HC_REDIS_URL"), namespace="cli")
+# "config" has a policy and no cached function: set()/get() entries
+cache = CacheManager(redis_url=os.environ.get("HC_REDIS_URL"), namespace="cli", policies={"config": Policy(ttl=60)})
 LOADS = []
 
 
@@ -117,6 +118,7 @@ def test_app_failing_to_import_is_a_failure(app, capsys):
         (["invalidate", "--resource", "courses", "--param", "semester=1"], "leading run"),
         (["invalidate", "--resource", "config", "--param", "x=1"], "need --app with a cached function registered"),
         (["invalidate", "--resource", "courses", "--rewarm"], "missing a required argument"),
+        (["invalidate", "--resource", "coures", "o1"], "cliapp:cache has no resource 'coures' (known: "),
     ],
 )
 def test_arguments_are_checked_against_the_registered_function(app, capsys, argv, message):
@@ -199,7 +201,8 @@ async def test_invalidate_tags_reaches_this_instance(fleet, redis_url, app):
     keys = await fill(fleet)
     done = cli(app, None, "--redis-url", redis_url, "--namespace", "cli", "invalidate", "--tags", "org:o1")
     assert done.returncode == 0, done.stderr
-    assert json.loads(done.stdout)["mode"] == "tags"
+    assert json.loads(done.stdout) == {"mode": "tags", "tags": ["org:o1"], "versions_bumped": 1,
+                                       "reaches": "every entry carrying one of these tags, in every instance"}
 
     async def gone() -> bool:
         return await fleet.get(keys["o1-1"]) is None and await fleet.get(keys["o1-2"]) is None
@@ -215,7 +218,8 @@ async def test_invalidate_resource_prefix_pattern_and_all(fleet, redis_url, app)
     done = cli(app, None, *base, "--resource", "courses", "o2")  # no --app: ARGs are strings
     assert done.returncode == 0, done.stderr
     assert json.loads(done.stdout) == {"mode": "resource", "resource": "courses", "prefix": ["o2"],
-                                       "invalidated": json.loads(done.stdout)["invalidated"]}
+                                       "versions_bumped": 1,
+                                       "reaches": "every entry of 'courses' under that prefix, in every instance"}
 
     async def o2_gone() -> bool:
         return await fleet.get(keys["o2-1"]) is None

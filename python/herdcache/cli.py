@@ -11,8 +11,10 @@ Invalidations go through a CacheManager connected to the same Redis, so they are
 broadcast to every instance's memory tier like one made inside an app. ``--app
 module:attr`` imports the app's own manager (its Redis, namespace and registered
 functions): ``warm`` needs it, and with it arguments are converted to the registered
-function's annotations (``org_id: int`` turns ``42`` into 42). Without it ARGs are strings,
-or JSON with ``--json``. Output is JSON on stdout; exit status 0 ok, 1 failed (Redis
+function's annotations (``org_id: int`` turns ``42`` into 42), and a resource it does not
+know (no cached function, policy or entry of that name: a typo) is refused. Without it ARGs are strings,
+or JSON with ``--json``. Output is JSON on stdout (a tag or resource invalidation moves
+versions in Redis, so it reports what it reaches rather than a count); exit status 0 ok, 1 failed (Redis
 unreachable, a loader raised), 2 bad usage.
 """
 
@@ -147,23 +149,29 @@ def _action(cache: CacheManager, opts: argparse.Namespace) -> Any:
         fn, bound = _bound(cache, opts.resource, opts.args, opts.param, partial=False, as_json=opts.json)
         return lambda: _warm(cache, fn, bound)
     if opts.tags is not None:
-        return lambda: _counted(cache.invalidate_tags(*opts.tags), mode="tags", tags=opts.tags)
+        reach = "every entry carrying one of these tags, in every instance"
+        return lambda: _bumped(cache.invalidate_tags(*opts.tags), len(opts.tags), reach, mode="tags", tags=opts.tags)
     if opts.pattern is not None:
         return lambda: _counted(cache.invalidate_pattern(opts.pattern), mode="pattern", pattern=opts.pattern)
     if opts.all:
         return lambda: _counted(cache.clear(), mode="all")
     resource, *args = opts.resource
+    if opts.app is not None and resource not in cache.known_resources():
+        raise UsageError(f"{opts.app} has no resource {resource!r} (known: {', '.join(sorted(cache.known_resources()))})")
     if resource not in cache.resources:
         if opts.param or opts.rewarm:
             raise UsageError(f"--param and --rewarm need --app with a cached function registered for {resource!r}")
         prefix = [_value(a, opts.json) for a in args]
-        return lambda: _counted(cache.invalidate(resource, *prefix), mode="resource", resource=resource, prefix=prefix)
+        reach = f"every entry of {resource!r} under that prefix, in every instance"
+        return lambda: _bumped(cache.invalidate(resource, *prefix), 1, reach, mode="resource", resource=resource,
+                               prefix=prefix)
     fn, bound = _bound(cache, resource, args, opts.param, partial=not opts.rewarm, as_json=opts.json)
 
     async def invalidate() -> dict[str, Any]:
         try:
-            result = {"mode": "resource", "resource": resource, "prefix": list(bound.arguments.values()),
-                      "invalidated": await _binding.invalidate(fn, bound)}
+            result = await _bumped(_binding.invalidate(fn, bound), 1,
+                                   f"every entry of {resource!r} under that prefix, in every instance",
+                                   mode="resource", resource=resource, prefix=list(bound.arguments.values()))
         except TypeError as exc:  # not a leading run of the key's arguments
             raise Failure(f"{resource}: {exc}") from None
         if opts.rewarm:
@@ -208,6 +216,13 @@ async def _warm(cache: CacheManager, fn: Any, bound: Any) -> dict[str, Any]:
 
 async def _counted(count: Any, **fields: Any) -> dict[str, Any]:
     return {**fields, "invalidated": await count}
+
+
+async def _bumped(removed: Any, versions: int, reach: str, **fields: Any) -> dict[str, Any]:
+    """An invalidation Redis makes by moving versions (tags, a resource prefix): it cannot
+    count the entries it reaches, so the report says what it reached instead."""
+    await removed  # entries removed from this process's memory: none, it served nothing
+    return {**fields, "versions_bumped": versions, "reaches": reach}
 
 
 async def _stats(cache: CacheManager) -> dict[str, Any]:

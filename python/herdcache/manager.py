@@ -296,6 +296,11 @@ class CacheManager:
     def resources(self) -> dict[str, Any]:
         return dict(self._registry)
 
+    def known_resources(self) -> frozenset[str]:
+        """Every resource this manager knows of: its cached functions', its policies', and
+        any it has stored or read entries of (admin and CLI invalidations refuse others)."""
+        return frozenset(self._registry) | self._policy_names | frozenset(self._engine.stats()["resources"])
+
     # --- internals shared with the sync facade, the decorators and _ops ------------------
 
     # Invalidations apply to this instance's memory at once, then go to Redis (which
