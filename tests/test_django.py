@@ -574,7 +574,7 @@ class RedisTierTests(HerdCacheSpec, SimpleTestCase):
         """How far this suite's clock is ahead of real time: other processes run on it too."""
         return max(0.0, REDIS_CLOCK.time() - time.time())
 
-    def test_add_and_incr_are_atomic_across_processes(self):
+    def test_add_incr_and_decr_are_atomic_across_processes(self):
         cache.set("hits", 0, None)
         script = (
             "import django; from django.conf import settings; from herdcache import ManualClock\n"
@@ -582,8 +582,13 @@ class RedisTierTests(HerdCacheSpec, SimpleTestCase):
             f"settings.configure(CACHES={{'default': {{'BACKEND': '{BACKEND}', 'LOCATION': {self.location!r},"
             " 'OPTIONS': {'namespace': 'djredis', 'clock': clock}}})\n"
             "django.setup(); from django.core.cache import cache\n"
+            "import asyncio\n"
             "won = cache.add('lock', 'mine')\n"
             "for _ in range(50): cache.incr('hits')\n"
+            "for _ in range(25): cache.decr('hits')\n"
+            "async def more():\n"
+            "    for _ in range(10): await cache.aincr('hits')\n"
+            "asyncio.run(more())\n"
             "print('won' if won else 'lost')\n"
         )
         env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
@@ -592,7 +597,7 @@ class RedisTierTests(HerdCacheSpec, SimpleTestCase):
         outputs = sorted(p.communicate(timeout=60)[0].strip() for p in procs)
         self.assertEqual([p.returncode for p in procs], [0, 0, 0, 0])
         self.assertEqual(outputs, ["lost", "lost", "lost", "won"])
-        self.assertEqual(cache.get("hits"), 200)
+        self.assertEqual(cache.get("hits"), 4 * (50 - 25 + 10))
         self.assertFalse(cache.add("lock", "late"))
 
     def test_other_processes_see_writes_and_deletes(self):

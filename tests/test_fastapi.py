@@ -401,6 +401,7 @@ async def test_metrics_parse_as_prometheus_text(client, fns):
     bounds = [s for s in load.samples if s.name == "herdcache_load_seconds_bucket" and s.labels["resource"] == "rooms"]
     counts = [s.value for s in sorted(bounds, key=lambda s: float(s.labels["le"]))]
     assert counts == sorted(counts) and len(counts) == 16  # cumulative, 15 bounds and +Inf
+    assert {"0.0005", "0.25", "30.0"} <= {s.labels["le"] for s in bounds}  # seconds, as Prometheus has them
     assert sample(fams, "herdcache_memory_entries") == 2
     assert sample(fams, "herdcache_redis_up") == 0
     assert sample(fams, "herdcache_redis_circuit", state="disabled") == 1

@@ -104,6 +104,25 @@ async def test_get_or_load_caches_and_counts(cache):
     assert math.isclose(stats["hit_rate"], 0.5)
 
 
+async def test_hit_rate_counts_a_wait_for_another_callers_load_as_answered(cache):
+    key = cache.key("courses", "herd")
+    release = asyncio.Event()
+
+    async def loader():
+        await release.wait()
+        return ["a"]
+
+    herd = [asyncio.ensure_future(cache.get_or_load(key, loader)) for _ in range(10)]
+    await asyncio.sleep(0)  # the leader is loading, the other nine wait on its flight
+    release.set()
+    assert await asyncio.gather(*herd) == [["a"]] * 10
+    assert await cache.get_or_load(key, loader) == ["a"]
+    stats = cache.stats()
+    assert (stats["hits"], stats["coalesced"], stats["misses"]) == (1, 9, 1)
+    assert math.isclose(stats["hit_rate"], 10 / 11)  # (hits + coalesced) / (hits + coalesced + misses)
+    assert math.isclose(stats["resources"]["courses"]["hit_rate"], 10 / 11)
+
+
 async def test_sync_loader_works_with_async_api(cache):
     key = cache.key("courses", "sync")
     assert await cache.get_or_load(key, lambda: 41 + 1) == 42
@@ -413,7 +432,7 @@ async def test_load_latency_histogram_buckets(tier, clock):
         await c.get_or_load(c.key("r", 1), loader)
         load_ms = c.stats()["resources"]["r"]["load_ms"]
     buckets = dict(load_ms["buckets"])
-    assert buckets[0.25] == 0 and buckets[0.5] == 1 and buckets[30.0] == 1
+    assert buckets[250.0] == 0 and buckets[500.0] == 1 and buckets[30000.0] == 1  # bounds in ms, as p50...
     assert load_ms["count"] == 1 and 262 <= load_ms["p50"] <= 340
 
 

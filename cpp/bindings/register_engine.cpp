@@ -22,9 +22,9 @@ double ttl_arg(const std::optional<double>& ttl) {
   return *ttl;
 }
 
-// Upper bounds (seconds) of the Prometheus-style buckets reported with each histogram.
-constexpr double kBucketBounds[] = {0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05,
-                                    0.1,    0.25,  0.5,    1.0,   2.5,  5.0,   10.0, 30.0};
+// Upper bounds (milliseconds, like every other figure of a histogram's stats) of the
+// Prometheus-style buckets reported with each histogram.
+constexpr double kBucketBoundsMs[] = {0.5, 1, 2.5, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000, 30000};
 
 py::dict histogram_dict(const Histogram& h) {
   auto s = h.snapshot();
@@ -33,9 +33,10 @@ py::dict histogram_dict(const Histogram& h) {
   py::list buckets;
   std::size_t fine = 0;
   std::uint64_t below = 0;
-  for (double bound : kBucketBounds) {
+  for (double bound_ms : kBucketBoundsMs) {
+    const double bound = bound_ms / 1000.0;  // the engine's buckets are in seconds
     while (fine < s.cumulative.size() && s.cumulative[fine].first <= bound) below = s.cumulative[fine++].second;
-    buckets.append(py::make_tuple(bound, below));
+    buckets.append(py::make_tuple(bound_ms, below));
   }
   py::dict d;
   d["buckets"] = buckets;
@@ -59,8 +60,11 @@ constexpr std::initializer_list<Counter> kTotals = {
     Counter::LoadErrors, Counter::Coalesced, Counter::Errors, Counter::LeaseWaits,
     Counter::LeaseTimeouts};
 
-double hit_rate(std::uint64_t hits, std::uint64_t misses) {
-  return hits + misses == 0 ? 0.0 : static_cast<double>(hits) / static_cast<double>(hits + misses);
+// The share of reads answered without a load of their own: a hit, or a wait for another
+// caller's load (coalesced), over those and the misses (each of which ran or led a load).
+double hit_rate(std::uint64_t hits, std::uint64_t coalesced, std::uint64_t misses) {
+  const std::uint64_t reads = hits + coalesced + misses;
+  return reads == 0 ? 0.0 : static_cast<double>(hits + coalesced) / static_cast<double>(reads);
 }
 
 py::dict policy_dict(const Policy& p) {
@@ -79,7 +83,8 @@ py::dict stats(Engine& engine) {
   for (Resource* res : engine.resources()) {
     for (std::size_t i = 0; i < totals.size(); ++i) totals[i] += res->counters.get(Counter(i));
     py::dict d = counters_dict(res->counters, kTotals);
-    d["hit_rate"] = hit_rate(res->counters.get(Counter::Hits), res->counters.get(Counter::Misses));
+    d["hit_rate"] = hit_rate(res->counters.get(Counter::Hits), res->counters.get(Counter::Coalesced),
+                             res->counters.get(Counter::Misses));
     d["memory"] = counters_dict(res->counters, {Counter::MemoryHits, Counter::MemoryMisses});
     d["redis"] = counters_dict(res->counters, {Counter::RedisHits, Counter::RedisMisses});
     d["load_ms"] = histogram_dict(res->load_latency);
@@ -90,7 +95,7 @@ py::dict stats(Engine& engine) {
   auto total = [&](Counter c) { return totals[static_cast<std::size_t>(c)]; };
   out["namespace"] = engine.ns();
   for (Counter c : kTotals) out[py::str(std::string(counter_name(c)))] = total(c);
-  out["hit_rate"] = hit_rate(total(Counter::Hits), total(Counter::Misses));
+  out["hit_rate"] = hit_rate(total(Counter::Hits), total(Counter::Coalesced), total(Counter::Misses));
   MemoryStats mem = engine.memory().stats();
   py::dict memory;
   memory["hits"] = total(Counter::MemoryHits);

@@ -34,7 +34,8 @@ makes an instance per thread and calls ``close()`` after every request): ``close
 leaves it running. MAX_ENTRIES / CULL_FREQUENCY do not apply: the memory tier is bounded
 in bytes (``memory_max_bytes``).
 
-``add``, ``incr`` and ``touch`` are atomic across threads and processes, sync and async:
+``add``, ``incr``, ``decr`` and ``touch`` are atomic across threads and (with Redis)
+processes, sync and async:
 ``add`` is the manager's set-if-absent (SET NX semantics in Redis), and ``incr`` and
 ``touch`` retry a compare-and-set of the stored bytes until it lands.
 """

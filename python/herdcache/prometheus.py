@@ -144,8 +144,8 @@ class HerdcacheCollector(Collector):
 
 
 def _observe(histogram: HistogramMetricFamily, resource: str, ms: dict[str, Any]) -> None:
-    """The engine's cumulative buckets (upper bound in seconds, count) plus +Inf."""
-    buckets = [(_bound(le), count) for le, count in ms.get("buckets", ())]
+    """The engine's cumulative buckets (upper bound in milliseconds, count), in seconds, plus +Inf."""
+    buckets = [(_bound(le / 1000.0), count) for le, count in ms.get("buckets", ())]
     buckets.append(("+Inf", ms.get("count", 0)))
     histogram.add_metric([resource], buckets, sum_value=ms.get("sum", 0.0) / 1000.0)
 
