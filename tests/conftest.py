@@ -38,6 +38,14 @@ import pytest
 from servers import PostgresServer, RedisServer, find_postgres_bindir, find_redis_server
 from tiers import Tier
 
+# A temporary directory of the run's own (its processes inherit it): memory-only managers
+# find other processes of their namespace through lock files there (herdcache._workers),
+# and another test run on the machine must not look like another worker of this one.
+_RUN_TMP = tempfile.mkdtemp(prefix="herdcache-tests-")
+os.chmod(_RUN_TMP, 0o1777)  # as /tmp: the PostgreSQL fixture's server runs as another user
+os.environ["TMPDIR"] = _RUN_TMP
+tempfile.tempdir = None  # gettempdir() reads TMPDIR again
+
 REDIS_FIXTURES = {"redis_server", "redis_url", "redis_factory"}
 POSTGRES_FIXTURES = {"postgres_server", "postgres_dsn", "postgres_factory"}
 
@@ -146,3 +154,7 @@ def postgres_dsn(postgres_server):
     postgres_server.start()  # the test may have stopped or killed it
     with psycopg.connect(postgres_server.dsn(), autocommit=True) as admin:
         admin.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
+
+
+def pytest_unconfigure(config):
+    shutil.rmtree(_RUN_TMP, ignore_errors=True)
