@@ -211,4 +211,16 @@ py::object run(py::object bridge, Start&& start, std::optional<Fetch> fetch = st
   return fetch ? Bridge::finish_fetch(*fetch, result) : Bridge::to_python(result);
 }
 
+// run(), or for a blocking caller that `defer`s: sent now, in order with this thread's
+// later commands, its answer left to a FillWaiter the caller waits on when it needs it.
+template <class Start>
+py::object send(py::object bridge, bool defer, Start&& start) {
+  if (bridge.is_none() && defer) {
+    auto answer = std::make_shared<FillWaiter>();
+    start([answer](TierResult r) { answer->done.set(std::move(r)); });
+    return py::cast(answer);
+  }
+  return run(std::move(bridge), std::forward<Start>(start));
+}
+
 }  // namespace herdcache::py_bindings

@@ -100,6 +100,43 @@ void register_redis(py::module_& m) {
              return l2_fetch(e, key, key.cast<const Key&>(), std::move(bridge));
            },
            py::arg("key"), py::arg("bridge"))
+      .def("l2_fetch_many",
+           // get_many()'s reads for a blocking caller: every key's read sent in one batch
+           // (one round trip), then all answers waited for at once; each answer as l2_fetch's.
+           [](EngineHandle& e, const std::vector<py::object>& keys) {
+             RedisTier& t = tier(e);
+             static const std::vector<std::string> kNoTags;
+             const WriteFence::Seq since = e.engine.write_sequence();
+             std::vector<Fetch> fetches;
+             std::vector<std::shared_ptr<OneShot<TierResult>>> answers;
+             fetches.reserve(keys.size());
+             answers.reserve(keys.size());
+             {
+               RedisClient::DeferWakeups batch;
+               for (const py::object& key_object : keys) {
+                 const Key& key = key_object.cast<const Key&>();
+                 Resource* res = &e.engine.resource(key.resource);
+                 auto done = std::make_shared<OneShot<TierResult>>();
+                 t.read(key, kNoTags, std::string(), 0, 0, e.engine.clock().wall_ns(), [done, res](TierResult r) {
+                   count_read(res, r);
+                   done->set(std::move(r));
+                 });
+                 fetches.push_back(Fetch{key_object, &key, res, &e, since});
+                 answers.push_back(std::move(done));
+               }
+             }
+             t.wake();
+             std::vector<TierResult> results;
+             results.reserve(answers.size());
+             {
+               py::gil_scoped_release release;  // the I/O thread answers without the GIL
+               for (auto& done : answers) results.push_back(done->wait());
+             }
+             py::list out;
+             for (std::size_t i = 0; i < results.size(); ++i) out.append(Bridge::finish_fetch(fetches[i], results[i]));
+             return out;
+           },
+           py::arg("keys"))
       .def("set_decoder",
            // How `resource`'s payload bodies decode (bytes -> value), or None for the
            // serializer's loads; l2_fetch calls it directly.
@@ -141,13 +178,7 @@ void register_redis(py::module_& m) {
                t.write(key, std::move(bytes), fresh_until_wall, stale_until_wall,
                        seconds_to_nanos(load_seconds), tags, g, std::move(cb));
              };
-             if (bridge.is_none() && defer) {
-               // Sent now, in order with this thread's later commands; answered to a waiter.
-               auto answer = std::make_shared<FillWaiter>();
-               start([answer](TierResult r) { answer->done.set(std::move(r)); });
-               return py::cast(answer);
-             }
-             return run(bridge, start);
+             return send(std::move(bridge), defer, start);
            },
            py::arg("key"), py::arg("payload"), py::arg("fresh_until_wall"), py::arg("stale_until_wall"),
            py::arg("load_seconds"), py::arg("tags"), py::arg("guard"), py::arg("announce"), py::arg("bridge"),
@@ -176,12 +207,12 @@ void register_redis(py::module_& m) {
            py::arg("key"), py::arg("token"), py::arg("bridge"))
       .def("l2_invalidate",
            // Applies `inv` in Redis and broadcasts it, sent as this instance's.
-           [](EngineHandle& e, Invalidation inv, py::object bridge) {
+           [](EngineHandle& e, Invalidation inv, py::object bridge, bool defer) {
              RedisTier& t = tier(e);
              inv.origin = t.instance_id();
-             return run(bridge, [&](RedisTier::Callback cb) { t.invalidate(inv, std::move(cb)); });
+             return send(std::move(bridge), defer, [&](RedisTier::Callback cb) { t.invalidate(inv, std::move(cb)); });
            },
-           py::arg("invalidation"), py::arg("bridge"))
+           py::arg("invalidation"), py::arg("bridge"), py::arg("defer") = false)
       .def("fill",
            // fill_shared: the value read from Redis kept in memory (and counted if served).
            [](EngineHandle& e, const Key& key, py::object value, std::size_t value_bytes,

@@ -100,6 +100,14 @@ class AsyncMode:
         return m._engine.l2_fetch(key, m._bridges.get(get_running_loop()) or m._bridge())
 
     @staticmethod
+    async def fetch_many(m: CacheManager, keys: list[Key]) -> list[Any]:
+        """get_many()'s Redis reads: all sent in this loop iteration (one batch, one round
+        trip), then their answers awaited in turn."""
+        bridge = m._bridges.get(get_running_loop()) or m._bridge()
+        reads = [m._engine.l2_fetch(key, bridge) for key in keys]
+        return [await read for read in reads]
+
+    @staticmethod
     def wait(flight: Flight) -> Any:
         return flight.wait()
 
@@ -154,6 +162,12 @@ class SyncMode:
         return _Done(result)
 
     @staticmethod
+    def fetch_many(m: CacheManager, keys: list[Key]) -> Any:
+        results = m._engine.l2_fetch_many(keys)
+        m._flush_logs()
+        return _Done(results)
+
+    @staticmethod
     def wait(flight: Flight) -> Any:
         return _Done(flight.wait_sync())
 
@@ -196,6 +210,25 @@ async def get(m: CacheManager, mode: Any, key: Key) -> Any:
     if type(result) is not SlowRead:
         return result  # decoded (or a miss or a fault), filled in memory and counted by the engine
     return finish_read(m, key, result)
+
+
+async def get_many(m: CacheManager, mode: Any, keys: list[Key]) -> list[Any]:
+    """Each key's value or None, in order: from memory where it is there, the others read
+    from Redis in one round trip (each read as get() does it)."""
+    values: list[Any] = [None] * len(keys)
+    missed = []
+    engine = m._engine
+    for i, key in enumerate(keys):
+        step, value, _ = engine.get(key, True, GET)
+        if step == FETCH:
+            missed.append(i)
+        else:
+            values[i] = value
+    if missed:
+        results = await mode.fetch_many(m, [keys[i] for i in missed])
+        for i, result in zip(missed, results):
+            values[i] = finish_read(m, keys[i], result) if type(result) is SlowRead else result
+    return values
 
 
 def finish_read(m: CacheManager, key: Key, slow: SlowRead) -> Any:
@@ -470,6 +503,19 @@ async def store(m: CacheManager, mode: Any, key: Key, value: Any, tags: list[str
         _written(m, key, await _send_shared(m, mode, key, stored, tags, 0.0, None, True))
 
 
+async def store_many(m: CacheManager, mode: Any, items: list[tuple[Key, Any]], tags: list[str], ttl: Any) -> None:
+    """set_many(): every value encoded first (one that cannot be is refused before anything
+    is stored), then stored, and the Redis writes sent together and answered in turn."""
+    encoded = [(key, _encode(m, key, value)) for key, value in items]
+    writes = []
+    for key, (payload, value) in encoded:
+        lifetime = m._engine.store(key, value, len(payload), tags, ttl, 0.0)
+        if m._has_redis:
+            writes.append((key, mode.send(m, "l2_write", key, payload, *lifetime, 0.0, tags, None, True)))
+    for key, write in writes:
+        _written(m, key, await write)
+
+
 async def add(m: CacheManager, mode: Any, key: Key, value: Any, tags: list[str], ttl: Any) -> bool:
     """Stores `value` only if the key holds nothing (atomic across processes with Redis)."""
     return await _conditional(m, mode, key, value, tags, ttl, None)
@@ -511,11 +557,24 @@ async def invalidate(m: CacheManager, mode: Any, invalidation: Any, removed: int
     """Applies in Redis, and broadcasts, an invalidation already applied to this
     instance's memory tier; returns how many entries it removed."""
     if m._has_redis:
-        result = await mode.l2(m, "l2_invalidate", invalidation)
-        if result.status == FAULT:
-            m._shared_fault(None, result.error)
-        elif invalidation.counts_entries:
-            return max(removed, result.count)
+        return _invalidated(m, invalidation, removed, await mode.l2(m, "l2_invalidate", invalidation))
+    return removed
+
+
+async def invalidate_many(m: CacheManager, mode: Any, done_locally: list[tuple[Any, int]]) -> list[int]:
+    """invalidate() of several invalidations applied to memory already, sent to Redis
+    together; how many entries each removed."""
+    if not m._has_redis:
+        return [removed for _, removed in done_locally]
+    sent = [(inv, removed, mode.send(m, "l2_invalidate", inv)) for inv, removed in done_locally]
+    return [_invalidated(m, inv, removed, await answer) for inv, removed, answer in sent]
+
+
+def _invalidated(m: CacheManager, invalidation: Any, removed: int, result: Any) -> int:
+    if result.status == FAULT:
+        m._shared_fault(None, result.error)
+    elif invalidation.counts_entries:
+        return max(removed, result.count)
     return removed
 
 

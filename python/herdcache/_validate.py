@@ -7,6 +7,7 @@ TypeError for a wrong type, ValueError for a wrong value of the right type.
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from ._native import Key
@@ -16,6 +17,19 @@ def check_key(key: Any) -> Key:
     if not isinstance(key, Key):
         raise TypeError(f"key must be a Key from cache.key(...), got {type(key).__name__}")
     return key
+
+
+def check_keys(keys: Any) -> list[Key]:
+    """A batch's keys, every one checked before anything runs."""
+    if isinstance(keys, (str, bytes, Key)) or not isinstance(keys, Iterable):
+        raise TypeError(f"keys must be an iterable of Key, got {type(keys).__name__}")
+    return [check_key(key) for key in keys]
+
+
+def check_items(items: Any) -> list[tuple[Key, Any]]:
+    if not isinstance(items, Mapping):
+        raise TypeError(f"items must be a mapping of Key to value, got {type(items).__name__}")
+    return [(check_key(key), value) for key, value in items.items()]
 
 
 def check_resource(resource: Any) -> str:

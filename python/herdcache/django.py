@@ -167,6 +167,24 @@ class HerdCache(BaseCache):
     def delete(self, key: Any, version: int | None = None) -> bool:
         return self._sync.delete(self._key(key, version))
 
+    # The batch methods: the keys memory does not hold go to Redis in one round trip.
+    def get_many(self, keys: Any, version: int | None = None) -> dict[Any, Any]:
+        keys = list(keys)
+        blobs = self._sync.get_many([self._key(key, version) for key in keys])
+        return {key: self._unpack(blob) for key, blob in zip(keys, blobs) if blob is not None}
+
+    def set_many(self, data: dict[Any, Any], timeout: Any = DEFAULT_TIMEOUT, version: int | None = None) -> list:
+        ttl = self._ttl(timeout)
+        items = {self._key(key, version): self._pack(value, ttl) for key, value in data.items()}
+        if ttl is not None and ttl <= 0:
+            self._sync.delete_many(items)
+        else:
+            self._sync.set_many(items, ttl=FOREVER if ttl is None else ttl)
+        return []
+
+    def delete_many(self, keys: Any, version: int | None = None) -> None:
+        self._sync.delete_many([self._key(key, version) for key in keys])
+
     def has_key(self, key: Any, version: int | None = None) -> bool:
         return self._sync.get(self._key(key, version)) is not None
 
@@ -239,17 +257,20 @@ class HerdCache(BaseCache):
 
     async def aget_many(self, keys: Any, version: int | None = None) -> dict[Any, Any]:
         keys = list(keys)
-        blobs = await asyncio.gather(*(self.herd.get(self._key(key, version)) for key in keys))
+        blobs = await self.herd.get_many([self._key(key, version) for key in keys])
         return {key: self._unpack(blob) for key, blob in zip(keys, blobs) if blob is not None}
 
     async def aset_many(self, data: dict[Any, Any], timeout: Any = DEFAULT_TIMEOUT, version: int | None = None) -> list:
         ttl = self._ttl(timeout)
-        writes = [(self._key(key, version), self._pack(value, ttl)) for key, value in data.items()]
-        await asyncio.gather(*(self._awrite(k, blob, ttl) for k, blob in writes))
+        items = {self._key(key, version): self._pack(value, ttl) for key, value in data.items()}
+        if ttl is not None and ttl <= 0:
+            await self.herd.delete_many(items)
+        else:
+            await self.herd.set_many(items, ttl=FOREVER if ttl is None else ttl)
         return []
 
     async def adelete_many(self, keys: Any, version: int | None = None) -> None:
-        await asyncio.gather(*(self.herd.delete(self._key(key, version)) for key in keys))
+        await self.herd.delete_many([self._key(key, version) for key in keys])
 
     async def aget_or_set(self, key: Any, default: Any, timeout: Any = DEFAULT_TIMEOUT, version: int | None = None) -> Any:
         k, ttl = self._key(key, version), self._ttl(timeout)

@@ -24,7 +24,8 @@ from ._ops import ASYNC
 from ._native import Key, Policy
 from ._bulkhead import Bulkhead
 from ._workers import announce_memory_only
-from ._validate import check_key, check_loader, check_pattern, check_resource, check_ttl, tag_list
+from ._validate import (check_items, check_key, check_keys, check_loader, check_pattern, check_resource, check_ttl,
+                        tag_list)
 from .serializers import Codec, Serializer
 
 _NEW, _STARTED, _CLOSED = "new", "started", "closed"
@@ -201,6 +202,23 @@ class CacheManager:
         self._ready()
         await _ops.store(self, ASYNC, check_key(key), value, tag_list(tags), check_ttl(ttl))
 
+    async def get_many(self, keys: Iterable[Key]) -> list[Any]:
+        """Each key's value or None, in order; the keys memory does not hold are read from
+        Redis in one round trip."""
+        self._ready()
+        return await _ops.get_many(self, ASYNC, check_keys(keys))
+
+    async def set_many(self, items: Mapping[Key, Any], ttl: float | None = None, tags: Iterable[str] = ()) -> None:
+        """set() of every item, written to Redis in one round trip. Nothing is stored when
+        a value cannot be serialized."""
+        self._ready()
+        await _ops.store_many(self, ASYNC, check_items(items), tag_list(tags), check_ttl(ttl))
+
+    async def delete_many(self, keys: Iterable[Key]) -> int:
+        """Deletes every key (in one round trip to Redis); how many of them existed."""
+        self._ready()
+        return sum(n > 0 for n in await _ops.invalidate_many(self, ASYNC, self._deletes_local(keys)))
+
     async def add(self, key: Key, value: Any, ttl: float | None = None, tags: Iterable[str] = ()) -> bool:
         """Stores `value` only if `key` holds nothing; atomic across processes with Redis."""
         self._ready()
@@ -309,6 +327,10 @@ class CacheManager:
         key = check_key(key)
         return _native.Invalidation.key(str(key)), self._engine.invalidate_key(key)
 
+    def _deletes_local(self, keys: Iterable[Key]) -> list[tuple[_native.Invalidation, int]]:
+        keys = check_keys(keys)  # every key checked before any is deleted
+        return [self._delete_local(key) for key in keys]
+
     def _invalidate_local(self, resource: str, prefix: tuple) -> tuple[_native.Invalidation, int]:
         canonical = self._engine.canonical_prefix(check_resource(resource), prefix)
         return _native.Invalidation.prefix(resource, canonical), self._engine.invalidate(resource, prefix)
@@ -389,3 +411,4 @@ class CacheManager:
 
 async def _await(awaitable: Any) -> Any:
     return await awaitable
+

@@ -6,11 +6,12 @@ Redis round trip blocks the calling thread with the GIL released.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, Callable, Iterable
 
 from . import _ops
 from ._ops import SYNC, drive
-from ._validate import check_key, check_loader, check_ttl, tag_list
+from ._validate import check_items, check_key, check_keys, check_loader, check_ttl, tag_list
 
 if TYPE_CHECKING:
     from ._native import Key
@@ -39,6 +40,18 @@ class SyncCache:
     def set(self, key: Key, value: Any, ttl: float | None = None, tags: Iterable[str] = ()) -> None:
         self._m._ready()
         drive(_ops.store(self._m, SYNC, check_key(key), value, tag_list(tags), check_ttl(ttl)))
+
+    def get_many(self, keys: Iterable[Key]) -> list[Any]:
+        self._m._ready()
+        return drive(_ops.get_many(self._m, SYNC, check_keys(keys)))
+
+    def set_many(self, items: Mapping[Key, Any], ttl: float | None = None, tags: Iterable[str] = ()) -> None:
+        self._m._ready()
+        drive(_ops.store_many(self._m, SYNC, check_items(items), tag_list(tags), check_ttl(ttl)))
+
+    def delete_many(self, keys: Iterable[Key]) -> int:
+        self._m._ready()
+        return sum(n > 0 for n in drive(_ops.invalidate_many(self._m, SYNC, self._m._deletes_local(keys))))
 
     def add(self, key: Key, value: Any, ttl: float | None = None, tags: Iterable[str] = ()) -> bool:
         self._m._ready()
