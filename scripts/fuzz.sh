@@ -19,6 +19,9 @@ shift || true
 # The build dir of test.sh's ASan+UBSan tests, configured as it configures it: one build
 # of the engine serves both.
 dir=build/sanitize-address-undefined
+if [[ -f $dir/CMakeCache.txt ]] && ! grep -q '^CMAKE_CXX_COMPILER:[A-Z]*=.*clang++$' "$dir/CMakeCache.txt"; then
+  rm -rf "$dir"  # configured with another compiler: CMake cannot switch
+fi
 cmake -S . -B $dir -G Ninja --log-level=WARNING -DHERDCACHE_BUILD_PYTHON=OFF -DHERDCACHE_BUILD_TESTS=ON \
   -DCMAKE_CXX_COMPILER=clang++ -DHERDCACHE_SANITIZE=address,undefined -DHERDCACHE_BUILD_FUZZERS=ON
 cmake --build $dir -j2 --target fuzzers

@@ -49,6 +49,13 @@ cpp_tests() {
     ctest --test-dir "$dir" --output-on-failure --no-tests=error -j2
 }
 
+# A build dir configured with another compiler is started over: CMake cannot switch.
+fresh_for_clang() {
+  if [[ -f $1/CMakeCache.txt ]] && ! grep -q '^CMAKE_CXX_COMPILER:[A-Z]*=.*clang++$' "$1/CMakeCache.txt"; then
+    rm -rf "$1"
+  fi
+}
+
 # sanitized_cpp_tests LIST DIR [CMAKE OPTIONS...]: with clang. The ASan+UBSan build dir
 # is also the fuzz targets' (scripts/fuzz.sh configures it the same way), so the engine
 # is compiled once for both.
@@ -56,6 +63,7 @@ sanitized_cpp_tests() {
   local list=$1 dir=$2; shift 2
   local fuzzers=OFF
   [[ $list == address,undefined ]] && fuzzers=ON
+  fresh_for_clang "$dir"
   cpp_tests "$dir" -DCMAKE_CXX_COMPILER=clang++ -DHERDCACHE_SANITIZE="$list" -DHERDCACHE_BUILD_FUZZERS=$fuzzers "$@"
 }
 
@@ -93,8 +101,9 @@ status=()
 run() {  # NAME COMMAND...: runs a step, records its exit code
   local name=$1; shift
   echo "=== $name"
-  local rc=0
+  local rc=0 started=$SECONDS
   "$@" || rc=$?
+  echo "=== $name: exit $rc after $((SECONDS - started)) s"
   status+=("$name: exit $rc")
   ((rc == 0)) || failed=1
 }
