@@ -38,6 +38,13 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def server_env() -> dict[str, str]:
+    """The environment servers run in: the tests', less a sanitizer runtime preloaded into
+    them (scripts/test.sh --sanitize): the servers are not what is under test, and
+    PostgreSQL's backends would report their own leaks at every exit."""
+    return {k: v for k, v in os.environ.items() if k not in ("LD_PRELOAD", "ASAN_OPTIONS", "LSAN_OPTIONS", "UBSAN_OPTIONS")}
+
+
 def _log_tail(path: Path, lines: int = 30) -> str:
     try:
         return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
@@ -53,7 +60,7 @@ class _Process:
         with open(log_path, "ab") as log:  # the child keeps its own copy of the fd
             self.popen = subprocess.Popen(
                 argv, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
-                start_new_session=True, **popen_kwargs,
+                start_new_session=True, env=server_env(), **popen_kwargs,
             )
 
     @property
@@ -275,7 +282,7 @@ class PostgresServer(_Server):
 
     def _run(self, argv: list[str], what: str) -> None:
         result = subprocess.run(argv, cwd=self.directory, stdin=subprocess.DEVNULL,
-                                capture_output=True, text=True, **self._as_user)
+                                capture_output=True, text=True, env=server_env(), **self._as_user)
         if result.returncode != 0:
             raise ServerError(f"{what} failed ({result.returncode}):\n{result.stdout}{result.stderr}")
 

@@ -2,9 +2,12 @@
 (started by the fixtures on a free port) changed by psycopg, not by the app."""
 
 import asyncio
+import json
 import time
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from herdcache import CacheManager
 from herdcache.postgres import (
@@ -60,6 +63,43 @@ def test_parse_payload_rejects_what_the_trigger_never_sends():
         with pytest.raises(PayloadError):
             parse_payload(bad)
     assert parse_payload(b'{"t": "rooms", "op": "UPDATE", "all": true}').all
+
+
+# Anyone who can NOTIFY on the database can send the listener any payload up to 8000 bytes.
+NOTIFY_JSON = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=True) | st.text(max_size=20),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.sampled_from(["t", "op", "new", "old", "all",
+                                                                                 "org_id", "id"]) | st.text(max_size=5),
+                                                                inner, max_size=5),
+    max_leaves=15,
+)
+NOTIFY_PAYLOADS = st.one_of(
+    st.binary(max_size=200),
+    NOTIFY_JSON.map(lambda v: json.dumps(v, allow_nan=True).encode()),
+    st.fixed_dictionaries({"t": st.sampled_from(["rooms", "x"]), "op": st.text(max_size=6)},
+                          optional={"new": NOTIFY_JSON, "old": NOTIFY_JSON, "all": NOTIFY_JSON})
+      .map(lambda v: json.dumps(v, allow_nan=True).encode()),
+    st.integers(1, 7999).map(lambda n: b"[" * n + b"]" * n),  # nested past the recursion limit
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(payload=NOTIFY_PAYLOADS)
+def test_a_notify_payload_is_a_change_or_a_payload_error_whatever_its_bytes(payload):
+    """Anything else escapes the listener's malformed-payload path, which invalidates every
+    mapped tag: the change would be lost instead."""
+    m = table_maps(TABLES)["rooms"]
+    try:
+        change = parse_payload(payload)
+        tags = m.tags(change)
+    except PayloadError:
+        return
+    assert isinstance(change.table, str) and all(isinstance(t, str) for t in tags)
+
+
+def test_a_payload_nested_past_the_recursion_limit_is_a_payload_error():
+    with pytest.raises(PayloadError, match="nested too deeply"):
+        parse_payload(b'{"t": "rooms", "new": ' + b"[" * 5000 + b"]" * 5000 + b"}")
 
 
 def test_tags_missing_column_is_a_payload_error():

@@ -1,6 +1,7 @@
 #include "herdcache/entry_codec.hpp"
 
 #include <charconv>
+#include <limits>
 
 #include "herdcache/invalidation.hpp"
 
@@ -10,6 +11,14 @@ std::int64_t parse_int(std::string_view text) {
   std::int64_t value = 0;
   std::from_chars(text.data(), text.data() + text.size(), value);
   return value;
+}
+
+Nanos parse_ms_as_ns(std::string_view text) noexcept {
+  constexpr Nanos kMax = std::numeric_limits<Nanos>::max(), kMin = std::numeric_limits<Nanos>::min();
+  const std::int64_t ms = parse_int(text);
+  if (ms > kMax / kNanosPerMs) return kMax;
+  if (ms < kMin / kNanosPerMs) return kMin;
+  return ms * kNanosPerMs;
 }
 
 std::vector<std::string> split_lines(std::string_view text) {
@@ -53,9 +62,9 @@ TierResult EntryCodec::hit(std::string_view key, std::string& v, const StoredFie
   }
   out.status = TierResult::Status::Hit;
   out.payload = std::move(v);
-  out.fresh_until_wall = parse_int(fields.f) * kNanosPerMs;
-  out.stale_until_wall = parse_int(fields.s) * kNanosPerMs;
-  out.load_ns = parse_int(fields.d) * kNanosPerMs;
+  out.fresh_until_wall = parse_ms_as_ns(fields.f);
+  out.stale_until_wall = parse_ms_as_ns(fields.s);
+  out.load_ns = parse_ms_as_ns(fields.d);
   out.tags = split_lines(fields.t);
   return out;
 }

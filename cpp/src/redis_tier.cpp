@@ -170,13 +170,13 @@ void RedisTier::read_plain(ReadArgs args, Callback cb) {
     auto& e = result.reply().elements();
     const bool wants_lease = args.lease != nullptr;
     // Absent or stale by the engine's clock: a miss, unless the miss needs its lease.
-    if (e[0].is_nil() || parse_int(e[2].str()) * kNanosPerMs <= args.now_wall) {
+    if (e[0].is_nil() || parse_ms_as_ns(e[2].str()) <= args.now_wall) {
       if (wants_lease) return read_scripted(args, std::move(cb));
       reads_plain_.fetch_add(1, std::memory_order_relaxed);
       return cb(TierResult::miss());
     }
     // Due for a refresh: only the script can grant the lease for it.
-    if (wants_lease && parse_int(e[1].str()) * kNanosPerMs <= args.refresh_before_wall) {
+    if (wants_lease && parse_ms_as_ns(e[1].str()) <= args.refresh_before_wall) {
       return read_scripted(args, std::move(cb));
     }
     if (versions_.check(e[5].str()) != VersionCache::Check::Valid) return read_scripted(args, std::move(cb));

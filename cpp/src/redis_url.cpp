@@ -47,6 +47,8 @@ std::string percent_decode(std::string_view text, std::string_view what) {
   return out;
 }
 
+bool control_or_space(char c) { return static_cast<unsigned char>(c) <= 0x20 || c == 0x7f; }
+
 std::optional<long long> to_integer(std::string_view text) {
   long long value = 0;
   const auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
@@ -97,6 +99,12 @@ void parse_host_port(std::string_view hostport, RedisUrl& url) {
     }
   }
   if (host.empty()) bad("missing host", hostport);
+  // The host reaches the resolver as a C string: a NUL would cut it short (the URL names
+  // one host, the connection goes to another), and no host name holds spaces or controls.
+  if (std::any_of(host.begin(), host.end(), control_or_space)) {
+    throw InvalidArgument(fmt::format("redis url: host must not contain spaces or control characters: {:?}",
+                                      std::string(host)));
+  }
   url.host = std::string(host);
   if (!port.empty()) {
     const auto value = to_integer(port);
@@ -182,6 +190,10 @@ RedisUrl parse_redis_url(std::string_view text) {
     }
     url.path = percent_decode(rest.substr(slash), "path");
     if (url.path == "/") bad("missing socket path", text);
+    // The path reaches the kernel as a C string: a NUL (%00) would cut it short.
+    if (url.path.find('\0') != std::string::npos) {
+      throw InvalidArgument(fmt::format("redis url: socket path must not contain NUL: {:?}", url.path));
+    }
     if (url.path.size() >= sizeof(sockaddr_un::sun_path)) {
       bad(fmt::format("socket path longer than {} bytes", sizeof(sockaddr_un::sun_path) - 1),
           url.path);

@@ -13,6 +13,7 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <cctype>
 #include <charconv>
 #include <cstring>
@@ -168,16 +169,19 @@ Command::Command(std::span<const std::string_view> argv) {
 // Parsing
 
 struct ReplyBuilder {
+  static constexpr std::size_t kReserveElements = 1024;  // reserved up front, at most
+
+
   // Where the element described by `task` lives: a new root, or its slot in the parent.
   static Reply* slot(const redisReadTask* task) {
     if (task->parent == nullptr) return new Reply();
     auto* parent = static_cast<Reply*>(task->parent->obj);
-    // hiredis 0.14 passes the element count to createArray as an int; a count that did
-    // not fit would leave the parent smaller than hiredis thinks. Refuse, never overrun.
-    if (task->idx < 0 || static_cast<std::size_t>(task->idx) >= parent->elements_.size()) {
-      return nullptr;
-    }
-    return &parent->elements_[static_cast<std::size_t>(task->idx)];
+    // Elements come in order, each once its previous sibling is complete, so they are
+    // appended as they arrive: no pointer hiredis still holds goes into a vector that grows.
+    // (hiredis 0.14 passes createArray the count as an int; appending never relies on it.)
+    auto& elements = parent->elements_;
+    if (task->idx < 0 || static_cast<std::size_t>(task->idx) != elements.size()) return nullptr;
+    return &elements.emplace_back();
   }
 
   static void* create_string(const redisReadTask* task, char* str, size_t len) noexcept {
@@ -202,7 +206,9 @@ struct ReplyBuilder {
       Reply* reply = slot(task);
       if (reply == nullptr) return nullptr;
       reply->type_ = Reply::Type::Array;
-      reply->elements_.resize(static_cast<std::size_t>(elements));
+      // The count is the server's word: memory is taken for elements as they arrive, not
+      // for the count ("*2000000000\r\n" would otherwise allocate ~150 GB from 13 bytes).
+      reply->elements_.reserve(std::min(static_cast<std::size_t>(elements), kReserveElements));
       return reply;
     } catch (...) {
       return nullptr;

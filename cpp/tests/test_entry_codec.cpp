@@ -3,6 +3,7 @@
 // sealed for exactly this entry key and these fields opens.
 #include <catch2/catch.hpp>
 
+#include <limits>
 #include <string>
 #include <vector>
 
@@ -144,4 +145,22 @@ TEST_CASE("entry codec: malformed fill notices are refused") {
     INFO(bad);
     CHECK_FALSE(codec.fill_notice(bad));
   }
+}
+
+// Found by fuzz_entry: a stored f/s/d of more than ~9.2e12 ms overflowed when turned into
+// nanoseconds (undefined behaviour; in practice a lifetime in the past or far future).
+TEST_CASE("entry codec: millisecond fields past the range of Nanos saturate instead of overflowing") {
+  constexpr Nanos kMax = std::numeric_limits<Nanos>::max(), kMin = std::numeric_limits<Nanos>::min();
+  CHECK(parse_ms_as_ns("1700000060000") == 1700000060000 * kNanosPerMs);
+  CHECK(parse_ms_as_ns("9223372036854") == 9223372036854 * kNanosPerMs);  // the largest that fits
+  CHECK(parse_ms_as_ns("9223372036855") == kMax);
+  CHECK(parse_ms_as_ns("22222222222222222") == kMax);
+  CHECK(parse_ms_as_ns("-22222222222222222") == kMin);
+  CHECK(parse_ms_as_ns("x") == 0);
+
+  std::string v = kPayload;
+  const TierResult r = EntryCodec().hit("k", v, {"22222222222222222", "-22222222222222222", "99999999999999999", "", ""});
+  CHECK(r.fresh_until_wall == kMax);
+  CHECK(r.stale_until_wall == kMin);
+  CHECK(r.load_ns == kMax);
 }

@@ -1,6 +1,8 @@
 // Redis URL parsing: every accepted form, and errors that say what is wrong.
 #include <catch2/catch.hpp>
 
+#include <string>
+
 #include "herdcache/errors.hpp"
 #include "herdcache/redis_url.hpp"
 
@@ -103,6 +105,19 @@ TEST_CASE("redis_url: bad urls name what is wrong", "[redis_url]") {
   fails_with("unix:///", "missing socket path");
   fails_with("unix://host/path", "unix urls have no host");
   fails_with(("unix:///" + std::string(200, 'p')).c_str(), "socket path longer than");
+}
+
+// Found by fuzz_redis_url: "redis://cache.internal\0.evil" named one host and connected
+// to another (the resolver stops at the NUL), and %00 did the same to a socket path.
+TEST_CASE("redis_url: a host with a NUL, a space or a control byte is refused, so is a NUL in a path",
+          "[redis_url]") {
+  using namespace std::string_literals;
+  for (const std::string& text : {"redis://cache.internal\0.evil:6379"s, "redis://a b"s, "redis://h\tx/0"s,
+                                  "redis://[::1\n]:6379"s, "redis://\x7f"s}) {
+    CAPTURE(text);
+    CHECK_THROWS_WITH(parse_redis_url(text), Contains("host must not contain spaces or control characters"));
+  }
+  CHECK_THROWS_WITH(parse_redis_url("unix:///tmp/redis.sock%00.x"), Contains("socket path must not contain NUL"));
 }
 
 TEST_CASE("redis_url: errors never echo a password", "[redis_url]") {

@@ -233,3 +233,18 @@ TEST_CASE("resp: debug_string abbreviates", "[resp]") {
   CHECK(Reply::bulk(std::string(40, 'x')).debug_string() ==
         "bulk[40](" + std::string(32, 'x') + "...)");
 }
+
+// Found by fuzz_resp: "*999999992\r\n" made the parser allocate every element the count
+// claimed before any arrived (~70 GB for 12 bytes): a server, or anything between it and
+// us, could take the process down. Memory now follows the bytes that arrive.
+TEST_CASE("resp: an array's count does not allocate its elements before they arrive", "[resp]") {
+  RespParser parser;
+  parser.feed("*2000000000\r\n:1\r\n$3\r\nabc\r\n");
+  CHECK_FALSE(parser.next());  // incomplete, and nothing was refused
+  parser.reset();
+  parser.feed("*2\r\n*2\r\n:1\r\n*1\r\n$1\r\nx\r\n+OK\r\n");  // nested: appended as they come
+  auto reply = parser.next();
+  REQUIRE(reply);
+  CHECK(*reply == Reply::array({Reply::array({Reply::integer(1), Reply::array({Reply::bulk("x")})}),
+                                Reply::status("OK")}));
+}

@@ -12,6 +12,7 @@ read-only.
 """
 
 from ._native import CacheError, Key, ManualClock, Policy, SerializationError
+from ._bulkhead import LoadTimeout
 from .manager import CacheManager, UnknownResource
 from ._workers import SharedNamespaceWarning
 from .serializers import Codec
@@ -21,6 +22,7 @@ __all__ = [
     "CacheManager",
     "Codec",
     "Key",
+    "LoadTimeout",
     "ManualClock",
     "Policy",
     "SerializationError",

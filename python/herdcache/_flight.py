@@ -13,6 +13,10 @@ import concurrent.futures
 from typing import Any
 
 
+class StillRunning(Exception):
+    """wait_sync()'s timeout passed (distinct from a TimeoutError the loader raised)."""
+
+
 class Flight:
     __slots__ = ("_loop", "_future", "_waiters")
 
@@ -55,7 +59,13 @@ class Flight:
         return asyncio.shield(asyncio.wrap_future(self._as_concurrent(), loop=loop))
 
     def wait_sync(self, timeout: float | None = None) -> Any:
-        return self._as_concurrent().result(timeout)
+        """The flight's value (or its exception), blocking `timeout` seconds at most; then
+        StillRunning. The flight itself goes on either way."""
+        proxy = self._as_concurrent()
+        if not concurrent.futures.wait([proxy], timeout).done:
+            proxy.cancel()
+            raise StillRunning
+        return proxy.result()
 
     def _as_concurrent(self) -> concurrent.futures.Future:
         if self._loop is None:

@@ -16,7 +16,8 @@ import logging
 from asyncio import get_running_loop
 from typing import TYPE_CHECKING, Any, Callable
 
-from ._flight import Flight
+from ._bulkhead import LoadTimeout
+from ._flight import Flight, StillRunning
 
 # The engine's codes (cpp/include/herdcache/codes.hpp): shared-tier result statuses and
 # lease states (TierResult), and UNFENCED, a store that no load precedes (WriteFence::kUnfenced).
@@ -37,6 +38,7 @@ WRITE, RELEASE, RESTART = P.WRITE, P.RELEASE, P.RESTART
 GET = P.GET
 WARM_REPLACES_ANY = 2**63 - 1  # wall ns no stored copy is fresh beyond
 ANSWER_WAIT_S = 30.0  # backstop for a background wait on one tier answer
+FOLLOWER_WAITS = 2  # a blocking follower waits for its flight this many lock_timeouts at most
 NO_ANSWER = TierReply.fault("no answer from redis")
 Loader = Callable[[], Any]
 
@@ -108,8 +110,8 @@ class AsyncMode:
         return [await read for read in reads]
 
     @staticmethod
-    def wait(flight: Flight) -> Any:
-        return flight.wait()
+    def wait(m: CacheManager, key: Key, flight: Flight) -> Any:
+        return flight.wait()  # unbounded like any await: the caller's own timeout or cancellation ends it
 
     @staticmethod
     def spawn(m: CacheManager, coro: Any, key: Key, what: str = "refresh") -> None:
@@ -168,8 +170,18 @@ class SyncMode:
         return _Done(results)
 
     @staticmethod
-    def wait(flight: Flight) -> Any:
-        return _Done(flight.wait_sync())
+    def wait(m: CacheManager, key: Key, flight: Flight) -> Any:
+        """A blocking follower waits FOLLOWER_WAITS x lock_timeout at most: its leader may
+        wait one lock_timeout for another process' lease, then load, and a load running
+        longer than lock_timeout has outlived its lease anyway. Nothing can cancel a
+        blocked thread, so past that it gets LoadTimeout rather than wait on a loader
+        that may never return."""
+        bound = FOLLOWER_WAITS * m.lock_timeout
+        try:
+            return _Done(flight.wait_sync(bound))
+        except StillRunning:
+            raise LoadTimeout(f"the load of {key} that another caller leads has not finished after {bound:g} s "
+                              f"({FOLLOWER_WAITS} x lock_timeout)") from None
 
     @staticmethod
     def spawn(m: CacheManager, coro: Any, key: Key, what: str = "refresh") -> None:
@@ -264,7 +276,7 @@ async def load(m: CacheManager, mode: Any, key: Key, loader: Loader, tags: list[
     leader's miss latency stands for them all."""
     leader, flight, flight_id = m._engine.begin_load(key, Flight, refresh)
     if not leader:
-        return await mode.wait(flight)
+        return await mode.wait(m, key, flight)
     started = m._engine.now()
     # warm(): replace whatever is cached, however fresh (a stale-while-revalidate refresh
     # passes how fresh its own copy was instead: see refresh()).

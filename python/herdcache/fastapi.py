@@ -9,12 +9,19 @@
 on top of the manager's public API. Invalidations go through the manager, so with Redis
 they reach every instance. Bodies are pydantic models with unknown fields forbidden: a
 malformed body is a 422 naming the reason, never a 500.
+
+A POST body is read by the endpoint itself, after the router's dependencies ran: an
+unauthenticated request is refused (403) before a byte of its body is read, whatever the
+body is. A body over ``max_body_bytes`` is refused with 413, from its Content-Length
+before reading or as soon as a streamed body passes the limit.
 """
 
 from __future__ import annotations
 
 import contextlib
+import email.message
 import inspect
+import json
 import logging
 import math
 from collections.abc import Awaitable, Callable, Mapping, Sequence
@@ -22,10 +29,10 @@ from typing import TYPE_CHECKING, Any, Literal, Optional
 
 from fastapi import APIRouter, HTTPException, Request, Response
 from fastapi.exceptions import RequestValidationError
-from fastapi.params import Depends
+from fastapi import Depends, params
 from fastapi.routing import APIRoute
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from . import _binding
@@ -42,6 +49,7 @@ HealthCheck = Callable[[], "Mapping[str, Any] | Awaitable[Mapping[str, Any]]"]
 """Returns a dict with ``"ok": bool`` plus any details; raising counts as not ok."""
 
 MAX_ARGS = 64
+MAX_BODY_BYTES = 1 << 20  # an admin body is a few hundred bytes; 1,000 tags of 200 bytes fit
 _UNPARSABLE = "There was an error parsing the body"  # FastAPI's 400 for a body json.loads chokes on
 
 
@@ -123,18 +131,22 @@ class HealthReport(BaseModel):
 def admin_router(
     cache: CacheManager,
     *,
-    dependencies: Sequence[Depends] | None = None,
+    dependencies: Sequence[params.Depends] | None = None,
     allow_unauthenticated: bool = False,
     health_checks: Mapping[str, HealthCheck] | None = None,
     registry: CollectorRegistry | None = None,
     tags: Sequence[str] = ("herdcache",),
+    max_body_bytes: int = MAX_BODY_BYTES,
 ) -> APIRouter:
     """The admin APIRouter. ``dependencies`` guard every endpoint (e.g. ``Depends(require_admin)``);
-    without any it refuses to build unless ``allow_unauthenticated=True``.
+    without any it refuses to build unless ``allow_unauthenticated=True``. They run before
+    a request body is read; a body over ``max_body_bytes`` is refused with 413.
 
     ``health_checks`` adds named checks to ``/health`` beside ``redis`` (a PostgreSQL
     listener's, for one). ``registry``: serve this CollectorRegistry at ``/metrics`` with
     the cache's collector registered into it; by default a private one holding only it."""
+    if isinstance(max_body_bytes, bool) or not isinstance(max_body_bytes, int) or max_body_bytes < 1:
+        raise ValueError(f"max_body_bytes must be a whole number of bytes >= 1, got {max_body_bytes!r}")
     dependencies = list(dependencies or [])
     if not dependencies and not allow_unauthenticated:
         raise ValueError(
@@ -147,8 +159,11 @@ def admin_router(
     registry.register(HerdcacheCollector(cache))
     router = APIRouter(dependencies=dependencies, tags=list(tags), route_class=_AdminRoute)
 
-    @router.post("/invalidate", response_model=InvalidateResult, summary="Invalidate cached entries")
-    async def invalidate(body: InvalidateRequest) -> InvalidateResult:
+    too_large = {413: {"description": f"the body is larger than {max_body_bytes} bytes"}}
+
+    @router.post("/invalidate", response_model=InvalidateResult, summary="Invalidate cached entries",
+                 openapi_extra=_body_schema(InvalidateRequest), responses=too_large)
+    async def invalidate(body: InvalidateRequest = Depends(_json_body(InvalidateRequest, max_body_bytes))) -> InvalidateResult:
         with _refusals_are_422():
             if body.resource is not None:
                 return await _invalidate_resource(cache, body)
@@ -167,9 +182,10 @@ def admin_router(
     @router.post(
         "/warm", response_model=WarmResult, summary="Run a registered loader now",
         responses={404: {"description": "no cached function is registered for the resource"},
-                   502: {"description": "the loader raised"}},
+                   502: {"description": "the loader raised"}, **too_large},
+        openapi_extra=_body_schema(WarmRequest),
     )
-    async def warm(body: WarmRequest) -> WarmResult:
+    async def warm(body: WarmRequest = Depends(_json_body(WarmRequest, max_body_bytes))) -> WarmResult:
         fn = _registered(cache, body.resource)
         bound = _bind(fn, body.args, body.params)
         return WarmResult(resource=body.resource, key=await _warm(cache, fn, bound))
@@ -217,6 +233,70 @@ class _AdminRoute(APIRoute):
                 raise RequestValidationError([_escaped(e) for e in exc.errors()], body=_escaped(exc.body)) from None
 
         return route
+
+
+# --- request bodies: read by the endpoint, after the router's dependencies ------------------
+#
+# FastAPI reads and decodes a declared body before it runs any dependency, so a request
+# without credentials would have its body read (and, undecodable, be answered 422 instead
+# of 403). The endpoints declare none: a dependency of their own, solved after the
+# router's, reads it with a size limit and validates it into the same pydantic models.
+
+
+def _json_body(model: type[_Body], limit: int) -> Callable[[Request], Awaitable[Any]]:
+    async def body(request: Request) -> Any:
+        data = _decoded(request, await _read_limited(request, limit))
+        try:
+            return model.model_validate(data)
+        except ValidationError as exc:
+            errors = [{**e, "loc": ("body", *e["loc"])} for e in exc.errors(include_url=False)]
+            raise RequestValidationError(errors, body=data) from None
+
+    return body
+
+
+async def _read_limited(request: Request, limit: int) -> bytes:
+    declared = request.headers.get("content-length")
+    if declared is not None:
+        if not declared.isdigit():
+            raise HTTPException(400, f"Content-Length is not a number of bytes: {declared[:40]!r}")
+        if int(declared) > limit:
+            raise HTTPException(413, f"the body is {int(declared)} bytes; these endpoints take at most {limit}")
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:  # a streamed body (no Content-Length), or one longer than it said
+            raise HTTPException(413, f"the body is more than {limit} bytes; these endpoints take at most {limit}")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _decoded(request: Request, raw: bytes) -> Any:
+    """The body as JSON, as FastAPI would decode it; a 422 naming the reason otherwise."""
+    if not raw:
+        raise RequestValidationError([{"type": "missing", "loc": ("body",), "msg": "a JSON body is required"}])
+    content_type = request.headers.get("content-type")
+    if content_type:
+        message = email.message.Message()
+        message["content-type"] = content_type
+        subtype = message.get_content_subtype()
+        if message.get_content_maintype() != "application" or not (subtype == "json" or subtype.endswith("+json")):
+            reason = f"the body must be JSON (Content-Type: application/json), not {_escaped(content_type[:100])!r}"
+            raise RequestValidationError([{"type": "content_type", "loc": ("body",), "msg": reason}])
+    try:
+        return json.loads(raw)
+    except RecursionError:
+        reason = "the body could not be parsed (JSON nested too deeply)"
+    except ValueError as exc:  # JSONDecodeError, and UnicodeDecodeError for bytes that are no UTF
+        reason = f"the body is not JSON: {_escaped(str(exc))[:200]}"
+    raise RequestValidationError([{"type": "json_invalid", "loc": ("body",), "msg": reason}])
+
+
+def _body_schema(model: type[BaseModel]) -> dict[str, Any]:
+    """The OpenAPI requestBody of an endpoint that reads its body itself."""
+    schema = model.model_json_schema()
+    return {"requestBody": {"required": True, "content": {"application/json": {"schema": schema}}}}
 
 
 @contextlib.contextmanager

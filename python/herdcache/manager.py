@@ -94,7 +94,7 @@ class CacheManager:
         self.redis_url = redis_url or None
         self.lock_timeout = float(lock_timeout)
         self.max_concurrent_loads = max_concurrent_loads
-        self._bulkhead = Bulkhead(max_concurrent_loads) if max_concurrent_loads else None
+        self._bulkhead = Bulkhead(max_concurrent_loads, self.lock_timeout) if max_concurrent_loads else None
         self.slow_load_threshold = float(slow_load_threshold)
         self._state = _NEW
         self._instance_id = uuid.uuid4().hex

@@ -144,6 +144,8 @@ def parse_payload(payload: bytes | str) -> Change:
         data = json.loads(payload)
     except (ValueError, UnicodeDecodeError) as exc:
         raise PayloadError(f"notification payload is not JSON: {exc}") from None
+    except RecursionError:  # anyone may NOTIFY: a payload is not trusted to be shallow
+        raise PayloadError(f"notification payload is nested too deeply: {payload[:40]!r}...") from None
     if not isinstance(data, dict) or not isinstance(data.get("t"), str):
         raise PayloadError(f"notification payload has no table: {payload[:200]!r}")
     new, old = data.get("new"), data.get("old")

@@ -15,6 +15,7 @@
 #include <string_view>
 #include <vector>
 
+#include "herdcache/clock.hpp"
 #include "herdcache/entry.hpp"
 #include "herdcache/resp.hpp"
 #include "herdcache/tier_result.hpp"
@@ -23,6 +24,9 @@ namespace herdcache {
 
 // The fields' text forms. parse_int reads a decimal prefix (0 when there is none).
 std::int64_t parse_int(std::string_view text);
+// A millisecond field (f, s, d) in nanoseconds, saturated at the range of Nanos: the
+// fields come from Redis, and a value past it must not overflow.
+Nanos parse_ms_as_ns(std::string_view text) noexcept;
 std::vector<std::string> split_lines(std::string_view text);  // "a\nb" -> {a, b}; "" -> {}
 std::string join_lines(const std::vector<std::string>& parts);
 
