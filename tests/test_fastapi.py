@@ -160,6 +160,16 @@ async def test_invalidate_unregistered_resource_by_raw_prefix(client, cache):
     assert await cache.get(cache.key("config", "o2")) == 2
 
 
+async def test_invalidate_an_unknown_resource_is_a_404_that_names_the_known_ones(client, cache, fns):
+    await fns["courses"]("o1")
+    r = await client.post("/api/cache/invalidate", json={"resource": "course", "args": ["o1"]})
+    assert r.status_code == 404
+    assert "unknown resource 'course'" in r.json()["detail"] and "courses" in r.json()["detail"]
+    assert cache.stats()["resources"]["courses"]["loads"] == 1
+    await fns["courses"]("o1")
+    assert cache.stats()["resources"]["courses"]["loads"] == 1  # nothing was invalidated
+
+
 async def test_invalidate_tags(client, cache, fns):
     await fns["courses"]("o1")
     fns["rooms"](1)

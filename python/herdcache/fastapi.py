@@ -329,6 +329,11 @@ async def _invalidate_resource(cache: CacheManager, body: InvalidateRequest) -> 
     assert resource is not None
     fn = cache.resources.get(resource)
     if fn is None:  # not decorated (filled by cache.set): args are the raw key prefix
+        known = cache.known_resources()
+        cache._engine.canonical_prefix(resource, ())  # a name the key format refuses is a 422, first
+        if resource not in known:  # a typo would invalidate nothing and answer as if it had
+            raise HTTPException(404, f"unknown resource {resource!r}: no cached function, policy or entry has that "
+                                     f"name (known: {', '.join(sorted(known)) or 'none'})")
         if body.params or body.rewarm:
             raise HTTPException(404, f"params and rewarm need a cached function registered for {resource!r}")
         count = await cache.invalidate(resource, *body.args)
