@@ -168,13 +168,17 @@ void register_engine(py::module_& m) {
            },
            py::arg("key"), py::arg("count") = true, py::arg("op") = static_cast<int>(ReadProtocol::Op::GetOrLoad))
       .def("peek",
-           // (cached, value): what memory holds, fresh or stale, counting nothing (for
-           // conditional writes decided on this instance's memory).
+           // (cached, value, fresh_until_wall, stale_until_wall): what memory holds, fresh or
+           // stale, counting nothing (for writes decided on this instance's memory).
            [](EngineHandle& e, const Key& key) -> py::tuple {
              Resource& res = e.engine.resource(key.resource);
              Pinned pinned;
-             if (memory_lookup(e.engine, key, res, pinned, false) == Lookup::Miss) return py::make_tuple(false, py::none());
-             return py::make_tuple(true, py::reinterpret_steal<py::object>(pinned.value));
+             if (memory_lookup(e.engine, key, res, pinned, false) == Lookup::Miss) {
+               return py::make_tuple(false, py::none(), 0, 0);
+             }
+             const Lifetime wall = e.engine.to_wall(pinned.meta.life);
+             return py::make_tuple(true, py::reinterpret_steal<py::object>(pinned.value), wall.fresh_until,
+                                   wall.stale_until);
            },
            py::arg("key"))
       .def("store",

@@ -183,6 +183,17 @@ void register_redis(py::module_& m) {
            py::arg("key"), py::arg("payload"), py::arg("fresh_until_wall"), py::arg("stale_until_wall"),
            py::arg("load_seconds"), py::arg("tags"), py::arg("guard"), py::arg("announce"), py::arg("bridge"),
            py::arg("defer") = false)
+      .def("l2_incr",
+           [](EngineHandle& e, const Key& key, std::int64_t delta, Nanos fresh_until_wall, Nanos stale_until_wall,
+              bool set_lifetime, std::vector<std::string> tags, py::object bridge) {
+             RedisTier& t = tier(e);
+             return run(bridge, [&](RedisTier::Callback cb) {
+               t.incr(key, delta, fresh_until_wall, stale_until_wall, set_lifetime, tags, e.engine.clock().wall_ns(),
+                      std::move(cb));
+             });
+           },
+           py::arg("key"), py::arg("delta"), py::arg("fresh_until_wall"), py::arg("stale_until_wall"),
+           py::arg("set_lifetime"), py::arg("tags"), py::arg("bridge"))
       .def("l2_wait_fill",
            // Registers now; the caller awaits the future (async) or calls wait() (sync).
            // Registering before the read that follows closes the race with the filler.

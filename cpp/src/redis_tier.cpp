@@ -61,6 +61,7 @@ RedisTier::RedisTier(std::string ns, std::string instance_id, const RedisUrl& ur
       bump_(new Script{scripts::kBump, {}, {}}),
       delete_(new Script{scripts::kDelete, {}, {}}),
       release_(new Script{scripts::kRelease, {}, {}}),
+      incr_(new Script{scripts::kIncr, {}, {}}),
       codec_(std::move(signing_key)) {
   client_ = std::make_unique<RedisClient>(
       url, options, [this](const ConnectionEvent& e) { on_client_event(e); }, clock_);
@@ -302,6 +303,51 @@ void RedisTier::write(const Key& key, std::string payload, Nanos fresh_until_wal
        });
 }
 
+bool RedisTier::signs() const noexcept { return codec_.signs(); }
+
+void RedisTier::incr(const Key& key, std::int64_t delta, Nanos fresh_until_wall, Nanos stale_until_wall,
+                     bool set_lifetime, const std::vector<std::string>& tags, Nanos now_wall, Callback cb) {
+  if (codec_.signs()) return cb(TierResult::fault("a signed entry cannot be incremented in Redis"));
+  std::vector<std::string> args;
+  auto deps = dependencies(key.canonical(), tags);
+  args.reserve(8 + deps.size());
+  args.push_back(std::to_string(delta));
+  args.push_back(std::to_string(now_wall / kNanosPerMs));
+  args.push_back(std::to_string(fresh_until_wall / kNanosPerMs));
+  args.push_back(std::to_string(std::max<Nanos>(stale_until_wall / kNanosPerMs, 1)));
+  args.emplace_back(set_lifetime ? "1" : "");
+  args.push_back(join_lines(tags));
+  args.push_back(channel_);
+  args.push_back(encode_invalidation(Invalidation::key(instance_id_, key.str)));
+  for (auto& dep : deps) args.push_back(std::move(dep));
+  eval(*incr_, {key.str}, std::move(args), [this, entry = key.str, hash = key.hash, cb = std::move(cb)](RedisResult result) {
+    if (!result.ok() || !result.reply().is_array() || result.reply().elements().empty() ||
+        !result.reply().elements()[0].is_integer()) {
+      return cb(TierResult::fault(describe(result)));
+    }
+    auto& parts = result.reply().elements();
+    TierResult out;
+    switch (parts[0].as_int()) {
+      case 1:
+        out.status = TierResult::Status::Done;
+        out.count = parts.size() > 1 && parts[1].is_integer() ? parts[1].as_int() : 0;
+        memory_.erase(entry, hash);  // what this instance holds is the old value
+        break;
+      case 2:
+        out.status = TierResult::Status::Conflict;
+        out.error = parts.size() > 1 && parts[1].is_bulk() ? parts[1].str() : std::string();
+        break;
+      case 4:
+        out.status = TierResult::Status::Conflict;
+        out.count = 1;  // an integer, but the sum is beyond what a counter holds
+        break;
+      default:
+        out = TierResult::fault("a signed entry cannot be incremented in Redis");
+    }
+    cb(std::move(out));
+  });
+}
+
 void RedisTier::wait_fill(const Key& key, Nanos timeout_ns, Callback cb) {
   fill_waiters_.add(key.str, clock_->monotonic_ns(), timeout_ns, std::move(cb));
 }
@@ -502,7 +548,7 @@ void RedisTier::on_client_event(const ConnectionEvent& event) {
 }
 
 void RedisTier::on_connected() {
-  for (const Script* s : {read_.get(), write_.get(), bump_.get(), delete_.get(), release_.get()}) {
+  for (const Script* s : {read_.get(), write_.get(), bump_.get(), delete_.get(), release_.get(), incr_.get()}) {
     client_->submit({"SCRIPT", "LOAD", std::string(s->source)}, [s](RedisResult r) {
       if (r.ok() && r.reply().is_bulk()) s->set_sha(r.reply().str());
     });

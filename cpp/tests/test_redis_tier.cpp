@@ -146,3 +146,38 @@ TEST_CASE("redis tier: the lease protocol, fed real replies, waits for the holde
   CHECK(follower.on_reply(hit.status, hit.lease, hit.lease_holder, true, kSecond) == ReadProtocol::Next::Serve);
   CHECK(counters.get(Counter::LeaseWaits) == 1);
 }
+
+TEST_CASE("redis tier: an increment adds to the stored integer, keeps its record, and refuses the rest", "[redis]") {
+  RedisServer server;
+  Tier t(server);
+  const Key key = key_of("hits", "page");
+  auto incr = [&](std::int64_t delta, const Key& k) {
+    const Nanos now = t.clock->wall_ns();
+    return t.call([&](auto cb) { t.tier.incr(k, delta, now + 60 * kSecond, now + 120 * kSecond, false, {"org:1"}, now, std::move(cb)); });
+  };
+  TierResult first = incr(5, key);
+  REQUIRE(first.status == Status::Done);
+  CHECK(first.count == 5);
+  CHECK(incr(-7, key).count == -2);
+  const TierResult stored = t.read(key, {"org:1"}, "");
+  REQUIRE(stored.status == Status::Hit);
+  CHECK(stored.payload == std::string(kPayloadHeader) + "-2");
+  CHECK(stored.tags == std::vector<std::string>{"org:1"});
+
+  // Its dependency record is current: a tag bump invalidates the counter, which counts from 0 again.
+  REQUIRE(t.invalidate(Invalidation::tags({}, {"org:1"})).status == Status::Done);
+  CHECK(incr(1, key).count == 1);
+
+  const Key text = key_of("names", "a");
+  const TierResult read = t.read(text, {}, "");
+  REQUIRE(t.write(text, std::string(kPayloadHeader) + "\"7\"", {}, read, "").status == Status::Done);
+  const TierResult refused = incr(1, text);
+  CHECK(refused.status == Status::Conflict);
+  CHECK(refused.error == "\"7\"");
+  CHECK(t.read(text, {}, "").payload == std::string(kPayloadHeader) + "\"7\"");  // unchanged
+
+  CHECK(incr(9007199254740991, key_of("hits", "max")).count == 9007199254740991);
+  const TierResult over = incr(1, key_of("hits", "max"));
+  CHECK(over.status == Status::Conflict);
+  CHECK(over.count == 1);
+}

@@ -18,10 +18,11 @@ from typing import TYPE_CHECKING, Any, Callable
 
 from ._bulkhead import LoadTimeout
 from ._flight import Flight, StillRunning
+from ._validate import MAX_COUNTER
 
 # The engine's codes (cpp/include/herdcache/codes.hpp): shared-tier result statuses and
 # lease states (TierResult), and UNFENCED, a store that no load precedes (WriteFence::kUnfenced).
-from ._native import UNFENCED, Key, ReadProtocol, SerializationError, SlowRead, TierReply
+from ._native import UNFENCED, CacheError, Key, ReadProtocol, SerializationError, SlowRead, TierReply
 from ._native import (STATUS_CONFLICT as CONFLICT, STATUS_DONE as DONE, STATUS_FAULT as FAULT, STATUS_HIT as HIT,
                       STATUS_MISS as MISS, STATUS_REFUSED as REFUSED)
 
@@ -556,13 +557,76 @@ async def _conditional(m: CacheManager, mode: Any, key: Key, value: Any, tags: l
             engine.invalidate_key(key)  # what this instance holds is not what Redis has
             return False
         m._shared_fault(key, result.error)  # Redis unavailable: decide on this instance's memory
-    cached, current = engine.peek(key)
+    cached, current, _, _ = engine.peek(key)
     expected = expected_payload is not None
     equal = expected and cached and _encode(m, key, current)[0] == expected_payload
     if not ReadProtocol.holds_locally(expected, cached, equal):
         return False
     engine.store(key, value, len(payload), tags, ttl, 0.0)
     return True
+
+
+CAS_ATTEMPTS = 100  # compare-and-set rounds an increment tries before it gives up (contention)
+
+
+async def incr(m: CacheManager, mode: Any, key: Key, delta: int, tags: list[str], ttl: Any) -> int:
+    """Adds `delta` to the integer `key` holds (absent: 0) and returns the new value;
+    atomic across processes with Redis, which keeps the entry's lifetime unless `ttl` is
+    given. Signed or non-JSON entries are incremented by compare-and-set instead."""
+    codec = m._codec_of(key.resource)
+    if m._has_redis and m._signing_key or m._has_redis and not codec.counts_in_redis:
+        return await _incr_by_compare_and_set(m, mode, key, delta, tags, ttl)
+    if m._has_redis:
+        fresh_until, stale_until = m._engine.lifetime(key, ttl)
+        result = await mode.l2(m, "l2_incr", key, delta, fresh_until, stale_until, ttl is not None, tags)
+        if result.status == DONE:
+            return result.count
+        if result.status == CONFLICT and result.count == 1:
+            _counted_value(m, key, MAX_COUNTER + 1)  # raises, as every tier does
+        if result.status == CONFLICT:
+            raise TypeError(f"{m._where(key.resource)}: {key} holds {result.error[:80]!r}, not an integer: "
+                            "incr changes nothing")
+        m._shared_fault(key, result.error)  # Redis could not answer: this instance's memory decides, as for add()
+    return _incr_in_memory(m, key, delta, tags, ttl)
+
+
+def _incr_in_memory(m: CacheManager, key: Key, delta: int, tags: list[str], ttl: Any) -> int:
+    engine = m._engine
+    with m._counter_lock:  # atomic within the process: threads and the event loop alike
+        cached, current, fresh_until, stale_until = engine.peek(key)
+        if cached and (type(current) is not int):
+            raise TypeError(f"{m._where(key.resource)}: {key} holds a {type(current).__name__}, not an integer: "
+                            "incr changes nothing")
+        value = _counted_value(m, key, (current if cached else 0) + delta)
+        payload, value = _encode(m, key, value)
+        if cached and ttl is None:  # the entry's lifetime is kept
+            engine.fill(key, value, len(payload), tags, fresh_until, stale_until, 0.0, False)
+        else:
+            engine.store(key, value, len(payload), tags, ttl, 0.0)
+        return value
+
+
+def _counted_value(m: CacheManager, key: Key, value: int) -> int:
+    if abs(value) > MAX_COUNTER:  # as Redis' increment refuses it: the same on every tier
+        raise TypeError(f"{m._where(key.resource)}: incr of {key} would make an integer beyond 2**53: "
+                        "incr changes nothing")
+    return value
+
+
+async def _incr_by_compare_and_set(m: CacheManager, mode: Any, key: Key, delta: int, tags: list[str], ttl: Any) -> int:
+    for _ in range(CAS_ATTEMPTS):
+        current = await get(m, mode, key)
+        if current is None:
+            if await add(m, mode, key, delta, tags, ttl):
+                return delta
+            continue
+        if type(current) is not int:
+            raise TypeError(f"{m._where(key.resource)}: {key} holds a {type(current).__name__}, not an integer: "
+                            "incr changes nothing")
+        value = _counted_value(m, key, current + delta)
+        if await compare_and_set(m, mode, key, current, value, tags, ttl):
+            return value
+    raise CacheError(f"incr of {key}: {CAS_ATTEMPTS} compare-and-set rounds lost to other writers")
 
 
 async def invalidate(m: CacheManager, mode: Any, invalidation: Any, removed: int) -> int:

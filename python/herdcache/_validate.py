@@ -32,6 +32,17 @@ def check_items(items: Any) -> list[tuple[Key, Any]]:
     return [(check_key(key), value) for key, value in items.items()]
 
 
+MAX_COUNTER = 2**53 - 1  # what a counter holds exactly on every tier (a Lua number in Redis)
+
+
+def check_delta(delta: Any) -> int:
+    if type(delta) is not int:
+        raise TypeError(f"delta must be an int, got {type(delta).__name__} {delta!r}")
+    if abs(delta) > MAX_COUNTER:
+        raise ValueError(f"delta must be within +-(2**53 - 1), got {delta}")
+    return delta
+
+
 def check_resource(resource: Any) -> str:
     if not isinstance(resource, str):
         raise TypeError(f"resource must be a str, got {type(resource).__name__} {resource!r}")

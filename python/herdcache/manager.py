@@ -24,7 +24,7 @@ from ._ops import ASYNC
 from ._native import Key, Policy
 from ._bulkhead import Bulkhead
 from ._workers import announce_memory_only
-from ._validate import (check_items, check_key, check_keys, check_loader, check_pattern, check_resource, check_ttl,
+from ._validate import (check_delta, check_items, check_key, check_keys, check_loader, check_pattern, check_resource, check_ttl,
                         tag_list)
 from .serializers import Codec, Serializer
 
@@ -107,6 +107,7 @@ class CacheManager:
         self._writes: set[asyncio.Future | concurrent.futures.Future] = set()
         self._pool: concurrent.futures.ThreadPoolExecutor | None = None
         self._pool_lock = threading.Lock()
+        self._counter_lock = threading.Lock()  # memory-only increments
         from .sync import SyncCache
 
         self.sync = SyncCache(self)
@@ -218,6 +219,17 @@ class CacheManager:
         """Deletes every key (in one round trip to Redis); how many of them existed."""
         self._ready()
         return sum(n > 0 for n in await _ops.invalidate_many(self, ASYNC, self._deletes_local(keys)))
+
+    async def incr(self, key: Key, delta: int = 1, ttl: float | None = None, tags: Iterable[str] = ()) -> int:
+        """Adds `delta` to the integer `key` holds (absent: 0); the new value. Atomic across
+        processes with Redis, where the entry keeps its lifetime unless `ttl` is given. A
+        value that is not an integer is a TypeError and stays as it is."""
+        self._ready()
+        return await _ops.incr(self, ASYNC, check_key(key), check_delta(delta), tag_list(tags), check_ttl(ttl))
+
+    async def decr(self, key: Key, delta: int = 1, ttl: float | None = None, tags: Iterable[str] = ()) -> int:
+        self._ready()
+        return await _ops.incr(self, ASYNC, check_key(key), -check_delta(delta), tag_list(tags), check_ttl(ttl))
 
     async def add(self, key: Key, value: Any, ttl: float | None = None, tags: Iterable[str] = ()) -> bool:
         """Stores `value` only if `key` holds nothing; atomic across processes with Redis."""

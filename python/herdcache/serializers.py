@@ -119,6 +119,11 @@ class Codec:
     def name(self) -> str:
         return getattr(self.serializer, "name", type(self.serializer).__name__)
 
+    @property
+    def counts_in_redis(self) -> bool:
+        """Whether Redis can increment its payloads itself: JSON integers are their digits."""
+        return self.name == "json" and type(self.serializer) is JsonSerializer
+
     def encode(self, value: Any) -> bytes:
         try:
             body = self.serializer.dumps(value)
@@ -176,6 +181,10 @@ class TypedCodec(Codec):
         self._dumps: Any = None
         self._loads: Any = None
         on_resolved(self._first_loads)  # until resolved: the engine's reads resolve it first
+
+    @property
+    def counts_in_redis(self) -> bool:
+        return False  # its values are the annotation's: incremented by compare-and-set, decoded as typed
 
     def _first_loads(self, body: bytes) -> Any:
         return self.plain_loads(body)

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any, Callable, Iterable
 
 from . import _ops
 from ._ops import SYNC, drive
-from ._validate import check_items, check_key, check_keys, check_loader, check_ttl, tag_list
+from ._validate import check_delta, check_items, check_key, check_keys, check_loader, check_ttl, tag_list
 
 if TYPE_CHECKING:
     from ._native import Key
@@ -52,6 +52,14 @@ class SyncCache:
     def delete_many(self, keys: Iterable[Key]) -> int:
         self._m._ready()
         return sum(n > 0 for n in drive(_ops.invalidate_many(self._m, SYNC, self._m._deletes_local(keys))))
+
+    def incr(self, key: Key, delta: int = 1, ttl: float | None = None, tags: Iterable[str] = ()) -> int:
+        self._m._ready()
+        return drive(_ops.incr(self._m, SYNC, check_key(key), check_delta(delta), tag_list(tags), check_ttl(ttl)))
+
+    def decr(self, key: Key, delta: int = 1, ttl: float | None = None, tags: Iterable[str] = ()) -> int:
+        self._m._ready()
+        return drive(_ops.incr(self._m, SYNC, check_key(key), -check_delta(delta), tag_list(tags), check_ttl(ttl)))
 
     def add(self, key: Key, value: Any, ttl: float | None = None, tags: Iterable[str] = ()) -> bool:
         self._m._ready()

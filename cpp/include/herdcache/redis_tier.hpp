@@ -108,6 +108,15 @@ class RedisTier {
   // Fault when a later waiter is added (fill_waiters.hpp); the caller stops waiting on its
   // own at the deadline either way.
   void wait_fill(const Key& key, Nanos timeout_ns, Callback cb);
+  // Adds `delta` to the integer `key` holds, atomically (scripts::kIncr): Done with
+  // count = the new value; Conflict with error = the stored body when it is not an
+  // integer (nothing changed; count 1: it is, but the sum leaves +-(2^53 - 1)); Fault on a signed tier (the caller compare-and-sets) or
+  // when Redis cannot answer. `fresh_until_wall`/`stale_until_wall`: a new entry's
+  // lifetime, or every entry's when `set_lifetime`; `now_wall`: the caller's clock, which
+  // decides whether the stored entry is still alive.
+  void incr(const Key& key, std::int64_t delta, Nanos fresh_until_wall, Nanos stale_until_wall, bool set_lifetime,
+            const std::vector<std::string>& tags, Nanos now_wall, Callback cb);
+  bool signs() const noexcept;
   // Gives a lease back (a failed load) and wakes whoever waits for the key.
   void release(const Key& key, const std::string& lease_token, Callback cb);
 
@@ -156,7 +165,7 @@ class RedisTier {
   MemoryTier& memory_;
   std::shared_ptr<const Clock> clock_;
   LogCallback log_;
-  std::unique_ptr<Script> read_, write_, bump_, delete_, release_;
+  std::unique_ptr<Script> read_, write_, bump_, delete_, release_, incr_;
   EntryCodec codec_;  // seals what is written, opens what is read
   std::unique_ptr<RedisClient> client_;
   std::unique_ptr<RedisSubscriber> subscriber_;

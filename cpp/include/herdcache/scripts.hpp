@@ -152,6 +152,56 @@ end
 return 1
 )lua";
 
+// KEYS[1] entry; ARGV[1] delta, ARGV[2] now (the caller's wall ms), ARGV[3] f and ARGV[4]
+// s of a new entry (or of every entry with ARGV[5] = "1": a ttl given), ARGV[6] a new
+// entry's tags, ARGV[7] the invalidation channel and ARGV[8] an announcement for it, then
+// the key's dependency version keys (a new entry records their current versions).
+// Adds delta to the integer an unsigned JSON entry holds (absent, stale or invalidated: 0)
+// and keeps its lifetime, tags and dependencies; announced like any replacing write.
+// {1, new value} | {2, the stored body} (not an integer: nothing changed) | {3} (signed:
+// the caller must compare-and-set, this cannot sign) | {4} (the sum would leave the range).
+// Integers stay within +-(2^53 - 1), what a Lua number holds exactly.
+inline constexpr std::string_view kIncr = R"lua(
+local e = redis.call('HMGET', KEYS[1], 'v', 'f', 's', 'x', 't', 'd')
+local live = e[1] and tonumber(e[3]) > tonumber(ARGV[2])
+if live then
+  local names, want, odd = {}, {}, true
+  for part in string.gmatch(e[4] or '', '([^\n]*)\n') do
+    if odd then names[#names + 1] = part else want[#want + 1] = part end
+    odd = not odd
+  end
+  if #names > 0 then
+    local have = redis.call('MGET', unpack(names))
+    for j = 1, #names do
+      if (have[j] or '0') ~= want[j] then live = false break end
+    end
+  end
+end
+local cur, f, s, x, t, d = 0, ARGV[3], ARGV[4], nil, ARGV[6], '0'
+if live then
+  if string.byte(e[1], 3) ~= 0 then return {3} end
+  local b = string.sub(e[1], 4)
+  if not string.match(b, '^%-?%d+$') or string.len(b) > 16 then return {2, b} end
+  cur = tonumber(b)
+  if ARGV[5] ~= '1' then f, s = e[2], e[3] end
+  x, t, d = e[4] or '', e[5] or '', e[6] or '0'
+end
+local n = cur + tonumber(ARGV[1])
+if n > 9007199254740991 or n < -9007199254740991 then return {4} end
+if not x then
+  local deps = {}
+  if #ARGV > 8 then
+    local have = redis.call('MGET', unpack(ARGV, 9))
+    for j = 9, #ARGV do deps[#deps + 1] = ARGV[j] .. '\n' .. (have[j - 8] or '0') .. '\n' end
+  end
+  x = table.concat(deps)
+end
+redis.call('HSET', KEYS[1], 'v', 'HC\0' .. string.format('%d', n), 'f', f, 's', s, 'd', d, 't', t, 'x', x)
+redis.call('PEXPIREAT', KEYS[1], s)
+if ARGV[8] ~= '' then redis.call('PUBLISH', ARGV[7], ARGV[8]) end
+return {1, n}
+)lua";
+
 // KEYS[1] lease, KEYS[2] waiters flag; ARGV[1] token, ARGV[2] fill channel, ARGV[3] entry
 // key. A leader whose load failed gives its lease back and wakes the waiters, so one of
 // them loads now rather than after lock_timeout. Returns 1 if the lease was still ours.
