@@ -290,15 +290,18 @@ async def load(m: CacheManager, mode: Any, key: Key, loader: Loader, tags: list[
     return value
 
 
-def refresh(m: CacheManager, mode: Any, key: Key, loader: Loader, tags: list[str], ttl: Any, fresh_until: int) -> None:
+def refresh(m: CacheManager, mode: Any, key: Key, loader: Loader, tags: list[str], ttl: Any, fresh_until: int) -> Flight | None:
     """Starts one background refresh of `key` unless a load of it is already running.
     `fresh_until` (wall ns) is how fresh this instance's copy is: a shared copy fresher
-    than that means another process refreshed it already."""
+    than that means another process refreshed it already. Returns the refresh's flight
+    when this call started it (a cached route keeps its request open until it lands)."""
     if m._engine.in_flight(key):
-        return
+        return None
     leader, flight, flight_id = m._engine.begin_load(key, Flight, True)
-    if leader:
-        mode.spawn(m, _lead(m, mode, key, loader, tags, ttl, flight, flight_id, fresh_until + 1), key)
+    if not leader:
+        return None
+    mode.spawn(m, _lead(m, mode, key, loader, tags, ttl, flight, flight_id, fresh_until + 1), key)
+    return flight
 
 
 async def _lead(m: CacheManager, mode: Any, key: Key, loader: Loader, tags, ttl, flight: Flight, flight_id: int,

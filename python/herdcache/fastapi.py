@@ -14,6 +14,8 @@ A POST body is read by the endpoint itself, after the router's dependencies ran:
 unauthenticated request is refused (403) before a byte of its body is read, whatever the
 body is. A body over ``max_body_bytes`` is refused with 413, from its Content-Length
 before reading or as soon as a streamed body passes the limit.
+
+``cached_route(cache, resource, ...)`` caches a route's encoded responses: see herdcache._routes.
 """
 
 from __future__ import annotations
@@ -388,3 +390,8 @@ async def _run_check(name: str, check: HealthCheck) -> dict[str, Any]:
     except Exception as exc:  # a failing check is a report, not a 500
         log.warning("health check %s raised %r", name, exc)
         return {"ok": False, "error": type(exc).__name__}
+
+
+# Route caching (the encoded response, ETag/304, Cache-Control) is its own concept, in its
+# own module; this module is where the public name lives.
+from ._routes import cached_route  # noqa: E402
