@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -111,7 +112,7 @@ async def test_admin_endpoints_need_the_token(tmp_path):
         assert db.queries["faculty"] == 1  # the refused invalidation did nothing
 
         reply = await client.post("/api/cache/invalidate", json=body, headers=ADMIN)
-        assert reply.status_code == 200 and reply.json()["invalidated"] == 1
+        assert reply.status_code == 200 and reply.json()["invalidated"] == 2  # the function's entry and the route's
         await client.get("/api/org-1/faculty")
         assert db.queries["faculty"] == 2
 
@@ -121,7 +122,7 @@ async def test_admin_endpoints_need_the_token(tmp_path):
         await client.get("/api/org-1/students")
         assert db.queries["students"] == 1
         stats = (await client.get("/api/cache/stats", headers=ADMIN)).json()
-        assert stats["hits"] >= 2 and stats["resources"]["faculty"]["loads"] == 2
+        assert stats["hits"] >= 2 and stats["resources"]["faculty"]["loads"] == 4  # two of the function, two of the route
 
 
 async def test_entries_expire_after_their_policy_ttl(tmp_path):
@@ -151,3 +152,42 @@ def test_the_quickstart_runs():
                           timeout=60)
     assert done.returncode == 0, done.stdout + done.stderr
     assert "load latency (ms): {'p50':" in done.stdout
+
+
+async def test_read_endpoints_replay_cached_responses_with_validators(tmp_path):
+    async with running(tmp_path) as (client, db):
+        first = await client.get("/api/org-1/rooms")
+        again = await client.get("/api/org-1/rooms", headers={"if-none-match": first.headers["etag"]})
+        assert again.status_code == 304 and again.content == b""
+        control = re.fullmatch(r"public, max-age=(\d+), stale-while-revalidate=300", first.headers["cache-control"])
+        assert control and 0.9 * 3600 - 1 <= int(control[1]) <= 1.1 * 3600  # the rooms policy, jittered
+        assert db.queries["rooms"] == 1
+        assert (await client.get("/api/nowhere/config")).status_code == 404
+        assert (await client.get("/api/nowhere/config")).status_code == 404
+        assert db.queries["config"] == 2  # a 404 is not cached
+
+
+async def test_timetable_data_gathers_the_seven_resources(tmp_path):
+    async with running(tmp_path) as (client, db):
+        data = (await client.get("/api/org-2/timetable-data")).json()
+        assert list(data) == ["departments", "rooms", "courses", "faculty", "students", "config", "timeslots"]
+        for name in ("departments", "rooms", "courses", "faculty", "students", "config", "timeslots"):
+            assert data[name] == (await client.get(f"/api/org-2/{name}")).json()
+        queried = dict(db.queries)
+        assert queried == {"departments": 1, "rooms": 1, "courses": 1, "faculty": 1, "students": 1, "config": 1}
+        await client.get("/api/org-2/timetable-data")
+        assert db.queries == queried
+
+
+async def test_a_write_drops_the_timetable_data_built_from_it(tmp_path):
+    async with running(tmp_path) as (client, db):
+        room = (await client.get("/api/org-1/timetable-data")).json()["rooms"][0]
+        await client.put(f"/api/org-1/rooms/{room['id']}", json={"capacity": room["capacity"] + 3})
+        after = (await client.get("/api/org-1/timetable-data")).json()
+        assert after["rooms"][0]["capacity"] == room["capacity"] + 3
+        assert db.queries["rooms"] == 2 and db.queries["students"] == 1
+
+
+def test_query_latencies_come_from_the_environment(monkeypatch):
+    monkeypatch.setenv("TIMETABLE_QUERY_MS", "courses=180, students=250")
+    assert Settings.from_env().query_latency == {"courses": 0.18, "students": 0.25}

@@ -7,6 +7,10 @@ Every read is a `@cache.cached` function with its own TTL (POLICIES) and tags
 `org:<org>` plus `<resource>:<org>` for each table it reads, so a write invalidates
 exactly the entries built from what it changed: a new room capacity drops that
 organization's rooms, a new timetable config drops its config and its time slots.
+The read endpoints cache their encoded responses too (`cached_route`, under the same
+resource names and tags, so the same invalidations drop them): a hit sends bytes, with an
+ETag and Cache-Control. `GET /api/{org_id}/timetable-data` is everything a timetable
+generator reads, the seven resources in one response.
 The admin endpoints (`/api/cache/...`) need the `X-Admin-Token` header.
 """
 
@@ -24,7 +28,7 @@ from fastapi import Depends, FastAPI, Header, HTTPException
 from pydantic import BaseModel, Field
 
 from herdcache import CacheManager, Policy
-from herdcache.fastapi import admin_router
+from herdcache.fastapi import admin_router, cached_route
 
 from .data import Database
 
@@ -39,6 +43,8 @@ POLICIES = {
     "config": Policy(ttl=24 * 3600, stale=3600),
     "timeslots": Policy(ttl=2 * 3600, stale=600),
 }
+# Responses that no single cached function stands behind.
+ROUTE_POLICIES = {"timetable": Policy(ttl=30 * 60, stale=300)}
 DAYS = ["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"]
 
 
@@ -46,6 +52,7 @@ DAYS = ["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"]
 class Settings:
     db_path: Optional[str] = None  # None: $TIMETABLE_DB, else a file in the temp directory
     db_latency: float = 0.0        # seconds added to every query (to see the cache work)
+    query_latency: dict[str, float] = field(default_factory=dict)  # seconds per query name, instead
     admin_token: str = field(default_factory=lambda: secrets.token_urlsafe(16))
     redis_url: Optional[str] = None  # None: the memory tier alone
     warm_org: Optional[str] = "org-1"  # loaded at startup; None to start cold
@@ -56,10 +63,20 @@ class Settings:
         return cls(
             db_path=env.get("TIMETABLE_DB") or None,
             db_latency=float(env.get("TIMETABLE_DB_LATENCY_MS", "0")) / 1000,
+            query_latency=_per_query(env.get("TIMETABLE_QUERY_MS", "")),
             admin_token=env.get("TIMETABLE_ADMIN_TOKEN") or secrets.token_urlsafe(16),
             redis_url=env.get("HERDCACHE_REDIS_URL") or None,
             warm_org=env.get("TIMETABLE_WARM_ORG", "org-1") or None,
         )
+
+
+def _per_query(spec: str) -> dict[str, float]:
+    """"courses=180,students=250" (ms) -> {"courses": 0.18, "students": 0.25}."""
+    out = {}
+    for item in filter(None, (part.strip() for part in spec.split(","))):
+        name, _, ms = item.partition("=")
+        out[name.strip()] = float(ms) / 1000
+    return out
 
 
 def tagged(*tables: str):
@@ -123,9 +140,10 @@ def create_app(cache: CacheManager | None = None, settings: Settings | None = No
     settings = settings or Settings.from_env()
     own_cache = cache is None
     if cache is None:
-        cache = CacheManager(redis_url=settings.redis_url, namespace="timetable", policies=POLICIES,
+        cache = CacheManager(redis_url=settings.redis_url, namespace="timetable",
+                             policies={**POLICIES, **ROUTE_POLICIES},
                              max_concurrent_loads=8)  # at most 8 queries at once, however many misses
-    db = Database(settings.db_path, latency=settings.db_latency)
+    db = Database(settings.db_path, latency=settings.db_latency, query_latency=settings.query_latency)
     reads = cached_reads(cache, db)
 
     @contextlib.asynccontextmanager
@@ -147,39 +165,61 @@ def create_app(cache: CacheManager | None = None, settings: Settings | None = No
 
     app.include_router(admin_router(cache, dependencies=[Depends(require_admin)]), prefix="/api/cache")
 
+    # Each read endpoint's response is cached under its function's resource and tags.
     @app.get("/api/{org_id}/departments")
+    @cached_route(cache, "departments", tags=tagged("departments", "courses"))
     async def get_departments(org_id: str) -> list[dict]:
         return await reads.departments(org_id)
 
     @app.get("/api/{org_id}/rooms")
+    @cached_route(cache, "rooms", tags=tagged("rooms"))
     async def get_rooms(org_id: str) -> list[dict]:
         return await reads.rooms(org_id)
 
     @app.get("/api/{org_id}/courses")
+    @cached_route(cache, "courses", tags=tagged("courses", "faculty"))
     async def get_courses(org_id: str, semester: int = 1) -> list[dict]:
         return await reads.courses(org_id, semester)
 
     @app.get("/api/{org_id}/faculty")
+    @cached_route(cache, "faculty", tags=tagged("faculty"))
     async def get_faculty(org_id: str) -> list[dict]:
         return await reads.faculty(org_id)
 
     @app.get("/api/{org_id}/students")
+    @cached_route(cache, "students", tags=tagged("students"))
     async def get_students(org_id: str) -> list[dict]:
         return await reads.students(org_id)
 
     @app.get("/api/{org_id}/config")
+    @cached_route(cache, "config", tags=tagged("config"))
     async def get_config(org_id: str) -> dict:
         try:
             return await reads.config(org_id)
         except LookupError:
-            raise HTTPException(404, f"no organization {org_id!r}") from None
+            raise HTTPException(404, f"no organization {org_id!r}") from None  # a 404 is not cached
 
     @app.get("/api/{org_id}/timeslots")
+    @cached_route(cache, "timeslots", tags=tagged("config", "departments"))
     async def get_timeslots(org_id: str) -> list[dict]:
         try:
             return await reads.timeslots(org_id)
         except LookupError:
             raise HTTPException(404, f"no organization {org_id!r}") from None
+
+    @app.get("/api/{org_id}/timetable-data")
+    @cached_route(cache, "timetable",
+                  tags=tagged("departments", "rooms", "courses", "faculty", "students", "config"))
+    async def get_timetable_data(org_id: str, semester: int = 1) -> dict:
+        """The seven resources a timetable is generated from, read at once."""
+        try:
+            names = ("departments", "rooms", "courses", "faculty", "students", "config", "timeslots")
+            found = await asyncio.gather(
+                reads.departments(org_id), reads.rooms(org_id), reads.courses(org_id, semester),
+                reads.faculty(org_id), reads.students(org_id), reads.config(org_id), reads.timeslots(org_id))
+        except LookupError:
+            raise HTTPException(404, f"no organization {org_id!r}") from None
+        return dict(zip(names, found))
 
     @app.put("/api/{org_id}/rooms/{room_id}")
     async def put_room(org_id: str, room_id: int, body: RoomUpdate) -> dict:

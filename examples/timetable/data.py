@@ -6,7 +6,8 @@ each. The seed is fixed, so every run sees the same data.
 
 Queries run in a worker thread (asyncio.to_thread) so the event loop keeps serving
 while SQLite works. `latency` adds that many seconds to every query, to make the
-cache's effect visible; `queries` counts the queries run, per query name.
+cache's effect visible, and `query_latency` that many seconds per query name instead (a
+slow join, a big table); `queries` counts the queries run, per query name.
 """
 
 from __future__ import annotations
@@ -74,16 +75,19 @@ QUERIES = {
 
 
 class Database:
-    def __init__(self, path: str | os.PathLike | None = None, latency: float = 0.0) -> None:
+    def __init__(self, path: str | os.PathLike | None = None, latency: float = 0.0,
+                 query_latency: dict[str, float] | None = None) -> None:
         self.path = Path(path or os.environ.get("TIMETABLE_DB") or Path(tempfile.gettempdir()) / "herdcache-timetable.db")
         self.latency = latency  # seconds added to every query
+        self.query_latency = dict(query_latency or {})  # seconds added to the queries named
         self.queries: collections.Counter[str] = collections.Counter()
 
     # --- reads (each returns plain dicts and lists: what the cache stores as JSON) -----
 
     async def select(self, name: str, *params: Any) -> list[dict]:
         self.queries[name] += 1  # counted on the loop thread, so no lock is needed
-        return await asyncio.to_thread(self._select, QUERIES[name], params)
+        latency = self.query_latency.get(name, self.latency)
+        return await asyncio.to_thread(self._select, QUERIES[name], params, latency)
 
     async def config(self, org_id: str) -> dict | None:
         rows = await self.select("config", org_id)
@@ -106,9 +110,9 @@ class Database:
         conn.row_factory = sqlite3.Row
         return conn
 
-    def _select(self, sql: str, params: tuple) -> list[dict]:
-        if self.latency:
-            time.sleep(self.latency)  # stands in for a busy database server
+    def _select(self, sql: str, params: tuple, latency: float) -> list[dict]:
+        if latency:
+            time.sleep(latency)  # stands in for a busy database server
         with contextlib.closing(self._connect()) as conn:
             return [dict(row) for row in conn.execute(sql, params)]
 
