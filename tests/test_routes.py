@@ -56,7 +56,8 @@ def user_id(x_user: str = Header("anonymous")) -> str:
 
 
 class Db:
-    def __init__(self) -> None:
+    def __init__(self, label: str = "") -> None:
+        self.label = label  # which instance's database made a row
         self.calls: list[tuple] = []
         self.gate: asyncio.Event | None = None  # set: loads wait for it
 
@@ -64,7 +65,7 @@ class Db:
         self.calls.append(args)
         if self.gate is not None:
             await self.gate.wait()
-        return [{"id": i, "name": f"{args[0]}-{i}-{len(self.calls)}", "secret": "s"} for i in range(3)]
+        return [{"id": i, "name": f"{self.label}{args[0]}-{i}-{len(self.calls)}", "secret": "s"} for i in range(3)]
 
 
 def make_app(cache: CacheManager, db: Db, **options) -> FastAPI:
@@ -485,7 +486,7 @@ async def two_apps(redis_url, clock):
     async with CacheManager(redis_url, namespace="routes", policies=POLICIES, clock=clock) as a, \
             CacheManager(redis_url, namespace="routes", policies=POLICIES, clock=clock) as b:
         await subscribed(a, b)
-        db_a, db_b = Db(), Db()
+        db_a, db_b = Db("a:"), Db("b:")
         async with client_of(make_app(a, db_a)) as ca, client_of(make_app(b, db_b)) as cb:
             yield (a, ca, db_a), (b, cb, db_b)
 
@@ -526,6 +527,24 @@ async def test_an_invalidation_on_one_instance_reaches_the_others_route_entries(
         return len(db_b.calls) == 1
 
     await eventually(b_loaded_again)
+
+
+@pytest.mark.parametrize("command", [["--resource", "rooms", "o1"], ["--tags", "org:o1"], ["--pattern", "rooms:o1:*"]])
+async def test_the_command_line_invalidates_route_entries_in_every_instance(two_apps, redis_url, command):
+    from herdcache.cli import main
+
+    (a, ca, db_a), (b, cb, db_b) = two_apps
+    await ca.get("/api/o1/rooms")
+    await settled(a)
+    old = (await cb.get("/api/o1/rooms")).content  # in both memory tiers now
+    assert await asyncio.to_thread(main, ["--redis-url", redis_url, "--namespace", "routes", "invalidate", *command]) == 0
+
+    async def both_serve_a_new_body() -> bool:
+        replies = [await ca.get("/api/o1/rooms"), await cb.get("/api/o1/rooms")]
+        return all(r.content != old for r in replies)
+
+    await eventually(both_serve_a_new_body)
+    assert len(db_a.calls) + len(db_b.calls) == 2  # one load after the invalidation, across both
 
 
 async def test_a_binary_body_crosses_redis_intact(redis_url):
