@@ -305,6 +305,7 @@ async def test_a_stale_entry_is_served_while_one_refresh_runs(client, db, clock,
     clock.advance(TTL + 1)  # stale, inside the stale window
     stale = await client.get("/api/o1/rooms")
     assert stale.content == first.content
+    assert cache.stats()["resources"]["rooms"]["stale_served"] == 1
     assert stale.headers["cache-control"] == f"public, max-age=0, stale-while-revalidate={int(STALE)}"
     await settled(cache)
     fresh = await client.get("/api/o1/rooms")
@@ -527,6 +528,20 @@ async def test_an_invalidation_on_one_instance_reaches_the_others_route_entries(
         return len(db_b.calls) == 1
 
     await eventually(b_loaded_again)
+
+
+async def test_a_resource_kept_out_of_memory_is_replayed_from_redis_with_its_freshness(redis_url, clock, db):
+    policies = {**POLICIES, "rooms": Policy(ttl=TTL, stale=STALE, jitter=0, memory=False)}
+    async with CacheManager(redis_url, namespace="nomem", policies=policies, clock=clock) as cache:
+        await subscribed(cache)
+        async with client_of(make_app(cache, db)) as client:
+            first = await client.get("/api/o1/rooms")
+            await settled(cache)
+            clock.advance(10.5)
+            again = await client.get("/api/o1/rooms")
+            assert cache.stats()["resources"]["rooms"]["redis"]["redis_hits"] == 1
+    assert again.content == first.content and len(db.calls) == 1
+    assert again.headers["cache-control"] == f"public, max-age=49, stale-while-revalidate={int(STALE)}"
 
 
 @pytest.mark.parametrize("command", [["--resource", "rooms", "o1"], ["--tags", "org:o1"], ["--pattern", "rooms:o1:*"]])
