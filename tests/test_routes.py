@@ -277,12 +277,18 @@ async def test_posts_are_not_cached(client, db):
     assert len(db.calls) == 3
 
 
-async def test_a_failure_reaches_every_coalesced_request_and_nothing_is_cached(client, db):
+async def concurrently(client: httpx.AsyncClient, db: Db, path: str, n: int) -> list[httpx.Response]:
+    """n requests at once, all arriving while the first load is held at the database."""
     db.gate = asyncio.Event()
-    replies = asyncio.gather(*(client.get("/api/o1/fails") for _ in range(10)))
+    replies = asyncio.gather(*(client.get(path) for _ in range(n)))
     await eventually(lambda: db.calls)
     db.gate.set()
-    assert {r.status_code for r in await replies} == {404}
+    return await replies
+
+
+async def test_a_failure_reaches_every_coalesced_request_and_nothing_is_cached(client, db):
+    replies = await concurrently(client, db, "/api/o1/fails", 10)
+    assert {r.status_code for r in replies} == {404}
     assert len(db.calls) == 1
 
 
@@ -290,11 +296,7 @@ async def test_a_failure_reaches_every_coalesced_request_and_nothing_is_cached(c
 
 
 async def test_fifty_cold_requests_run_the_endpoint_once(client, db):
-    db.gate = asyncio.Event()
-    replies = asyncio.gather(*(client.get("/api/o1/rooms") for _ in range(50)))
-    await eventually(lambda: db.calls)
-    db.gate.set()
-    replies = await replies
+    replies = await concurrently(client, db, "/api/o1/rooms", 50)
     assert {r.status_code for r in replies} == {200}
     assert len({r.content for r in replies}) == 1 and len({r.headers["etag"] for r in replies}) == 1
     assert len(db.calls) == 1
