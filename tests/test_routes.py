@@ -371,6 +371,23 @@ async def test_invalidation_by_tag_prefix_and_pattern_reaches_route_entries(clie
     assert await loads_after(cache.clear) == 1
 
 
+async def test_the_admin_router_knows_a_resource_only_a_route_caches(cache, db):
+    app = FastAPI()
+
+    @app.get("/pages/{name}")
+    @cached_route(cache, "pages")  # no policy, no cached function
+    async def pages(name: str) -> dict:
+        return {"name": name, "version": len(await db.rooms(name))}
+
+    app.include_router(admin_router(cache, allow_unauthenticated=True), prefix="/api/cache")
+    async with client_of(app) as client:
+        await client.get("/pages/home")
+        reply = await client.post("/api/cache/invalidate", json={"resource": "pages", "args": ["home"]})
+        assert reply.status_code == 200 and reply.json()["invalidated"] == 1
+        await client.get("/pages/home")
+    assert len(db.calls) == 2
+
+
 async def test_a_cached_function_of_the_same_resource_is_invalidated_with_the_route(cache, db):
     @cache.cached("rooms", tags=lambda org_id: [f"org:{org_id}"])
     async def fetch_rooms(org_id: str) -> list[dict]:
