@@ -2,6 +2,7 @@
 
     .venv/bin/python benchmarks/bench_memory.py                  # all cases, 7 x 200k calls
     .venv/bin/python benchmarks/bench_memory.py --only floor,herdcache --check
+    .venv/bin/python benchmarks/bench_memory.py --bytes                  # memory per entry instead
 
 Every case is the same fetch function, `fetch(org_id, semester=1)` returning a list of
 ten course dicts, cached under its arguments, and each is timed by calling
@@ -26,6 +27,13 @@ timed call is a hit (checked: each loader runs exactly once). The cases:
 
 Every case's hit hands back the cached object itself unless its note says "a copy".
 
+--bytes measures memory instead of time: for herdcache, cachetools (TTLCache) and theine,
+each in a fresh process (_footprint_worker.py), the growth of VmRSS while ENTRIES small
+entries go in through the public API (key "bench:items:<i>", a distinct int value, one
+tag for herdcache, whose peers have no tags), per entry, median of the runs; and that
+minus the key's bytes and the value object (what the library spends on the entry itself).
+Target (issue 16): herdcache's overhead at most 64 B per entry.
+
 The peers are in the `bench` extra (scripts/setup.sh installs it into .venv). Target
 (issue 2): the herdcache hit at most 3x the floor and faster than every peer; --check
 makes the exit code say whether it was met.
@@ -37,8 +45,12 @@ import argparse
 import asyncio
 import contextlib
 import inspect
+import json
+import statistics
+import subprocess
 import sys
 from collections import Counter
+from pathlib import Path
 
 from _harness import Case, print_setup, print_table, run_rounds
 
@@ -47,6 +59,8 @@ ARGS = ("o1", 1)
 TTL_S = 3600  # far beyond the run: no case may expire during it
 PEERS = ["cachetools", "cashews", "aiocache"]  # distributions, for the versions printed
 TARGET_X_FLOOR = 3.0
+FOOTPRINT_LIBRARIES = ["herdcache", "cachetools", "theine"]
+TARGET_OVERHEAD_BYTES = 64
 
 loads: Counter[str] = Counter()  # loader runs per case
 
@@ -164,6 +178,39 @@ async def measure(names: list[str], calls: int, rounds: int) -> list[Case]:
     return cases
 
 
+def footprint(library: str, entries: int) -> dict:
+    worker = Path(__file__).with_name("_footprint_worker.py")
+    out = subprocess.run([sys.executable, str(worker), library, str(entries)],
+                         check=True, capture_output=True, text=True).stdout
+    return json.loads(out.strip().splitlines()[-1])
+
+
+def measure_bytes(entries: int, runs: int, check: bool) -> int:
+    """The --bytes mode: memory per entry of each library, each run in a fresh process."""
+    print_setup(f"bench_memory --bytes: VmRSS growth for {entries} small entries, one fresh process per run",
+                ["herdcache", "cachetools", "theine"],
+                timing=f"median of {runs} runs per library, runs interleaved",
+                loop="none: synchronous inserts through each library's public API")
+    results: dict[str, list[dict]] = {lib: [] for lib in FOOTPRINT_LIBRARIES}
+    for _ in range(runs):
+        for lib in FOOTPRINT_LIBRARIES:
+            results[lib].append(footprint(lib, entries))
+    print(f"{'library':<12}{'B/entry':>10}{'key B':>8}{'value B':>9}{'overhead B':>12}   runs (B/entry)")
+    overhead = {}
+    for lib, runs_of in results.items():
+        per_entry = [r["rss_bytes"] / r["entries"] for r in runs_of]
+        key_b = runs_of[0]["key_bytes"] / entries
+        value_b = runs_of[0]["value_bytes"] / entries
+        median = statistics.median(per_entry)
+        overhead[lib] = median - key_b - value_b
+        print(f"{lib:<12}{median:>10.0f}{key_b:>8.1f}{value_b:>9.0f}{overhead[lib]:>12.0f}   "
+              + " ".join(f"{x:.0f}" for x in per_entry))
+    met = overhead["herdcache"] <= TARGET_OVERHEAD_BYTES
+    print(f"herdcache overhead: {overhead['herdcache']:.0f} B per entry "
+          f"(target <= {TARGET_OVERHEAD_BYTES} B): {'met' if met else 'MISSED'}")
+    return 1 if check and not met else 0
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--calls", type=int, default=200_000,
@@ -171,7 +218,12 @@ def main() -> int:
     parser.add_argument("--rounds", type=int, default=7, help="rounds per case; the median is reported (default 7)")
     parser.add_argument("--only", help=f"comma-separated cases out of {','.join(BUILDERS)} (floor is always run)")
     parser.add_argument("--check", action="store_true", help="exit 1 when herdcache misses its target")
+    parser.add_argument("--bytes", action="store_true", help="measure memory per entry instead of hit time")
+    parser.add_argument("--entries", type=int, default=200_000, help="entries per --bytes run (default 200000)")
+    parser.add_argument("--runs", type=int, default=3, help="--bytes runs per library; the median is reported")
     opts = parser.parse_args()
+    if opts.bytes:
+        return measure_bytes(opts.entries, opts.runs, opts.check)
 
     wanted = set(opts.only.split(",")) if opts.only else set(BUILDERS)
     if wanted - set(BUILDERS):

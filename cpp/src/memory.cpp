@@ -1,17 +1,21 @@
 // The memory tier. The contract is in memory.hpp; this is how it is kept.
 //
 // Each shard owns, under its one mutex:
-//   - `map`: key -> Entry*. Its key is a view into the entry's own key string plus the
-//     precomputed hash, and its hasher returns that hash, so a lookup neither rehashes nor
-//     allocates: a hit is one lock, one probe, one list splice and the visitor call;
+//   - `index`: an open-addressing table of Entry* (hash_index.hpp) keyed by the entry's own
+//     key bytes and precomputed hash, so a lookup neither rehashes nor allocates: a hit is
+//     one lock, one probe, one list splice and the visitor call;
 //   - an intrusive doubly-linked LRU list (head = most recently used, tail = next victim);
 //   - per resource, an intrusive list of that resource's entries (erase_prefix and
 //     resource-restricted erase_pattern walk only these);
-//   - per tag, the set of entries carrying it (erase_tags). An entry keeps its tags, so
-//     removing it unlinks it from exactly the sets it is in and an index never points at
-//     a freed entry.
+//   - per tag, interned once per shard, an intrusive ring through the entries carrying it
+//     (erase_tags). An entry holds one link per tag, so removing it unlinks it from exactly
+//     the rings it is in and a ring never reaches a freed entry.
 // Shard::remove is the one way out of every index: replace, evict, erase, expire and
 // clear all go through it (clear through its bulk twin, Shard::drain).
+//
+// An entry is one allocation: the fixed fields, then one TagLink per tag, then the key's
+// bytes and (for a shortened key) the canonical form's. Tag names live in the shard's tag
+// index, once however many entries carry them.
 //
 // Budget: bytes_ is global. put inserts under its shard's lock and, while the total is over
 // max_bytes, evicts that shard's LRU tail (never the entry it just stored); if still over,
@@ -25,30 +29,20 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <cstring>
 #include <functional>
+#include <limits>
 #include <mutex>
+#include <new>
 #include <unordered_map>
-#include <unordered_set>
 
 #include "herdcache/errors.hpp"
+#include "herdcache/hash_index.hpp"
 
 namespace herdcache {
 namespace {
 
 constexpr std::size_t kMaxShards = std::size_t{1} << 16;
-
-// The map key: a view into the entry's own key string, with its precomputed hash.
-struct KeyRef {
-  std::string_view view;
-  std::uint64_t hash;
-  bool operator==(const KeyRef& other) const noexcept {
-    return hash == other.hash && view == other.view;
-  }
-};
-
-struct KeyRefHash {
-  std::size_t operator()(const KeyRef& key) const noexcept { return key.hash; }
-};
 
 // Lets the name indexes be searched with a string_view without building a std::string.
 struct NameHash {
@@ -59,10 +53,26 @@ struct NameHash {
 };
 
 struct Entry;
+
+// One entry's place in one tag's ring. A tag's own sentinel has no owner.
+struct TagLink {
+  TagLink* prev;
+  TagLink* next;
+  Entry* owner;
+};
+
+// A tag as a shard knows it: the sentinel of the ring through its entries. Its address is
+// stable (the index is node-based) and its first member is the sentinel, so an emptied
+// ring leads back to the record to erase.
+struct TagRing {
+  TagLink sentinel;
+  const std::string* name;  // the index's key for this record
+};
+static_assert(std::is_standard_layout_v<TagRing>);
+
 // Resource name -> its most recently inserted entry (the head of its list).
 using ResourceIndex = std::unordered_map<std::string, Entry*, NameHash, std::equal_to<>>;
-using TagIndex =
-    std::unordered_map<std::string, std::unordered_set<Entry*>, NameHash, std::equal_to<>>;
+using TagIndex = std::unordered_map<std::string, TagRing, NameHash, std::equal_to<>>;
 
 struct Entry {
   Entry* lru_prev = nullptr;
@@ -75,14 +85,52 @@ struct Entry {
   Lifetime life;
   Nanos load_ns = 0;
   Handle value;
-  std::string key;   // Key::str
-  std::string full;  // Key::full
-  std::vector<std::string> tags;
+  std::uint32_t full_size = 0;
+  std::uint16_t key_size = 0;   // <= kMaxKeyBytes
+  std::uint16_t tag_count = 0;
+  // followed by TagLink[tag_count], key bytes, full bytes
 
+  TagLink* links() noexcept { return reinterpret_cast<TagLink*>(this + 1); }
+  const char* text() const noexcept {
+    return reinterpret_cast<const char*>(this + 1) + tag_count * sizeof(TagLink);
+  }
+  std::string_view key() const noexcept { return {text(), key_size}; }  // Key::str
   std::string_view canonical() const noexcept {
-    return full.empty() ? std::string_view(key) : std::string_view(full);
+    return full_size == 0 ? key() : std::string_view(text() + key_size, full_size);
+  }
+
+  static std::size_t size_for(std::size_t tags, std::size_t key, std::size_t full) noexcept {
+    return sizeof(Entry) + tags * sizeof(TagLink) + key + full;
+  }
+  // The links are left for Shard::insert to fill.
+  static Entry* create(const Key& key, std::size_t tag_count) {
+    if (key.str.size() > std::numeric_limits<std::uint16_t>::max() ||
+        key.full.size() > std::numeric_limits<std::uint32_t>::max() ||
+        tag_count > std::numeric_limits<std::uint16_t>::max()) {
+      throw InvalidArgument("MemoryTier: an entry takes at most 65535 tags and a 4 GiB key");
+    }
+    void* memory = ::operator new(size_for(tag_count, key.str.size(), key.full.size()));
+    auto* e = new (memory) Entry;
+    e->hash = key.hash;
+    e->key_size = static_cast<std::uint16_t>(key.str.size());
+    e->full_size = static_cast<std::uint32_t>(key.full.size());
+    e->tag_count = static_cast<std::uint16_t>(tag_count);
+    char* text = const_cast<char*>(e->text());
+    std::memcpy(text, key.str.data(), key.str.size());
+    std::memcpy(text + key.str.size(), key.full.data(), key.full.size());
+    return e;
+  }
+  static void destroy(Entry* e) noexcept {
+    e->~Entry();
+    ::operator delete(e);
   }
 };
+static_assert(alignof(TagLink) <= alignof(Entry) && sizeof(Entry) % alignof(TagLink) == 0);
+
+struct EntryDeleter {
+  void operator()(Entry* e) const noexcept { Entry::destroy(e); }
+};
+using EntryPtr = std::unique_ptr<Entry, EntryDeleter>;
 
 bool has_glob_meta(std::string_view text) noexcept {
   return text.find_first_of("*?[\\") != std::string_view::npos;
@@ -96,10 +144,18 @@ std::string_view without_namespace(std::string_view canonical) noexcept {
 
 }  // namespace
 
+// What one entry costs beyond its key, value and tag bytes, as kEntryOverhead promises:
+// the entry itself and its allocation's header (8 bytes), its share of the index (9-byte
+// slots, the table 7/16 to 7/8 full: 14 bytes at a typical 2/3), and a production handle's
+// control block (a shared_ptr with a deleter: a 32-byte allocation). benchmarks/
+// bench_memory.py --bytes measures the whole.
+static_assert(sizeof(Entry) + 8 + 14 + 32 <= MemoryTier::kEntryOverhead);
+static_assert(sizeof(TagLink) <= MemoryTier::kTagOverhead);
+
 struct alignas(64) MemoryTier::Shard {
   MemoryTier* tier = nullptr;
   std::mutex mutex;
-  std::unordered_map<KeyRef, Entry*, KeyRefHash> map;
+  HashIndex<Entry> index;
   Entry* lru_head = nullptr;
   Entry* lru_tail = nullptr;
   ResourceIndex resources;
@@ -107,10 +163,7 @@ struct alignas(64) MemoryTier::Shard {
 
   ~Shard() { drain(); }  // the tier clears first; this only guards against leaks
 
-  Entry* find(std::string_view key, std::uint64_t hash) const {
-    auto it = map.find(KeyRef{key, hash});
-    return it == map.end() ? nullptr : it->second;
-  }
+  Entry* find(std::string_view key, std::uint64_t hash) const { return index.find(key, hash); }
 
   void lru_unlink(Entry* e) noexcept {
     (e->lru_prev ? e->lru_prev->lru_next : lru_head) = e->lru_next;
@@ -131,32 +184,51 @@ struct alignas(64) MemoryTier::Shard {
     lru_push_front(e);
   }
 
-  // Tolerates tags that were never linked (rollback of a failed insert).
-  void unlink_tags(Entry* e) noexcept {
-    for (const std::string& tag : e->tags) {
-      auto it = tags.find(tag);
-      if (it == tags.end()) continue;
-      it->second.erase(e);
-      if (it->second.empty()) tags.erase(it);
+  // The ring of `tag`, created empty when the shard does not know it yet (may throw).
+  TagRing& ring_of(const std::string& tag) {
+    auto [it, created] = tags.try_emplace(tag);
+    if (created) {
+      it->second.sentinel = TagLink{&it->second.sentinel, &it->second.sentinel, nullptr};
+      it->second.name = &it->first;
+    }
+    return it->second;
+  }
+
+  // Unlinks one of an entry's links; the tag's record goes with its last entry.
+  void unlink_tag(TagLink& link) noexcept {
+    link.prev->next = link.next;
+    link.next->prev = link.prev;
+    TagLink* rest = link.next;
+    if (rest->owner == nullptr && rest->next == rest) {
+      auto* ring = reinterpret_cast<TagRing*>(rest);
+      tags.erase(tags.find(*ring->name));
     }
   }
 
-  // Takes ownership of `owned` and links it into every index. The caller has removed any
-  // entry under the same key. On an allocation failure nothing stays linked.
-  Entry* insert(std::unique_ptr<Entry> owned, std::string_view resource) {
+  // Takes ownership of `owned` and links it into every index under the `tags` it was
+  // created for (sorted, unique). The caller has removed any entry under the same key. On
+  // an allocation failure nothing stays linked.
+  Entry* insert(EntryPtr owned, std::string_view resource, const std::vector<std::string>& tag_names) {
     Entry* e = owned.get();
+    index.reserve_one();
     auto res = resources.find(resource);
     if (res == resources.end()) res = resources.emplace(std::string(resource), nullptr).first;
-    map.emplace(KeyRef{e->key, e->hash}, e);
+    TagLink* links = e->links();
+    std::size_t linked = 0;
     try {
-      for (const std::string& tag : e->tags) tags[tag].insert(e);
+      for (; linked < e->tag_count; ++linked) {
+        TagLink& head = ring_of(tag_names[linked]).sentinel;
+        links[linked] = TagLink{&head, head.next, e};
+        head.next->prev = &links[linked];
+        head.next = &links[linked];
+      }
     } catch (...) {
-      unlink_tags(e);
-      map.erase(KeyRef{e->key, e->hash});
+      for (std::size_t i = 0; i < linked; ++i) unlink_tag(links[i]);
       if (res->second == nullptr) resources.erase(res);
       throw;
     }
     owned.release();
+    index.insert(e);
     e->resource = &*res;
     e->res_next = res->second;
     if (e->res_next) e->res_next->res_prev = e;
@@ -170,16 +242,17 @@ struct alignas(64) MemoryTier::Shard {
   // Unlinks `e` from every index and frees it. Returns its handle, for the caller to
   // destroy once the lock is released.
   Handle remove(Entry* e) noexcept {
-    map.erase(KeyRef{e->key, e->hash});
+    index.erase(e);
     lru_unlink(e);
     (e->res_prev ? e->res_prev->res_next : e->resource->second) = e->res_next;
     if (e->res_next) e->res_next->res_prev = e->res_prev;
     if (e->resource->second == nullptr) resources.erase(resources.find(e->resource->first));
-    unlink_tags(e);
+    TagLink* links = e->links();
+    for (std::size_t i = 0; i < e->tag_count; ++i) unlink_tag(links[i]);
     tier->bytes_.fetch_sub(e->charge, std::memory_order_relaxed);
     tier->entries_.fetch_sub(1, std::memory_order_relaxed);
     Handle value = std::move(e->value);
-    delete e;
+    Entry::destroy(e);
     return value;
   }
 
@@ -200,10 +273,10 @@ struct alignas(64) MemoryTier::Shard {
       Entry* next = e->lru_next;
       bytes += e->charge;
       if (dead) dead->push_back(std::move(e->value));
-      delete e;
+      Entry::destroy(e);
       e = next;
     }
-    map.clear();
+    index.clear();
     resources.clear();
     tags.clear();
     lru_head = lru_tail = nullptr;
@@ -260,7 +333,7 @@ MemoryTier::Put MemoryTier::put(const Key& key, EntryData data, WriteFence::Seq 
   std::sort(data.tags.begin(), data.tags.end());
   data.tags.erase(std::unique(data.tags.begin(), data.tags.end()), data.tags.end());
   std::size_t charge = key.str.size() + key.full.size() + data.value_bytes + kEntryOverhead;
-  for (const std::string& tag : data.tags) charge += tag.size();
+  for (const std::string& tag : data.tags) charge += tag.size() + kTagOverhead;
 
   Shard& shard = shard_for(key.hash);
   std::vector<Handle> dead;  // destroyed after the lock is released (declared before it)
@@ -274,15 +347,11 @@ MemoryTier::Put MemoryTier::put(const Key& key, EntryData data, WriteFence::Seq 
   }
 
   // Built before locking, so the lock covers only the index updates.
-  auto entry = std::make_unique<Entry>();
-  entry->hash = key.hash;
+  EntryPtr entry(Entry::create(key, data.tags.size()));
   entry->charge = charge;
   entry->life = data.life;
   entry->load_ns = data.load_ns;
   entry->value = std::move(data.value);
-  entry->key = key.str;
-  entry->full = key.full;
-  entry->tags = std::move(data.tags);
 
   bool over_budget;
   {
@@ -292,14 +361,14 @@ MemoryTier::Put MemoryTier::put(const Key& key, EntryData data, WriteFence::Seq 
       // Not kept; and what it replaces must not be served again if the tier resumes.
       if (Entry* old = shard.find(key.str, key.hash)) dead.push_back(shard.remove(old));
       dead.push_back(std::move(entry->value));
-      return {admits(since, key, entry->tags) ? Put::NotKept : Put::Fenced};
+      return {admits(since, key, data.tags) ? Put::NotKept : Put::Fenced};
     }
-    if (!admits(since, key, entry->tags)) {
+    if (!admits(since, key, data.tags)) {
       dead.push_back(std::move(entry->value));
       return {Put::Fenced};
     }
     if (Entry* old = shard.find(key.str, key.hash)) dead.push_back(shard.remove(old));
-    Entry* stored = shard.insert(std::move(entry), key.resource);
+    Entry* stored = shard.insert(std::move(entry), key.resource, data.tags);
     shard.evict(stored, dead);
     over_budget = bytes_.load(std::memory_order_relaxed) > options_.max_bytes;
   }
@@ -378,9 +447,11 @@ std::size_t MemoryTier::erase_tags(const std::vector<std::string>& tags) {
       for (const std::string& tag : tags) {
         auto it = shard.tags.find(tag);
         if (it == shard.tags.end()) continue;
-        // Copied first: removing an entry edits this set (and may erase it). An entry
-        // carrying several of `tags` is gone from the later sets, so it counts once.
-        victims.assign(it->second.begin(), it->second.end());
+        // Copied first: removing an entry edits this ring (and may erase it). An entry
+        // carrying several of `tags` is gone from the later rings, so it counts once.
+        victims.clear();
+        const TagLink* sentinel = &it->second.sentinel;
+        for (const TagLink* l = sentinel->next; l != sentinel; l = l->next) victims.push_back(l->owner);
         for (Entry* e : victims) dead.push_back(shard.remove(e));
       }
     }

@@ -32,7 +32,7 @@ Key make_key(std::string str, std::string resource, std::string full = "") {
 std::size_t charge_of(const Key& key, std::size_t value_bytes,
                       const std::vector<std::string>& tags = {}) {
   std::size_t charge = key.str.size() + key.full.size() + value_bytes + MemoryTier::kEntryOverhead;
-  for (const auto& tag : tags) charge += tag.size();
+  for (const auto& tag : tags) charge += tag.size() + MemoryTier::kTagOverhead;
   return charge;
 }
 
@@ -277,6 +277,51 @@ TEST_CASE("memory: erase_tags counts each entry once and forgets removed entries
     CHECK(f.value(a) == -1);
     CHECK(f.tier.erase_tags({"t"}) == 0);
   }
+}
+
+TEST_CASE("memory: a tag shared by many entries reaches each of them, in every shard") {
+  Fixture f(1 << 24, 4);
+  constexpr int kEntries = 2000;
+  for (int i = 0; i < kEntries; ++i) {
+    std::vector<std::string> tags{"all", i % 2 == 0 ? "even" : "odd"};
+    if (i % 100 == 0) tags.push_back("hundreds");
+    f.put(make_key("app:r:" + std::to_string(i), "r"), i, 10, std::move(tags));
+  }
+  // Removing some entries by other means leaves the rings they were in intact.
+  int erased = 0, hundreds_left = 0, odd_left = 0;
+  for (int i = 0; i < kEntries; ++i) {
+    if (i % 7 == 0) {
+      const Key k = make_key("app:r:" + std::to_string(i), "r");
+      REQUIRE(f.tier.erase(k.str, k.hash));
+      ++erased;
+    } else {
+      hundreds_left += i % 100 == 0;
+      odd_left += i % 2 == 1;
+    }
+  }
+  CHECK(f.tier.erase_tags({"hundreds"}) == static_cast<std::size_t>(hundreds_left));
+  CHECK(f.tier.erase_tags({"odd"}) == static_cast<std::size_t>(odd_left));
+  const std::size_t rest = f.tier.stats().entries;
+  CHECK(rest == static_cast<std::size_t>(kEntries - erased - hundreds_left - odd_left));
+  CHECK(f.tier.erase_tags({"all"}) == rest);
+  CHECK(f.tier.erase_tags({"all", "even", "odd", "hundreds"}) == 0);
+  CHECK(f.tier.stats().bytes == 0);
+  // A tag whose last entry went is forgotten: used again, it reaches only the new entry.
+  const Key k = make_key("app:r:new", "r");
+  f.put(k, 1, 10, {"all"});
+  CHECK(f.tier.erase_tags({"all"}) == 1);
+}
+
+TEST_CASE("memory: charges each entry its key, value, tags and the overheads") {
+  Fixture f;
+  const std::string long_key = "app:r:" + std::string(300, 'z');
+  const Key plain = make_key("app:r:1", "r"), shortened = make_key("app:r:zz#ff", "r", long_key);
+  f.put(plain, 1, 10, {"a", "bb", "a"});  // a repeated tag is one tag
+  CHECK(f.tier.stats().bytes == charge_of(plain, 10, {"a", "bb"}));
+  f.put(shortened, 2, 10);
+  CHECK(f.tier.stats().bytes == charge_of(plain, 10, {"a", "bb"}) + charge_of(shortened, 10));
+  CHECK(f.value(shortened) == 2);
+  CHECK(f.tier.erase_prefix("r", long_key) == 1);  // matched on the canonical form it keeps
 }
 
 TEST_CASE("memory: erase_pattern globs over the key without its namespace") {

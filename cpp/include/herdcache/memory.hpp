@@ -1,8 +1,9 @@
 // The memory tier: a sharded LRU bounded in bytes.
 //
 // Values are opaque handles (Python objects in production, anything in tests); the tier
-// never looks inside them. Each entry is charged key + canonical key + value bytes + tags
-// + kEntryOverhead against max_bytes. The budget is global: an insert that pushes the total
+// never looks inside them. Each entry is charged key + canonical key + value bytes +
+// kEntryOverhead, and per tag its name + kTagOverhead, against max_bytes. The overheads
+// are what an entry really costs (memory.cpp checks them against its layout). The budget is global: an insert that pushes the total
 // over it evicts least-recently-used entries (its own shard first, then the others) until
 // the total fits again, so the budget is exceeded by at most the entries being inserted
 // concurrently. An entry larger than the whole budget is not stored.
@@ -67,7 +68,8 @@ class MemoryTier {
     std::size_t max_bytes = 64u << 20;  // byte budget for all shards together
     std::size_t shards = 8;             // power of two
   };
-  static constexpr std::size_t kEntryOverhead = 160;
+  static constexpr std::size_t kEntryOverhead = 168;  // entry, allocation, index slot, handle
+  static constexpr std::size_t kTagOverhead = 24;     // the entry's link in the tag's ring
 
   // A visitor runs under the shard lock: it must only copy/pin what it needs.
   using Visitor = void (*)(void* ctx, const Handle& value, const EntryMeta& meta);
