@@ -173,18 +173,20 @@ def redis_server_version(binary: str) -> str:
 
 
 @contextlib.contextmanager
-def redis_server(script: str):
+def redis_server(script: str, tls: bool = False):
     """A redis-server of our own on a free 127.0.0.1 port (tests/servers.py's RedisServer:
     no persistence, its own temporary directory), stopped when the block ends, whatever
-    happens in it."""
+    happens in it. With `tls` it also listens with TLS (server.tls_url(): rediss://localhost
+    verified against a throwaway CA made in that directory)."""
     binary = redis_binary(script)
     sys.path.insert(0, os.path.join(REPO, "tests"))
     try:
-        from servers import RedisServer
+        from servers import RedisServer, TlsFiles
     finally:
         sys.path.pop(0)
     with tempfile.TemporaryDirectory(prefix="herdcache-bench-") as directory:
-        server = RedisServer(binary, Path(directory))
+        files = TlsFiles(Path(directory) / "tls") if tls else None
+        server = RedisServer(binary, Path(directory), tls=files)
         try:
             server.start()
             yield server

@@ -14,6 +14,8 @@ the ten course rows of bench_memory (a list of 10 dicts, about 400 bytes of JSON
                  manager's one connection) and returns the decoded rows.
   redis-py       redis.asyncio.Redis(...) with the hiredis parser, `await r.get(k)`: GET of
                  the plain JSON bytes, not decoded (the least work any client can do).
+  herdcache-tls  the same as herdcache over rediss://localhost (TLS 1.3, the certificate
+                 verified against a throwaway CA): what encryption costs a get.
   herdcache-typed  the same rows from a cached function annotated -> list[Course] (a pydantic
                  model): each get decodes 10 models (pydantic's TypeAdapter).
   redis-py+json  the same plus json.loads: what herdcache's get hands back, a Python object.
@@ -39,7 +41,8 @@ by the gets done: what bounds each client on this 2-core machine.
 
 Targets (issue 3): herdcache >= 8x redis-py's throughput and >= 0.5x the ceiling. The
 redis-py used for the ratio is the plain GET (no decode), the harder comparison.
---check makes the exit code say whether both were met.
+Issue 11: herdcache-tls >= 0.7x herdcache's (plaintext) throughput, same run.
+--check makes the exit code say whether all were met.
 """
 
 from __future__ import annotations
@@ -66,6 +69,7 @@ PAYLOAD = json.dumps(ROWS).encode()
 TTL_S = 3600  # far beyond the run
 TARGET_X_REDIS_PY = 8.0
 TARGET_X_CEILING = 0.5
+TARGET_TLS_X_PLAIN = 0.7
 BENCHMARK_KEY = "key:__rand_int__"  # redis-benchmark's GET key when -r is not given
 SCRIPT = "bench_redis"
 
@@ -116,6 +120,17 @@ async def herdcache_case(stack: contextlib.AsyncExitStack, url: str, tasks: int)
     cases.append(Case("herdcache-typed", functools.partial(typed.get, courses.key("o1")), expected,
                       "the same, -> list[Course] (pydantic): returns 10 models"))
     return cases
+
+
+async def herdcache_tls_case(stack: contextlib.AsyncExitStack, url: str, tasks: int) -> list[Case]:
+    from herdcache import CacheManager, Policy
+
+    cache = CacheManager(redis_url=url, namespace="bench_tls", policies={"courses": Policy(ttl=TTL_S, memory=False)})
+    await stack.enter_async_context(cache)
+    key = cache.key("courses", "o1")
+    await cache.set(key, ROWS)
+    return [Case("herdcache-tls", functools.partial(cache.get, key), ROWS,
+                 "the same over rediss:// (TLS, verified)")]
 
 
 async def redis_py_case(stack: contextlib.AsyncExitStack, url: str, tasks: int) -> list[Case]:
@@ -178,7 +193,9 @@ async def floor_case(stack: contextlib.AsyncExitStack, url: str, tasks: int) -> 
             Case("floor+orjson", make(True), ROWS, f"{note}, plus orjson.loads of the value")]
 
 
-BUILDERS = {"herdcache": herdcache_case, "redis-py": redis_py_case, "cashews": cashews_case, "floor": floor_case}
+BUILDERS = {"herdcache": herdcache_case, "herdcache-tls": herdcache_tls_case, "redis-py": redis_py_case,
+            "cashews": cashews_case, "floor": floor_case}
+TLS_BUILDERS = {"herdcache-tls"}  # given the server's rediss:// url
 NEEDS = {"herdcache": "herdcache", "redis.asyncio": "redis-py", "cashews": "cashews"}
 
 
@@ -244,7 +261,8 @@ async def measure(server, names: list[str], opts) -> tuple[list[Case], Ceiling]:
     async with contextlib.AsyncExitStack() as stack:
         cases: list[Case] = []
         for name in names:
-            cases += await BUILDERS[name](stack, server.url, opts.tasks)
+            url = server.tls_url() if name in TLS_BUILDERS else server.url
+            cases += await BUILDERS[name](stack, url, opts.tasks)
         for case in cases:  # check the value, warm connections and code paths up
             value = await case.get()
             if value != case.expected:
@@ -341,7 +359,7 @@ def main() -> int:
     if not HIREDIS_AVAILABLE and "redis-py" in names:
         print("WARNING: hiredis is not importable: redis-py runs its pure-Python parser\n")
 
-    with redis_server(SCRIPT) as server:
+    with redis_server(SCRIPT, tls=bool(TLS_BUILDERS & set(names))) as server:
         started = time.monotonic()
         cases, ceiling = asyncio.run(measure(server, names, opts))
         elapsed = time.monotonic() - started
@@ -396,6 +414,13 @@ def main() -> int:
     if typed is not None and base_ops:
         print(f"herdcache typed (-> list[Course]) vs redis-py asyncio throughput: "
               f"{statistics.median(typed.ops_s) / base_ops:.2f}x (reported beside the plain case)")
+    tls = by_name.get("herdcache-tls")
+    if tls is not None:
+        x = statistics.median(tls.ops_s) / ours_ops
+        ok = x >= TARGET_TLS_X_PLAIN
+        met &= ok
+        print(f"herdcache over rediss:// vs plaintext throughput: {x:.2f}x (target >= {TARGET_TLS_X_PLAIN:g}x): "
+              f"{'met' if ok else 'MISSED'}")
     x = ours_ops / top
     ok = x >= TARGET_X_CEILING
     met &= ok

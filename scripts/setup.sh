@@ -12,8 +12,9 @@ cd "$(dirname "$0")/.."
 # clang, libclang-rt-14-dev (libFuzzer and clang's sanitizer runtimes) and llvm
 # (llvm-symbolizer for readable sanitizer reports): scripts/fuzz.sh and test.sh --sanitize.
 # wrk: the HTTP load generator of benchmarks/bench_http.py.
+# openssl (the CLI): the TLS tests make a throwaway CA with it (tests/servers.py).
 APT_PACKAGES=(build-essential cmake ninja-build pkg-config libhiredis-dev libpq-dev libssl-dev
-              libfmt-dev catch2 libxxhash-dev redis-server postgresql
+              libfmt-dev catch2 libxxhash-dev redis-server postgresql openssl
               clang libclang-rt-14-dev llvm wrk)
 # Debian's own python3 needs python3-venv for `python3 -m venv` (pyenv's Python does not).
 python3 -c 'import ensurepip' 2>/dev/null || APT_PACKAGES+=(python3-venv)

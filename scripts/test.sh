@@ -33,7 +33,7 @@ FUZZ_SECONDS=${FUZZ_SECONDS:-10}
 # connections, the subscriber, the tier and its fill waiters and journal, the completion
 # queue the asyncio bridge drains, flights, the memory tier's shards, the engine, the
 # PostgreSQL listener.
-TSAN_TESTS='test_(io_thread|redis|redis_subscriber|redis_tier|completions|flights|memory|engine|fill_waiters|journal|pg_listener)[.]cpp$'
+TSAN_TESTS='test_(io_thread|redis|redis_subscriber|redis_tier|completions|flights|memory|engine|fill_waiters|journal|pg_listener|tls)[.]cpp$'
 
 # Findings fail the test that made them: UBSan aborts (-fno-sanitize-recover), ASan and
 # TSan exit non-zero; LSan checks for leaks at every test process' exit.

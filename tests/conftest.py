@@ -4,13 +4,17 @@ Redis
   redis_server   a running server with an empty dataset at the start of each test (one
                  server for the session: restarted if an earlier test stopped or killed
                  it, FLUSHALL'd). Has .url, .unix_url, .port, .command(), .stop(),
-                 .kill(), .start() (same port).
+                 .kill(), .start() (same port), and TLS on .tls_port: .tls_url(...).
   redis_url      redis_server.url ("redis://127.0.0.1:PORT/0").
   redis_factory  call it for a server of your own, e.g. two servers in one test, or one
                  to break without disturbing the others. Stopped at the end of the session.
+                 redis_factory(tls=True, tls_auth_clients=True): with TLS (tls_files'
+                 certificates), asking clients for a certificate.
+  tls_files      the session's throwaway CA and certificates (servers.TlsFiles).
 Both tiers (the contract suite, see tiers.py)
-  tier           a tiers.Tier, once per tier: "memory" (redis_url=None) and "redis" (the
-                 shared redis_server, marked `redis`). tier.open(**kwargs) is an async
+  tier           a tiers.Tier, once per tier: "memory" (redis_url=None), "redis" (the
+                 shared redis_server, marked `redis`) and "tls" (the same server through
+                 rediss://localhost, verified against tls_files' CA; marked `redis`). tier.open(**kwargs) is an async
                  context manager giving a started manager whose memory tier is served;
                  tier.open_sync(**kwargs) the same through cache.sync; tier.manager(**kwargs)
                  an unstarted one. A test taking `tier` is one spec run against each.
@@ -35,7 +39,7 @@ from pathlib import Path
 
 import pytest
 
-from servers import PostgresServer, RedisServer, find_postgres_bindir, find_redis_server
+from servers import PostgresServer, RedisServer, TlsFiles, find_postgres_bindir, find_redis_server
 from tiers import Tier
 
 # A temporary directory of the run's own (its processes inherit it): memory-only managers
@@ -62,14 +66,22 @@ def pytest_collection_modifyitems(items):
 # --- Redis -----------------------------------------------------------------------------
 
 @pytest.fixture(scope="session")
-def redis_factory(tmp_path_factory):
+def tls_files(tmp_path_factory) -> TlsFiles:
+    if shutil.which("openssl") is None:
+        pytest.skip("openssl not found (Debian package openssl; scripts/setup.sh installs it)")
+    return TlsFiles(tmp_path_factory.mktemp("tls"))
+
+
+@pytest.fixture(scope="session")
+def redis_factory(tmp_path_factory, request):
     binary = find_redis_server()
     if binary is None:
         pytest.skip("redis-server not found (Debian package redis-server; scripts/setup.sh installs it)")
     servers: list[RedisServer] = []
 
-    def make() -> RedisServer:
-        server = RedisServer(binary, tmp_path_factory.mktemp("redis"))
+    def make(tls: bool = False, tls_auth_clients: bool = False) -> RedisServer:
+        files = request.getfixturevalue("tls_files") if tls else None
+        server = RedisServer(binary, tmp_path_factory.mktemp("redis"), tls=files, tls_auth_clients=tls_auth_clients)
         servers.append(server)
         server.start()
         return server
@@ -81,7 +93,7 @@ def redis_factory(tmp_path_factory):
 
 @pytest.fixture(scope="session")
 def _shared_redis(redis_factory) -> RedisServer:
-    return redis_factory()
+    return redis_factory(tls=True)
 
 
 @pytest.fixture
@@ -98,10 +110,13 @@ def redis_url(redis_server) -> str:
 
 # --- Both tiers ----------------------------------------------------------------------
 
-@pytest.fixture(params=["memory", pytest.param("redis", marks=pytest.mark.redis)])
+@pytest.fixture(params=["memory", pytest.param("redis", marks=pytest.mark.redis),
+                        pytest.param("tls", marks=pytest.mark.redis)])
 def tier(request) -> Tier:
     if request.param == "memory":
         return Tier("memory")
+    if request.param == "tls":
+        return Tier("tls", request.getfixturevalue("redis_server").tls_url())
     return Tier("redis", request.getfixturevalue("redis_url"))
 
 

@@ -19,6 +19,7 @@ import signal
 import socket
 import subprocess
 import time
+import urllib.parse
 from pathlib import Path
 
 START_TIMEOUT_S = 30.0
@@ -186,18 +187,78 @@ def _read_reply(reader):
     raise ServerError(f"unexpected reply {line!r}")
 
 
+class TlsFiles:
+    """A throwaway CA and the certificates it signed, made with the openssl CLI in
+    `directory` (EC P-256 keys, valid for two days):
+
+        ca.crt            the CA the servers' and the client's certificates chain to
+        server.crt/.key   for the DNS name 'localhost' only (so 127.0.0.1 does not match)
+        client.crt/.key   a client certificate (for --tls-auth-clients yes)
+        other-ca.crt      a CA that signed nothing here: the wrong CA to verify against
+    """
+
+    def __init__(self, directory: Path) -> None:
+        self.directory = directory
+        directory.mkdir(parents=True, exist_ok=True)
+        self._ca("ca", "herdcache test CA")
+        self._ca("other-ca", "herdcache other CA")
+        self._leaf("server", "localhost", "subjectAltName=DNS:localhost\nextendedKeyUsage=serverAuth")
+        self._leaf("client", "herdcache client", "extendedKeyUsage=clientAuth")
+
+    def path(self, name: str) -> str:
+        return str(self.directory / name)
+
+    @property
+    def ca(self) -> str:
+        return self.path("ca.crt")
+
+    def _openssl(self, *args: str) -> None:
+        result = subprocess.run(["openssl", *args], cwd=self.directory, capture_output=True, text=True)
+        if result.returncode != 0:
+            raise ServerError(f"openssl {' '.join(args)} failed:\n{result.stderr}")
+
+    def _key(self, name: str) -> None:
+        self._openssl("genpkey", "-algorithm", "EC", "-pkeyopt", "ec_paramgen_curve:P-256", "-out", f"{name}.key")
+
+    def _ca(self, name: str, common_name: str) -> None:
+        self._key(name)
+        self._openssl("req", "-x509", "-new", "-key", f"{name}.key", "-out", f"{name}.crt", "-days", "2",
+                      "-subj", f"/CN={common_name}")
+
+    def _leaf(self, name: str, common_name: str, extensions: str) -> None:
+        self._key(name)
+        self._openssl("req", "-new", "-key", f"{name}.key", "-out", f"{name}.csr", "-subj", f"/CN={common_name}")
+        (self.directory / f"{name}.ext").write_text(extensions + "\n")
+        self._openssl("x509", "-req", "-in", f"{name}.csr", "-CA", "ca.crt", "-CAkey", "ca.key",
+                      "-CAcreateserial", "-out", f"{name}.crt", "-days", "2", "-extfile", f"{name}.ext")
+
+
 class RedisServer(_Server):
-    """redis-server on 127.0.0.1:`port` and on a Unix socket, no persistence.
+    """redis-server on 127.0.0.1:`port` and on a Unix socket, no persistence; with `tls`
+    also TLS on 127.0.0.1:`tls_port` (the server certificate of TlsFiles, for 'localhost'),
+    asking clients for a certificate when `tls_auth_clients`.
     stop() is SIGTERM (a clean shutdown)."""
 
-    def __init__(self, binary: str, directory: Path) -> None:
+    def __init__(self, binary: str, directory: Path, tls: TlsFiles | None = None,
+                 tls_auth_clients: bool = False) -> None:
         super().__init__()
         self.binary = binary
         self.directory = directory
+        self.tls = tls
+        self.tls_auth_clients = tls_auth_clients
+        self.tls_port: int | None = None  # chosen with port, kept across restarts
 
     @property
     def url(self) -> str:
         return f"redis://127.0.0.1:{self.port}/0"
+
+    def tls_url(self, host: str = "localhost", **params: str) -> str:
+        """rediss://host:tls_port/0 verifying against the test CA, unless params say
+        otherwise (ssl_ca_certs=None drops it: the system CA store)."""
+        assert self.tls is not None, "a RedisServer without tls"
+        params = {"ssl_ca_certs": self.tls.ca, **params}
+        query = "&".join(f"{k}={urllib.parse.quote(v)}" for k, v in params.items() if v is not None)
+        return f"rediss://{host}:{self.tls_port}/0" + (f"?{query}" if query else "")
 
     @property
     def unix_socket(self) -> str:
@@ -221,12 +282,20 @@ class RedisServer(_Server):
         self.command("FLUSHALL")
 
     def _spawn(self, port: int) -> None:
+        tls_args: list[str] = []
+        if self.tls is not None:
+            if self.port != port or self.tls_port is None:  # a first start, not a restart
+                self.tls_port = free_port()
+            tls_args = ["--tls-port", str(self.tls_port),
+                        "--tls-cert-file", self.tls.path("server.crt"), "--tls-key-file", self.tls.path("server.key"),
+                        "--tls-ca-cert-file", self.tls.ca,
+                        "--tls-auth-clients", "yes" if self.tls_auth_clients else "no"]
         self.port = port
         self._process = _Process(
             [self.binary, "--port", str(port), "--bind", "127.0.0.1",
              "--unixsocket", self.unix_socket, "--unixsocketperm", "700",
              "--dir", str(self.directory), "--save", "", "--appendonly", "no",
-             "--daemonize", "no", "--logfile", ""],
+             "--daemonize", "no", "--logfile", "", *tls_args],
             self.directory / "redis.log", cwd=self.directory,
         )
         self._process.wait_until(self.ping, f"redis-server on port {port}")

@@ -4,9 +4,10 @@
     redis   the memory tier in front of a real redis-server (the session's, FLUSHALL'd
             before each test by the redis_server fixture, so a namespace cannot meet a
             previous test's entries).
+    tls     the same server over TLS: rediss://localhost, verified against the test CA.
 
 conftest.py's `tier` fixture hands a test one Tier per parameter; a test written against
-it runs on both. Managers are opened with their invalidation channel up: with Redis the
+it runs on each. Managers are opened with their invalidation channel up: with Redis the
 memory tier is not served before it (the subscriber-loss rule), and a test must not
 depend on how fast the subscriber connects.
 """

@@ -2,7 +2,8 @@
 // Every input either throws InvalidArgument or parses to an address that can be used:
 // a TCP port in 1..65535 and a host without spaces or control bytes, or a socket path
 // without NUL; db and timeouts not negative; and describe(), which goes to logs, says
-// nothing of the password.
+// nothing of the password. TLS only over TCP, with no name check without verification,
+// and file paths without NUL.
 #include <cstdint>
 #include <string>
 #include <string_view>
@@ -31,6 +32,13 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   FUZZ_CHECK(url.command_timeout_ms >= 0 && url.connect_timeout_ms >= 0);
   for (char c : url.host) FUZZ_CHECK(static_cast<unsigned char>(c) > 0x20 && c != 0x7f);
   FUZZ_CHECK(url.path.find('\0') == std::string::npos);
+  FUZZ_CHECK(!url.tls || url.transport == RedisUrl::Transport::Tcp);
+  FUZZ_CHECK(!url.tls_check_hostname || (url.tls && url.tls_verify_peer));
+  FUZZ_CHECK(url.tls || (url.tls_ca_file.empty() && url.tls_cert_file.empty() && url.tls_key_file.empty()));
+  FUZZ_CHECK(url.tls_key_file.empty() || !url.tls_cert_file.empty());
+  for (const auto* file : {&url.tls_ca_file, &url.tls_cert_file, &url.tls_key_file}) {
+    FUZZ_CHECK(file->find('\0') == std::string::npos);
+  }
   RedisUrl other = url;
   other.password = url.password == "x" ? "y" : "x";
   FUZZ_CHECK(other.describe() == url.describe());  // the log form says nothing of the password

@@ -262,7 +262,7 @@ void RedisClient::Impl::on_timers(Nanos now) {
   if ((phase_ == Phase::Connecting || phase_ == Phase::Handshaking) && now >= phase_deadline_) {
     fail_connection(RedisErrorKind::Disconnected,
                     fmt::format("{}: {} timed out after {} ms", url_.describe(),
-                                phase_ == Phase::Connecting ? "connect" : "handshake",
+                                phase_ == Phase::Connecting ? conn_.connect_stage() : "handshake",
                                 opt_.connect_timeout_ms));
   }
   expire(now);
@@ -298,7 +298,7 @@ void RedisClient::Impl::on_socket(short revents, Nanos now) {
     }
     return;
   }
-  if ((revents & (POLLIN | POLLERR | POLLHUP)) != 0) read_replies(now);
+  if (conn_.readable(revents)) read_replies(now);
   if (conn_.is_open() && (revents & POLLOUT) != 0) flush();
 }
 

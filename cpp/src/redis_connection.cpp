@@ -44,6 +44,11 @@ std::vector<unsigned char> as_bytes(const void* addr, std::size_t len) {
   return {p, p + len};
 }
 
+bool same_tls_settings(const RedisUrl& a, const RedisUrl& b) {
+  return a.tls_ca_file == b.tls_ca_file && a.tls_cert_file == b.tls_cert_file &&
+         a.tls_key_file == b.tls_key_file && a.tls_verify_peer == b.tls_verify_peer;
+}
+
 }  // namespace
 
 RedisConnection::Progress RedisConnection::connect(const RedisUrl& url) {
@@ -52,6 +57,16 @@ RedisConnection::Progress RedisConnection::connect(const RedisUrl& url) {
   next_address_ = 0;
   last_error_.clear();
   describe_ = url.describe();
+  url_ = url;
+  if (url.tls && (!tls_context_ || !same_tls_settings(url, tls_context_url_))) {
+    tls_context_.reset();
+    try {
+      tls_context_ = std::make_unique<TlsContext>(url);
+    } catch (const TlsError& e) {
+      tls_failed(e, "TLS setup failed");
+    }
+    tls_context_url_ = url;
+  }
 
   if (url.transport == RedisUrl::Transport::Unix) {
     tcp_ = false;
@@ -98,7 +113,7 @@ RedisConnection::Progress RedisConnection::try_addresses() {
     }
     if (::connect(fd.get(), sa, static_cast<socklen_t>(addr.size())) == 0) {
       fd_ = std::move(fd);
-      return Progress::Connected;
+      return connected();
     }
     if (errno == EINPROGRESS) {
       fd_ = std::move(fd);
@@ -111,16 +126,47 @@ RedisConnection::Progress RedisConnection::try_addresses() {
 }
 
 RedisConnection::Progress RedisConnection::finish_connect() {
+  if (tls_) return continue_tls();
   int err = 0;
   socklen_t len = sizeof(err);
   if (::getsockopt(fd_.get(), SOL_SOCKET, SO_ERROR, &err, &len) < 0) err = errno;
-  if (err == 0) return Progress::Connected;
+  if (err == 0) return connected();
   last_error_ = errno_text(err);
   fd_.reset();
   return try_addresses();
 }
 
+RedisConnection::Progress RedisConnection::connected() {
+  if (!url_.tls) return Progress::Connected;
+  try {
+    tls_ = std::make_unique<TlsSession>(*tls_context_, fd_.get(), url_);
+  } catch (const TlsError& e) {
+    tls_failed(e, "TLS setup failed");
+  }
+  return continue_tls();
+}
+
+RedisConnection::Progress RedisConnection::continue_tls() {
+  TlsSession::Status status;
+  try {
+    status = tls_->handshake();
+  } catch (const TlsError& e) {
+    tls_failed(e, "");
+  }
+  handshake_wants_read_ = status == TlsSession::Status::WantRead;
+  return status == TlsSession::Status::Done ? Progress::Connected : Progress::InProgress;
+}
+
+void RedisConnection::tls_failed(const TlsError& e, std::string_view doing) {
+  if (doing.empty()) throw ConnectionError(fmt::format("{}: {}", describe_, e.what()));
+  throw ConnectionError(fmt::format("{}: {}: {}", describe_, doing, e.what()));
+}
+
 void RedisConnection::close() noexcept {
+  if (tls_) tls_->shutdown();
+  tls_.reset();
+  handshake_wants_read_ = false;
+  read_wants_write_ = false;
   fd_.reset();
   out_.clear();
   if (out_.capacity() > kKeepOutputCapacity) std::string().swap(out_);
@@ -129,7 +175,20 @@ void RedisConnection::close() noexcept {
 }
 
 void RedisConnection::flush() {
-  while (out_sent_ < out_.size()) {
+  while (tls_ && out_sent_ < out_.size()) {
+    TlsSession::Io io;
+    try {
+      io = tls_->write(out_.data() + out_sent_, out_.size() - out_sent_);
+    } catch (const TlsError& e) {
+      tls_failed(e, "");
+    }
+    if (io.status == TlsSession::Status::Closed) {
+      throw ConnectionError(fmt::format("{}: connection closed by the server", describe_));
+    }
+    if (io.status != TlsSession::Status::Done) break;  // poll_events asks for POLLIN|POLLOUT
+    out_sent_ += io.bytes;
+  }
+  while (!tls_ && out_sent_ < out_.size()) {
     const ssize_t n = ::send(fd_.get(), out_.data() + out_sent_, out_.size() - out_sent_,
                              MSG_NOSIGNAL);
     if (n < 0) {
@@ -151,6 +210,27 @@ void RedisConnection::flush() {
 
 bool RedisConnection::read_some() {
   char buf[kReadChunk];
+  if (tls_) {
+    read_wants_write_ = false;
+    try {
+      bool any = false;
+      do {  // until the session holds nothing decrypted: poll() cannot see what it holds
+        const TlsSession::Io io = tls_->read(buf, sizeof(buf));
+        if (io.status == TlsSession::Status::Closed) {
+          throw ConnectionError(fmt::format("{}: connection closed by the server", describe_));
+        }
+        if (io.status != TlsSession::Status::Done) {
+          read_wants_write_ = io.status == TlsSession::Status::WantWrite;
+          break;
+        }
+        parser_.feed(std::string_view(buf, io.bytes));
+        any = true;
+      } while (tls_->pending());
+      return any;
+    } catch (const TlsError& e) {
+      tls_failed(e, "");
+    }
+  }
   for (;;) {
     const ssize_t n = ::recv(fd_.get(), buf, sizeof(buf), 0);
     if (n > 0) {

@@ -149,7 +149,7 @@ void RedisSubscriber::Impl::on_timers(Nanos now) {
     case Phase::Subscribing:
       if (now >= phase_deadline_) {
         fail_connection(fmt::format("{}: {} timed out after {} ms", url_.describe(),
-                                    phase_ == Phase::Connecting ? "connect" : "subscribe",
+                                    phase_ == Phase::Connecting ? conn_.connect_stage() : "subscribe",
                                     opt_.connect_timeout_ms));
       }
       break;
@@ -171,7 +171,7 @@ void RedisSubscriber::Impl::on_socket(short revents, Nanos now) {
       if (conn_.finish_connect() == RedisConnection::Progress::Connected) begin_session();
       return;
     }
-    if ((revents & (POLLIN | POLLERR | POLLHUP)) != 0) {
+    if (conn_.readable(revents)) {
       for (int i = 0; i < kReadsPerWakeup && conn_.is_open(); ++i) {
         if (!conn_.read_some()) break;
         while (conn_.is_open()) {

@@ -54,6 +54,46 @@ TEST_CASE("redis_url: IPv6 literals and query parameters", "[redis_url]") {
   CHECK(query.username == "u");
 }
 
+TEST_CASE("redis_url: rediss:// verifies the peer and its name by default", "[redis_url]") {
+  const RedisUrl url = parse_redis_url("rediss://:pw@cache.example.com:6380/2");
+  CHECK(url.tls);
+  CHECK(url.host == "cache.example.com");
+  CHECK(url.port == 6380);
+  CHECK(url.db == 2);
+  CHECK(url.tls_verify_peer);
+  CHECK(url.tls_check_hostname);
+  CHECK(url.tls_ca_file.empty());  // the system CA store
+  CHECK(url.tls_cert_file.empty());
+  CHECK(url.describe() == "rediss://cache.example.com:6380/2");
+  CHECK(parse_redis_url("rediss://h").port == 6379);
+  CHECK_FALSE(parse_redis_url("redis://h").tls);
+  CHECK_FALSE(parse_redis_url("redis://h").tls_check_hostname);
+}
+
+TEST_CASE("redis_url: the ssl_* parameters, as redis-py spells them", "[redis_url]") {
+  const RedisUrl url = parse_redis_url(
+      "rediss://h?ssl_ca_certs=/etc/ca%20dir/ca.pem&ssl_certfile=/c.pem&ssl_keyfile=/k.pem"
+      "&ssl_cert_reqs=required&ssl_check_hostname=false");
+  CHECK(url.tls_ca_file == "/etc/ca dir/ca.pem");
+  CHECK(url.tls_cert_file == "/c.pem");
+  CHECK(url.tls_key_file == "/k.pem");
+  CHECK(url.tls_verify_peer);
+  CHECK_FALSE(url.tls_check_hostname);
+
+  // No verification: no name to check either.
+  const RedisUrl none = parse_redis_url("rediss://h?ssl_cert_reqs=none");
+  CHECK_FALSE(none.tls_verify_peer);
+  CHECK_FALSE(none.tls_check_hostname);
+  CHECK_FALSE(parse_redis_url("rediss://h?ssl_cert_reqs=none&ssl_check_hostname=false").tls_check_hostname);
+
+  CHECK(parse_redis_url("rediss://h?ssl_check_hostname=True").tls_check_hostname);
+  CHECK_FALSE(parse_redis_url("rediss://h?ssl_check_hostname=0").tls_check_hostname);
+  // A client certificate whose file holds the key too.
+  const RedisUrl combined = parse_redis_url("rediss://h?ssl_certfile=/both.pem");
+  CHECK(combined.tls_cert_file == "/both.pem");
+  CHECK(combined.tls_key_file.empty());
+}
+
 TEST_CASE("redis_url: unix sockets", "[redis_url]") {
   const RedisUrl url = parse_redis_url("unix:///var/run/redis/redis.sock?db=2");
   CHECK(url.transport == RedisUrl::Transport::Unix);
@@ -85,7 +125,15 @@ TEST_CASE("redis_url: bad urls name what is wrong", "[redis_url]") {
   fails_with("", "expected redis://");
   fails_with("localhost:6379", "expected redis://");
   fails_with("http://h", "unknown scheme");
-  fails_with("rediss://h", "TLS");
+  fails_with("redis://h?ssl_ca_certs=/ca.pem", "ssl_* parameters need a rediss:// url");
+  fails_with("unix:///r.sock?ssl_cert_reqs=none", "ssl_* parameters need a rediss:// url");
+  fails_with("rediss://h?ssl_cert_reqs=optional", "ssl_cert_reqs must be required or none");
+  fails_with("rediss://h?ssl_check_hostname=maybe", "ssl_check_hostname must be true or false");
+  fails_with("rediss://h?ssl_cert_reqs=none&ssl_check_hostname=true", "needs ssl_cert_reqs=required");
+  fails_with("rediss://h?ssl_keyfile=/k.pem", "ssl_keyfile needs ssl_certfile");
+  fails_with("rediss://h?ssl_ca_certs=", "ssl_ca_certs needs a file path");
+  fails_with("rediss://h?ssl_certfile=/c%00.pem", "ssl_certfile must not contain NUL");
+  fails_with("rediss://h?ssl_version=tls1_3", "unknown query parameter");
   fails_with("redis://", "missing host");
   fails_with("redis://:6379", "missing host");
   fails_with("redis://h:0", "port must be 1..65535");

@@ -2,13 +2,16 @@
 //
 //   redis://[[user]:password@]host[:port][/db][?db=N]   TCP; port 6379 and db 0 by default
 //   redis://[::1]:6380/2                                IPv6 literal in brackets
+//   rediss://[[user]:password@]host[:port][/db]         TLS (query: the ssl_* parameters)
 //   unix:///path/to/redis.sock[?db=N]                   Unix socket (also redis+unix://)
 //   unix://[[user]:password@]/path/to/redis.sock?db=N
 //
 // User and password are percent-decoded (so '@', ':' and '/' can be written as %40, %3A,
-// %2F); so is a socket path. The query accepts `db`, `username` and `password` (the
-// redis-py spellings), nothing else: an unknown parameter is an error, not silently
-// ignored. TLS (rediss://) is not supported.
+// %2F); so is a socket path. The query accepts `db`, `username`, `password`,
+// `socket_timeout` and `socket_connect_timeout`, and with rediss:// `ssl_ca_certs`,
+// `ssl_certfile`, `ssl_keyfile`, `ssl_cert_reqs=required|none` and
+// `ssl_check_hostname=true|false` (the redis-py spellings), nothing else: an unknown
+// parameter is an error, not silently ignored, and so is an ssl_* one on a plain URL.
 #pragma once
 #include <cstdint>
 #include <string>
@@ -31,7 +34,20 @@ struct RedisUrl {
   std::int64_t command_timeout_ms = 0;
   std::int64_t connect_timeout_ms = 0;
 
-  // The address without credentials, for logs: "redis://host:6379/0", "unix:///p?db=1".
+  // rediss://: TLS over the TCP connection. The peer's certificate is verified against
+  // ssl_ca_certs (a PEM file), or the system CA store when empty, unless ssl_cert_reqs=none;
+  // its name (or IP address) must match host unless ssl_check_hostname=false. SNI is host
+  // when host is a name. ssl_certfile/ssl_keyfile: a client certificate (PEM; the key may
+  // be in the certificate's file, as redis-py allows).
+  bool tls = false;
+  std::string tls_ca_file;     // ?ssl_ca_certs=PATH; empty: the system CA store
+  std::string tls_cert_file;   // ?ssl_certfile=PATH; empty: no client certificate
+  std::string tls_key_file;    // ?ssl_keyfile=PATH; empty: the key is in tls_cert_file
+  bool tls_verify_peer = true;     // ?ssl_cert_reqs=required (default) | none
+  bool tls_check_hostname = true;  // ?ssl_check_hostname=true (default) | false
+
+  // The address without credentials, for logs: "redis://host:6379/0", "rediss://host:6380/0",
+  // "unix:///p?db=1".
   std::string describe() const;
 };
 
