@@ -92,6 +92,7 @@ def test_the_wheel_is_tagged_manylinux_and_carries_its_libraries(wheel):
     for lib in ("libpq.so.5", "libcrypto.so.3"):
         assert any(b.startswith(lib) for b in bundled), f"{lib} not bundled: {sorted(bundled)}"
     assert not any(b.startswith(("libhiredis", "libxxhash")) for b in bundled), "hiredis and xxhash are linked in"
+    assert {"herdcache/py.typed", "herdcache/_native.pyi"} <= set(names), "the type information is missing"
 
 
 def test_the_wheel_imports_and_runs_both_tiers_with_the_system_libraries_hidden(wheel, tmp_path, redis_url):

@@ -24,7 +24,7 @@ import inspect
 import json
 import logging
 import math
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Literal, Optional
 
 from fastapi import APIRouter, HTTPException, Request, Response
@@ -218,7 +218,7 @@ class _AdminRoute(APIRoute):
     - a validation error echoes its input, and JSON may carry lone surrogates (``"\\ud800"``)
       that the default handler cannot encode (a 500); such inputs are escaped."""
 
-    def get_route_handler(self) -> Callable[[Request], Awaitable[Response]]:
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
         handler = super().get_route_handler()
 
         async def route(request: Request) -> Response:

@@ -66,7 +66,8 @@ class MsgpackSerializer:
         self._msgpack = msgpack
 
     def dumps(self, value: Any) -> bytes:
-        return self._msgpack.packb(value, use_bin_type=True)
+        data: bytes = self._msgpack.packb(value, use_bin_type=True)
+        return data
 
     def loads(self, data: bytes) -> Any:
         return self._msgpack.unpackb(data, raw=False, strict_map_key=False)
@@ -85,7 +86,7 @@ class PickleSerializer:
         return pickle.loads(data)  # noqa: S301 - opt-in by name only
 
 
-_BY_NAME = {"json": JsonSerializer, "msgpack": MsgpackSerializer, "pickle": PickleSerializer}
+_BY_NAME: dict[str, Callable[[], Serializer]] = {"json": JsonSerializer, "msgpack": MsgpackSerializer, "pickle": PickleSerializer}
 
 
 def resolve(serializer: str | Serializer) -> Serializer:
