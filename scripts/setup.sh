@@ -87,7 +87,8 @@ fi
 #   ninja rebuilds only what changed. With build isolation each pip run gets a new
 #   temporary environment and CMake recompiles everything (15-30 s per run even with no
 #   change);
-# - the build dir is build/dev/<wheel tag>, this script's alone: `pip wheel .` and
+# - the build dir is build/dev/<wheel tag> (build/dev-venv-3.N/<wheel tag> for another
+#   venv), this script's alone: `pip wheel .` and
 #   `pip install .` build in a temporary directory (pyproject sets no build-dir), and
 #   scripts/build-wheel.sh in build/wheel/<wheel tag>, so neither touches it;
 # - pip runs only when pyproject.toml or CMakeLists.txt changed (stamp in the venv).
@@ -101,7 +102,9 @@ source scripts/build-env.sh
 PY=$VENV/bin/python
 STAMP=$VENV/herdcache-install.stamp
 wheel_tag=$($PY -c 'import sys, sysconfig; v = "cp%d%d" % sys.version_info[:2]; print(f"{v}-{v}-" + sysconfig.get_platform().replace("-", "_").replace(".", "_"))')
-build_dir=build/dev/$wheel_tag
+# One build dir per venv (another venv of the same Python must not reconfigure it).
+venv_name=$(basename "$VENV")
+if [[ $venv_name == .venv ]]; then build_dir=build/dev/$wheel_tag; else build_dir=build/dev-${venv_name#.}/$wheel_tag; fi
 want_stamp="$(pwd) $EXTRAS $build_dir $CCACHE_LAUNCHER $(cat pyproject.toml CMakeLists.txt | sha256sum | cut -d' ' -f1)"
 
 quick=""
