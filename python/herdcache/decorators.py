@@ -99,7 +99,11 @@ class CachedDecorator(Protocol):
     def __call__(self, fn: Callable[P, R], /) -> CachedFunction[P, R]: ...
 
 
-def cached(m: CacheManager, resource: str, *, tags: Any = None, ttl: float | None = None,
+# tags=: fixed tags, or a callable taking the function's own arguments that returns them.
+Tags = Iterable[str] | Callable[..., Iterable[str]] | None
+
+
+def cached(m: CacheManager, resource: str, *, tags: Tags = None, ttl: float | None = None,
            ignore: Iterable[str] = ()) -> CachedDecorator:
     ignore = frozenset([ignore] if isinstance(ignore, str) else ignore)
     ttl = check_ttl(ttl)

@@ -29,7 +29,7 @@ from ._validate import (check_delta, check_items, check_key, check_keys, check_l
 from .serializers import Codec, Serializer
 
 if TYPE_CHECKING:
-    from .decorators import CachedDecorator
+    from .decorators import CachedDecorator, Tags
 
 _NEW, _STARTED, _CLOSED = "new", "started", "closed"
 WRITE_DRAIN_S = 5.0  # how long close() waits for background writes (each ends by its command timeout)
@@ -289,7 +289,7 @@ class CacheManager:
 
     # --- decorators --------------------------------------------------------------------
 
-    def cached(self, resource: str, *, tags: Any = None, ttl: float | None = None,
+    def cached(self, resource: str, *, tags: Tags = None, ttl: float | None = None,
                ignore: Iterable[str] = ()) -> CachedDecorator:
         """Caches a function's results under `resource`; see herdcache.decorators."""
         from .decorators import cached

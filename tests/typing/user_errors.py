@@ -19,6 +19,11 @@ def load_config(org_id: int) -> dict[str, str]:
     return {}
 
 
+@cache.cached("rooms", tags=42)  # error
+def rooms(org_id: str) -> list[str]:
+    return []
+
+
 async def mistakes() -> None:
     await fetch_courses(42)  # error
     await fetch_courses("org-1", semester="2")  # error
