@@ -275,6 +275,18 @@ def _call_tags(resource: str, tags: Callable[..., Any], args: tuple[Any, ...], k
         where = f"tags= of cached function {resource!r} failed: it is called with the function's own arguments"
         if hasattr(exc, "add_note"):  # Python 3.11+: the same exception, with where it came from
             exc.add_note(where)
-        elif type(exc) in (TypeError, ValueError):  # 3.10: the same type, saying where
-            raise type(exc)(f"{where}: {exc}") from exc
-        raise
+            raise
+        said = _same_type_saying(exc, f"{where}: {exc}")  # 3.10: no notes
+        if said is None:
+            raise
+        raise said from exc
+
+
+def _same_type_saying(exc: Exception, message: str) -> Exception | None:
+    """An exception of `exc`'s type with `message`; None for a type that is not made from
+    a message alone (UnicodeDecodeError, an exception class of the app's own)."""
+    try:
+        said = type(exc)(message)
+    except Exception:
+        return None
+    return said if str(said) == message else None
