@@ -5,7 +5,7 @@ herdcache's C++ engine (internal: use the herdcache package)
 from __future__ import annotations
 import collections.abc
 import typing
-__all__: list[str] = ['Bridge', 'CacheError', 'Engine', 'FillWaiter', 'GET_EARLY', 'GET_FRESH', 'GET_MISS', 'GET_STALE', 'GetCall', 'Invalidation', 'Key', 'LEASE_GRANTED', 'LEASE_HELD', 'LEASE_NONE', 'LOG_INFO', 'LOG_WARNING', 'LeaseProtocol', 'MISS', 'ManualClock', 'PAYLOAD_HEADER', 'PgEvent', 'PgListener', 'Policy', 'SIGNED_HEADER', 'STATUS_CONFLICT', 'STATUS_DONE', 'STATUS_FAULT', 'STATUS_HIT', 'STATUS_MISS', 'STATUS_REFUSED', 'SerializationError', 'SlowRead', 'TierReply', 'UNFENCED', 'WriteGuard', 'callsite', 'getter', 'pg_query', 'pg_validate_dsn']
+__all__: list[str] = ['Bridge', 'CacheError', 'Engine', 'FillWaiter', 'GetCall', 'Invalidation', 'Key', 'LEASE_GRANTED', 'LEASE_HELD', 'LEASE_NONE', 'LOG_INFO', 'LOG_WARNING', 'MISS', 'ManualClock', 'PAYLOAD_HEADER', 'PgEvent', 'PgListener', 'Policy', 'ReadProtocol', 'SIGNED_HEADER', 'STATUS_CONFLICT', 'STATUS_DONE', 'STATUS_FAULT', 'STATUS_HIT', 'STATUS_MISS', 'STATUS_REFUSED', 'SerializationError', 'SlowRead', 'TierReply', 'UNFENCED', 'WriteGuard', 'callsite', 'getter', 'pg_query', 'pg_validate_dsn']
 class CacheError(Exception):
     """Base class of herdcache's own errors."""
 
@@ -99,7 +99,7 @@ class Engine:
         ...
     def finish_load(self, arg0: Key, arg1: typing.SupportsInt | typing.SupportsIndex, arg2: bool, arg3: typing.SupportsFloat | typing.SupportsIndex) -> typing.Any:
         ...
-    def get(self, key: Key, count: bool = True) -> tuple[typing.Any, ...]:
+    def get(self, key: Key, count: bool = True, op: typing.SupportsInt | typing.SupportsIndex = 1) -> tuple[typing.Any, ...]:
         ...
     def in_flight(self, arg0: Key) -> bool:
         ...
@@ -129,13 +129,15 @@ class Engine:
         ...
     def now(self) -> float:
         ...
+    def peek(self, key: Key) -> tuple[typing.Any, ...]:
+        ...
     def policy(self, arg0: str) -> Policy:
         ...
     def record_miss(self, arg0: str, arg1: typing.SupportsFloat | typing.SupportsIndex) -> None:
         ...
     def redis_stats(self) -> typing.Any:
         ...
-    def serve_stale(self, arg0: Key) -> None:
+    def set_decoder(self, resource: str, loads: typing.Any) -> None:
         ...
     def set_plain_loads(self, loads: typing.Any) -> None:
         ...
@@ -260,20 +262,46 @@ class SlowRead:
 class FillWaiter:
     def wait(self, timeout_seconds: typing.SupportsFloat | typing.SupportsIndex) -> typing.Any:
         ...
-class LeaseProtocol:
+class ReadProtocol:
     """
-    One flight leader's shared-tier protocol (lease_protocol.hpp).
+    One flight leader's protocol (read_protocol.hpp).
     """
-    LOAD_LEASED: typing.ClassVar[int] = 2
-    LOAD_UNLEASED: typing.ClassVar[int] = 3
-    READ: typing.ClassVar[int] = 6
+    DECIDE_LOCALLY: typing.ClassVar[int] = 2
+    DONE: typing.ClassVar[int] = 13
+    FETCH: typing.ClassVar[int] = 3
+    GET: typing.ClassVar[int] = 0
+    GET_OR_LOAD: typing.ClassVar[int] = 1
+    LEAD: typing.ClassVar[int] = 2
+    LOAD_LEASED: typing.ClassVar[int] = 5
+    LOAD_UNLEASED: typing.ClassVar[int] = 6
+    MISS: typing.ClassVar[int] = 4
+    READ: typing.ClassVar[int] = 9
+    REFUSED: typing.ClassVar[int] = 1
+    RELEASE: typing.ClassVar[int] = 11
+    RESTART: typing.ClassVar[int] = 12
     SERVE: typing.ClassVar[int] = 0
     SERVE_AND_REFRESH: typing.ClassVar[int] = 1
-    WAIT_FILL: typing.ClassVar[int] = 5
-    WATCH: typing.ClassVar[int] = 4
-    def __init__(self, engine: typing.Any, key: Key, refreshing: bool, lock_timeout_seconds: typing.SupportsFloat | typing.SupportsIndex) -> None:
+    STORED: typing.ClassVar[int] = 0
+    WAIT_FILL: typing.ClassVar[int] = 8
+    WATCH: typing.ClassVar[int] = 7
+    WRITE: typing.ClassVar[int] = 10
+    @staticmethod
+    def holds_locally(expected: bool, cached: bool, equal: bool) -> bool:
+        ...
+    @staticmethod
+    def on_conditional_reply(status: typing.SupportsInt | typing.SupportsIndex) -> int:
+        ...
+    def __init__(self, engine: typing.Any, key: Key, refreshing: bool, leased: bool, restarted: bool, lock_timeout_seconds: typing.SupportsFloat | typing.SupportsIndex) -> None:
+        ...
+    def begin(self) -> int:
+        ...
+    def cancelled(self, followed: bool, open: bool) -> int:
+        ...
+    def failed(self) -> int:
         ...
     def fill_waited(self) -> int:
+        ...
+    def loaded(self, stored: bool) -> int:
         ...
     def on_reply(self, status: typing.SupportsInt | typing.SupportsIndex, lease: typing.SupportsInt | typing.SupportsIndex, holder: str, usable: bool) -> int:
         ...
@@ -352,10 +380,6 @@ def pg_query(dsn: str, sql: str, params: collections.abc.Sequence[str] = [], con
     ...
 def pg_validate_dsn(dsn: str) -> None:
     ...
-GET_EARLY: int = 3
-GET_FRESH: int = 1
-GET_MISS: int = 0
-GET_STALE: int = 2
 LEASE_GRANTED: int = 1
 LEASE_HELD: int = 2
 LEASE_NONE: int = 0

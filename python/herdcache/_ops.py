@@ -353,6 +353,7 @@ async def _lead(m: CacheManager, mode: Any, key: Key, loader: Loader, tags: list
     engine.finish_load(key, flight_id, True, engine.now() - started)
     step = protocol.loaded(stored is not None)
     if step == WRITE:
+        assert stored is not None  # loaded(False) never answers WRITE
         payload, fresh_until, stale_until = stored
         write = mode.send(m, "l2_write", key, payload, fresh_until, stale_until, engine.now() - started, tags, guard,
                           replace_before is not None)

@@ -134,7 +134,8 @@ def cached(m: CacheManager, resource: str, *, tags: Tags = None, ttl: float | No
             raise ValueError(f"ignore names parameters {sorted(unknown)} that {fn.__qualname__} does not have")
         lookup, make_key, lookup_values, key_values = _native.callsite(m._engine, resource, params)
         # The return annotation decides how values encode and decode (serializers.codec_for).
-        caller = inspect.currentframe().f_back  # where it is decorated: names a string annotation may use
+        frame = inspect.currentframe()
+        caller = frame.f_back if frame is not None else None  # where it is decorated: names a string annotation may use
         codec = codec_for(m._serializer, fn, m._codec, lambda loads: m._engine.set_decoder(resource, loads),
                           dict(caller.f_locals) if caller is not None else None)
         if codec is not m._codec:
