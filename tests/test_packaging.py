@@ -46,11 +46,19 @@ def test_the_readme_names_every_user_facing_extra_and_only_those():
 
 
 def test_each_extra_the_table_names_provides_what_its_row_needs():
-    """A row's 'needs' are distributions of that extra (names compared loosely)."""
+    """A row's 'needs' are distributions of that extra (names compared loosely); the plain
+    install's row names exactly the dependencies."""
     def norm(name: str) -> str:
         return re.sub(r"[-_.]+", "", name).lower()
 
-    for needs, extra in re.findall(r"^\| [^|]+ \| ([^|]+) \| `(\w+)` \|$", INSTALL, re.M):
-        provided = {norm(re.split(r"[<>=\[ ;]", req)[0]) for req in PROJECT["optional-dependencies"][extra]}
-        for name in re.split(r",\s*", needs.strip()):
-            assert norm(name.split(" ")[0]) in provided, f"{name!r} is not in the {extra} extra: {provided}"
+    def names(requirements: list[str]) -> set[str]:
+        return {norm(re.split(r"[<>=\[ ;]", req)[0]) for req in requirements}
+
+    rows = [row for row in re.findall(r"^\| [^|]+ \| ([^|]+) \| `?(\w+)`? \|$", INSTALL, re.M) if row[1] != "extra"]
+    assert "none" in [extra for _, extra in rows], "no row for what a plain install needs"
+    for needs, extra in rows:
+        provided = names(PROJECT["dependencies"] if extra == "none" else PROJECT["optional-dependencies"][extra])
+        needed = {norm(name.split(" ")[0]) for name in re.split(r",\s*", needs.strip())}
+        assert needed <= provided, f"{sorted(needed - provided)} not in the {extra} requirements: {provided}"
+        if extra == "none":
+            assert needed == provided, f"a plain install needs {sorted(provided)}, the table says {sorted(needed)}"
