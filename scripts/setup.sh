@@ -15,8 +15,7 @@ command -v "$PYTHON" >/dev/null || { echo "setup.sh: $PYTHON not found (HERDCACH
 
 # redis-server and postgresql: the tests start their own servers from these binaries
 # (tests/servers.py); the instances the Debian packages set up are never used. ccache:
-# the development build, the C++ tests and wheel builds share one compiler cache
-# (scripts/build-env.sh).
+# the development build and the wheel builds share one compiler cache (scripts/build-env.sh).
 # clang, libclang-rt-14-dev (libFuzzer and clang's sanitizer runtimes) and llvm
 # (llvm-symbolizer for readable sanitizer reports): scripts/fuzz.sh and test.sh --sanitize.
 APT_PACKAGES=(build-essential cmake ninja-build pkg-config ccache libhiredis-dev libpq-dev libssl-dev
