@@ -49,8 +49,8 @@ for py in "${pythons[@]}"; do
   echo "build-wheel.sh: $tag with $py in $build_dir" >&2
   rm -rf "$build_dir"
   log=$raw/$tag.log
-  if ! "$py" -m pip wheel --no-deps --wheel-dir "$raw/$tag" "${isolation[@]}" -Cbuild-dir="$build_dir" \
-      ${CCACHE_LAUNCHER:+-Ccmake.define.CMAKE_CXX_COMPILER_LAUNCHER="$CCACHE_LAUNCHER"} . >"$log" 2>&1; then
+  if ! "$py" -m pip wheel --no-deps --wheel-dir "$raw/$tag" "${isolation[@]}" --config-settings=build-dir="$build_dir" \
+      ${CCACHE_LAUNCHER:+--config-settings=cmake.define.CMAKE_CXX_COMPILER_LAUNCHER="$CCACHE_LAUNCHER"} . >"$log" 2>&1; then
     { echo "build-wheel.sh: FAILED: pip wheel for $tag"; cat "$log"; } >&2
     exit 1
   fi
@@ -65,6 +65,7 @@ for py in "${pythons[@]}"; do
 done
 
 if [[ -n $sdist ]]; then
-  "$tools/python" -c 'import sys; from scikit_build_core.build import build_sdist; print(sys.argv[1] + "/" + build_sdist(sys.argv[1]))' "$out" |
-    while read -r sdist_file; do echo "build-wheel.sh: $(du -k "$sdist_file" | cut -f1) KiB $sdist_file"; done
+  # build_sdist prints a banner first: the file name is the last line.
+  sdist_file=$("$tools/python" -c 'import sys; from scikit_build_core.build import build_sdist; print(sys.argv[1] + "/" + build_sdist(sys.argv[1]))' "$out" | tail -n 1)
+  echo "build-wheel.sh: $(du -k "$sdist_file" | cut -f1) KiB $sdist_file"
 fi
