@@ -588,7 +588,7 @@ async def incr(m: CacheManager, mode: Any, key: Key, delta: int, tags: list[str]
         fresh_until, stale_until = m._engine.lifetime(key, ttl)
         result = await mode.l2(m, "l2_incr", key, delta, fresh_until, stale_until, ttl is not None, tags)
         if result.status == DONE:
-            return result.count
+            return int(result.count)
         if result.status == CONFLICT and result.count == 1:
             _counted_value(m, key, MAX_COUNTER + 1)  # raises, as every tier does
         if result.status == CONFLICT:
@@ -611,7 +611,8 @@ def _incr_in_memory(m: CacheManager, key: Key, delta: int, tags: list[str], ttl:
             engine.fill(key, value, len(payload), tags, fresh_until, stale_until, 0.0, False)
         else:
             engine.store(key, value, len(payload), tags, ttl, 0.0)
-        return value
+        counted: int = value  # what the codec gives back for the int stored
+        return counted
 
 
 def _counted_value(m: CacheManager, key: Key, value: int) -> int:

@@ -159,7 +159,7 @@ def admin_router(
     registry.register(HerdcacheCollector(cache))
     router = APIRouter(dependencies=dependencies, tags=list(tags), route_class=_AdminRoute)
 
-    too_large = {413: {"description": f"the body is larger than {max_body_bytes} bytes"}}
+    too_large: dict[int | str, dict[str, Any]] = {413: {"description": f"the body is larger than {max_body_bytes} bytes"}}
 
     @router.post("/invalidate", response_model=InvalidateResult, summary="Invalidate cached entries",
                  openapi_extra=_body_schema(InvalidateRequest), responses=too_large)
