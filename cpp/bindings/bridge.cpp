@@ -152,6 +152,10 @@ void register_bridge(py::module_& m) {
       .def_property_readonly("pending", &Bridge::pending)
       .def("drain", &Bridge::drain);
 
+  // Before TierReply, whose guard() returns one: a signature names only registered types.
+  py::class_<RedisTier::WriteGuard>(m, "WriteGuard", "What a write must prove (RedisTier::WriteGuard).")
+      .def_readonly("lease_token", &RedisTier::WriteGuard::lease_token);
+
   // A tier's answer, as Python reads it: fields are converted when read, and a read's
   // guard goes back to l2_write as a WriteGuard without a trip through Python lists.
   using Status = TierResult::Status;
@@ -200,9 +204,6 @@ void register_bridge(py::module_& m) {
       .def_property_readonly("counts_entries", [](const Invalidation& inv) {
         return inv.kind == Kind::Key || inv.kind == Kind::Pattern || inv.kind == Kind::Clear;
       });
-  py::class_<RedisTier::WriteGuard>(m, "WriteGuard", "What a write must prove (RedisTier::WriteGuard).")
-      .def_readonly("lease_token", &RedisTier::WriteGuard::lease_token);
-
   py::class_<SlowRead>(m, "SlowRead", "A read that l2_fetch leaves for Python to finish.")
       .def(py::init<py::object, WriteFence::Seq>(), py::arg("result"), py::arg("since") = WriteFence::kUnfenced)
       .def_readonly("result", &SlowRead::result)

@@ -119,16 +119,16 @@ py::dict stats(Engine& engine) {
 void register_engine(py::module_& m) {
   py::class_<EngineHandle, std::shared_ptr<EngineHandle>>(m, "Engine")
       .def(py::init([](const std::string& ns, std::size_t memory_max_bytes, const Policy& policy,
-                       std::shared_ptr<ManualClock> clock) {
+                       std::optional<std::shared_ptr<ManualClock>> clock) {
              EngineOptions options;
              options.ns = ns;
              options.memory_max_bytes = memory_max_bytes;
              options.default_policy = policy;
-             std::shared_ptr<const Clock> c = clock;
+             std::shared_ptr<const Clock> c = clock ? *clock : nullptr;
              return std::make_shared<EngineHandle>(options, c ? c : system_clock());
            }),
            py::arg("namespace"), py::arg("memory_max_bytes"), py::arg("default_policy"),
-           py::arg("clock") = nullptr)
+           py::arg("clock") = std::nullopt)
       .def_property_readonly("namespace", [](EngineHandle& e) { return e.engine.ns(); })
       .def("set_policy",
            [](EngineHandle& e, const std::string& res, const Policy& p) { e.engine.set_policy(res, p); })

@@ -1,5 +1,3 @@
-#include <pybind11/operators.h>
-
 #include <fmt/format.h>
 
 #include "bindings.hpp"
@@ -17,7 +15,9 @@ void register_policy(py::module_& m) {
       .def_readonly("jitter", &Policy::jitter)
       .def_readonly("early_refresh", &Policy::early_refresh)
       .def_readonly("memory", &Policy::memory)
-      .def(py::self == py::self)
+      .def("__eq__", [](const Policy& a, const py::object& b) {
+        return py::isinstance<Policy>(b) && a == b.cast<const Policy&>();
+      })
       .def("__hash__", [](const Policy& p) {
         return py::hash(py::make_tuple(p.ttl_s, p.stale_s, p.jitter, p.early_refresh, p.memory));
       })

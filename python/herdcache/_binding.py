@@ -42,7 +42,7 @@ def bind(fn: Any, args: Sequence[Any], params: Mapping[str, Any], *, partial: bo
     return bound
 
 
-def _hints(fn: Callable) -> dict[str, Any]:
+def _hints(fn: Callable[..., Any]) -> dict[str, Any]:
     try:
         hints = typing.get_type_hints(fn)
     except Exception:  # unresolvable forward references: keep values as given
@@ -71,8 +71,10 @@ async def invalidate(fn: Any, bound: inspect.BoundArguments) -> int:
     """``fn.invalidate`` with bound arguments (the function knows which of its arguments
     make up the key: not ``self``, not ``ignore=``). TypeError: not a leading run."""
     if inspect.iscoroutinefunction(fn.uncached):
-        return await fn.invalidate(*bound.args, **bound.kwargs)
-    return await asyncio.to_thread(fn.invalidate, *bound.args, **bound.kwargs)
+        removed: int = await fn.invalidate(*bound.args, **bound.kwargs)
+    else:
+        removed = await asyncio.to_thread(fn.invalidate, *bound.args, **bound.kwargs)
+    return removed
 
 
 async def warm(cache: Any, fn: Any, bound: inspect.BoundArguments) -> str:

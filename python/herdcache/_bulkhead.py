@@ -97,7 +97,7 @@ class Bulkhead:
             loop.call_soon_threadsafe(_grant, future, self)
 
 
-def _grant(future: asyncio.Future, bulkhead: Bulkhead) -> None:
+def _grant(future: asyncio.Future[Any], bulkhead: Bulkhead) -> None:
     if future.cancelled():
         bulkhead.release()  # its waiter left: pass the slot on
     else:

@@ -29,7 +29,7 @@ class Flight:
             self._future = concurrent.futures.Future()
         # Followers on the leader's loop: a future each, completed directly by the leader
         # (cheaper than a shield per follower, and a cancelled follower cancels only its own).
-        self._waiters: list[asyncio.Future] = []
+        self._waiters: list[asyncio.Future[Any]] = []
 
     # The leader completes the flight from the thread (or loop) that created it.
     def set_result(self, value: Any) -> None:
@@ -67,10 +67,10 @@ class Flight:
             raise StillRunning
         return proxy.result()
 
-    def _as_concurrent(self) -> concurrent.futures.Future:
+    def _as_concurrent(self) -> concurrent.futures.Future[Any]:
         if self._loop is None:
             # A fresh proxy, so a waiter's cancellation never reaches the flight's future.
-            proxy: concurrent.futures.Future = concurrent.futures.Future()
+            proxy: concurrent.futures.Future[Any] = concurrent.futures.Future()
             self._future.add_done_callback(lambda f: _copy(f, proxy))
             return proxy
         proxy = concurrent.futures.Future()
@@ -78,7 +78,7 @@ class Flight:
         return proxy
 
 
-def _copy(source: Any, target: concurrent.futures.Future) -> None:
+def _copy(source: Any, target: concurrent.futures.Future[Any]) -> None:
     try:
         if source.cancelled():
             target.cancel()

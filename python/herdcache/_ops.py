@@ -14,7 +14,8 @@ import functools
 import inspect
 import logging
 from asyncio import get_running_loop
-from typing import TYPE_CHECKING, Any, Callable
+from collections.abc import Coroutine, Generator
+from typing import TYPE_CHECKING, Any, Callable, TypeVar
 
 from ._bulkhead import LoadTimeout
 from ._flight import Flight, StillRunning
@@ -42,6 +43,7 @@ ANSWER_WAIT_S = 30.0  # backstop for a background wait on one tier answer
 FOLLOWER_WAITS = 2  # a blocking follower waits for its flight this many lock_timeouts at most
 NO_ANSWER = TierReply.fault("no answer from redis")
 Loader = Callable[[], Any]
+T = TypeVar("T")
 
 
 class _Done:
@@ -52,7 +54,7 @@ class _Done:
     def __init__(self, value: Any) -> None:
         self.value = value
 
-    def __await__(self):
+    def __await__(self) -> Generator[Any, Any, Any]:
         return self.value
         yield  # noqa: unreachable - makes this a generator
 
@@ -66,18 +68,19 @@ class _Answer:
     def __init__(self, waiter: Any) -> None:
         self.waiter = waiter
 
-    def __await__(self):
+    def __await__(self) -> Generator[Any, Any, Any]:
         result = self.waiter.wait(ANSWER_WAIT_S)
         return result if result is not None else NO_ANSWER
         yield  # noqa: unreachable - makes this a generator
 
 
-def drive(coro: Any) -> Any:
+def drive(coro: Coroutine[Any, Any, T]) -> T:
     """Runs a coroutine that never suspends (sync mode) to its result."""
     try:
         coro.send(None)
     except StopIteration as done:
-        return done.value
+        value: T = done.value
+        return value
     coro.close()
     raise RuntimeError("a blocking cache call tried to suspend")
 
@@ -92,7 +95,7 @@ class AsyncMode:
     send = l2  # sent now, its answer awaited later (a bridge future either way)
 
     @staticmethod
-    def write_behind(m: CacheManager, key: Key, write: asyncio.Future) -> None:
+    def write_behind(m: CacheManager, key: Key, write: asyncio.Future[Any]) -> None:
         """Handles a write's answer when it comes, from a done callback: no task per write."""
         m._writes.add(write)
         write.add_done_callback(functools.partial(_write_answered, m, key))
@@ -137,6 +140,7 @@ class AsyncMode:
 
     @staticmethod
     def acquire(m: CacheManager) -> Any:
+        assert m._bulkhead is not None  # called only with max_concurrent_loads set
         return m._bulkhead.acquire()
 
 
@@ -206,7 +210,9 @@ class SyncMode:
 
     @staticmethod
     def acquire(m: CacheManager) -> Any:
-        return _Done(m._bulkhead.acquire_sync())
+        assert m._bulkhead is not None  # called only with max_concurrent_loads set
+        m._bulkhead.acquire_sync()
+        return _Done(None)
 
 
 ASYNC, SYNC = AsyncMode(), SyncMode()
@@ -304,7 +310,7 @@ def refresh(m: CacheManager, mode: Any, key: Key, loader: Loader, tags: list[str
     return flight
 
 
-async def _lead(m: CacheManager, mode: Any, key: Key, loader: Loader, tags, ttl, flight: Flight, flight_id: int,
+async def _lead(m: CacheManager, mode: Any, key: Key, loader: Loader, tags: list[str], ttl: float | None, flight: Flight, flight_id: int,
                 replace_before: int | None, restarted: bool = False, leased: Any = None) -> Any:
     """Leads one flight: takes the value from Redis or the lease to load it, loads, stores,
     each step as the ReadProtocol says. `replace_before` set: a refresh of a copy fresh
@@ -350,6 +356,7 @@ async def _lead(m: CacheManager, mode: Any, key: Key, loader: Loader, tags, ttl,
     engine.finish_load(key, flight_id, True, engine.now() - started)
     step = protocol.loaded(stored is not None)
     if step == WRITE:
+        assert stored is not None  # loaded(False) never answers WRITE
         payload, fresh_until, stale_until = stored
         write = mode.send(m, "l2_write", key, payload, fresh_until, stale_until, engine.now() - started, tags, guard,
                           replace_before is not None)
@@ -381,7 +388,7 @@ async def _run_loader(m: CacheManager, mode: Any, key: Key, loader: Loader) -> A
 
 
 async def _coordinate(m: CacheManager, mode: Any, protocol: Any, key: Key, tags: list[str], replace_before: int | None,
-                      since: int, token: str) -> tuple:
+                      since: int, token: str) -> tuple[Any, ...]:
     """Reads the key from Redis with a lease and performs the protocol's steps until it
     serves or loads. Returns (value, guard) when Redis has a value to serve (guard: the
     lease to refresh it under, or None), or (_LOAD, guard) when this process must load:
@@ -427,7 +434,8 @@ async def _coordinate(m: CacheManager, mode: Any, protocol: Any, key: Key, tags:
         return value, (guard if step == SERVE_AND_REFRESH else None)
 
 
-def _refresh_under(m: CacheManager, mode: Any, key: Key, loader: Loader, tags, ttl, guard: Any) -> None:
+def _refresh_under(m: CacheManager, mode: Any, key: Key, loader: Loader, tags: list[str], ttl: float | None,
+                   guard: Any) -> None:
     """Refreshes `key` in the background under the lease a read already granted (guard)."""
     leader, flight, flight_id = m._engine.begin_load(key, Flight, True)
     if leader:
@@ -466,7 +474,7 @@ def _encode(m: CacheManager, key: Key, value: Any) -> tuple[bytes, Any]:
 
 
 def _store_local(m: CacheManager, key: Key, value: Any, tags: list[str], ttl: Any, load_s: float,
-                 since: int = UNFENCED) -> tuple[tuple | None, Any]:
+                 since: int = UNFENCED) -> tuple[tuple[Any, ...] | None, Any]:
     """Serializes and stores in memory. Returns (stored, value): value is what every tier
     returns (decoded from the payload); stored is (payload, fresh_until, stale_until) for
     Redis, or None when an invalidation covering the key happened after `since` (the write
@@ -479,7 +487,7 @@ def _store_local(m: CacheManager, key: Key, value: Any, tags: list[str], ttl: An
     return (payload, *lifetime), value
 
 
-def _send_shared(m: CacheManager, mode: Any, key: Key, stored: tuple, tags: list[str], load_s: float, guard: Any,
+def _send_shared(m: CacheManager, mode: Any, key: Key, stored: tuple[Any, ...], tags: list[str], load_s: float, guard: Any,
                  replaces: bool) -> Any:
     """Sends the Redis write of a value just stored in memory; returns its awaitable answer.
     `replaces`: other instances may hold the value it replaces, and the write tells them."""
@@ -499,7 +507,7 @@ def _written(m: CacheManager, key: Key, result: Any) -> None:
         log.info("not caching %s: it was invalidated while it loaded", key)
 
 
-def _write_answered(m: CacheManager, key: Key, write: asyncio.Future) -> None:
+def _write_answered(m: CacheManager, key: Key, write: asyncio.Future[Any]) -> None:
     """The done callback of a write sent in the background from the event loop."""
     m._writes.discard(write)
     if write.cancelled():
@@ -515,7 +523,7 @@ async def store(m: CacheManager, mode: Any, key: Key, value: Any, tags: list[str
     """set(): stored now (no load precedes it, so nothing fences it), written to Redis,
     and announced to the instances that may hold the value it replaces."""
     stored, _ = _store_local(m, key, value, tags, ttl, 0.0)
-    if m._has_redis:
+    if m._has_redis and stored is not None:  # unfenced: None only from a fenced load
         _written(m, key, await _send_shared(m, mode, key, stored, tags, 0.0, None, True))
 
 
@@ -583,7 +591,7 @@ async def incr(m: CacheManager, mode: Any, key: Key, delta: int, tags: list[str]
         fresh_until, stale_until = m._engine.lifetime(key, ttl)
         result = await mode.l2(m, "l2_incr", key, delta, fresh_until, stale_until, ttl is not None, tags)
         if result.status == DONE:
-            return result.count
+            return int(result.count)
         if result.status == CONFLICT and result.count == 1:
             _counted_value(m, key, MAX_COUNTER + 1)  # raises, as every tier does
         if result.status == CONFLICT:
@@ -606,7 +614,8 @@ def _incr_in_memory(m: CacheManager, key: Key, delta: int, tags: list[str], ttl:
             engine.fill(key, value, len(payload), tags, fresh_until, stale_until, 0.0, False)
         else:
             engine.store(key, value, len(payload), tags, ttl, 0.0)
-        return value
+        counted: int = value  # what the codec gives back for the int stored
+        return counted
 
 
 def _counted_value(m: CacheManager, key: Key, value: int) -> int:
@@ -653,7 +662,7 @@ def _invalidated(m: CacheManager, invalidation: Any, removed: int, result: Any) 
     if result.status == FAULT:
         m._shared_fault(None, result.error)
     elif invalidation.counts_entries:
-        return max(removed, result.count)
+        return max(removed, int(result.count))
     return removed
 
 

@@ -7,13 +7,19 @@ native lookup when the value is in the memory tier. ``self`` / ``cls`` (a method
 parameter) and names in ``ignore`` are left out of the key.
 
 Cached values are shared, not copied: treat what a cached function returns as read-only.
+
+For type checkers the decorated function keeps its parameters and return type (a
+ParamSpec): ``CachedFunction[P, R]`` for a plain function, ``AsyncCachedFunction[P, R]``
+for a coroutine function returning R. On an instance (a cached method) its parameters
+are not checked, as they would have to lose ``self``; its return type still is.
 """
 
 from __future__ import annotations
 
 import functools
 import inspect
-from typing import TYPE_CHECKING, Any, Callable, Iterable
+from collections.abc import Coroutine
+from typing import TYPE_CHECKING, Any, Callable, Iterable, ParamSpec, Protocol, TypeVar, cast, overload
 
 from . import _native, _ops
 from ._ops import ASYNC, SYNC, drive
@@ -21,12 +27,84 @@ from ._validate import check_resource, check_ttl, tag_list
 from .serializers import codec_for
 
 if TYPE_CHECKING:
+    from ._native import Key
     from .manager import CacheManager
 
 MISS = _native.MISS
+P = ParamSpec("P")
+R = TypeVar("R")
+R_co = TypeVar("R_co", covariant=True)
 
 
-def cached(m: CacheManager, resource: str, *, tags: Any = None, ttl: float | None = None, ignore: Iterable[str] = ()) -> Callable:
+class CachedFunction(Protocol[P, R_co]):
+    """What ``@cache.cached(...)`` makes of a plain function: called like it, plus:"""
+
+    resource: str
+    signature: inspect.Signature
+
+    def __call__(self, *args: P.args, **kwargs: P.kwargs) -> R_co: ...
+
+    @property
+    def uncached(self) -> Callable[P, R_co]:
+        """The function itself: runs it, reads and writes no cache."""
+
+    def key(self, *args: P.args, **kwargs: P.kwargs) -> Key:
+        """The key a call with these arguments reads."""
+
+    def warm(self, *args: P.args, **kwargs: P.kwargs) -> R_co:
+        """Runs the function now and caches what it returns, fresh or not."""
+
+    def invalidate(self, *args: Any, **kwargs: Any) -> int:
+        """Invalidates every key whose leading arguments are these (none: the resource)."""
+
+    @overload
+    def __get__(self, instance: None, owner: type[Any] | None = None) -> CachedFunction[P, R_co]: ...
+    @overload
+    def __get__(self, instance: object, owner: type[Any] | None = None) -> CachedFunction[..., R_co]: ...
+
+
+class AsyncCachedFunction(Protocol[P, R_co]):
+    """What ``@cache.cached(...)`` makes of a coroutine function returning R_co."""
+
+    resource: str
+    signature: inspect.Signature
+
+    def __call__(self, *args: P.args, **kwargs: P.kwargs) -> Coroutine[Any, Any, R_co]: ...
+
+    @property
+    def uncached(self) -> Callable[P, Coroutine[Any, Any, R_co]]:
+        """The function itself: runs it, reads and writes no cache."""
+
+    def key(self, *args: P.args, **kwargs: P.kwargs) -> Key:
+        """The key a call with these arguments reads."""
+
+    def warm(self, *args: P.args, **kwargs: P.kwargs) -> Coroutine[Any, Any, R_co]:
+        """Runs the function now and caches what it returns, fresh or not."""
+
+    def invalidate(self, *args: Any, **kwargs: Any) -> Coroutine[Any, Any, int]:
+        """Invalidates every key whose leading arguments are these (none: the resource)."""
+
+    @overload
+    def __get__(self, instance: None, owner: type[Any] | None = None) -> AsyncCachedFunction[P, R_co]: ...
+    @overload
+    def __get__(self, instance: object, owner: type[Any] | None = None) -> AsyncCachedFunction[..., R_co]: ...
+
+
+class CachedDecorator(Protocol):
+    """``cache.cached(resource, ...)``: applied to a function, caches its results."""
+
+    @overload
+    def __call__(self, fn: Callable[P, Coroutine[Any, Any, R]], /) -> AsyncCachedFunction[P, R]: ...  # type: ignore[overload-overlap]
+    @overload
+    def __call__(self, fn: Callable[P, R], /) -> CachedFunction[P, R]: ...
+
+
+# tags=: fixed tags, or a callable taking the function's own arguments that returns them.
+Tags = Iterable[str] | Callable[..., Iterable[str]] | None
+
+
+def cached(m: CacheManager, resource: str, *, tags: Tags = None, ttl: float | None = None,
+           ignore: Iterable[str] = ()) -> CachedDecorator:
     ignore = frozenset([ignore] if isinstance(ignore, str) else ignore)
     ttl = check_ttl(ttl)
     check_resource(resource)
@@ -36,7 +114,7 @@ def cached(m: CacheManager, resource: str, *, tags: Any = None, ttl: float | Non
     else:
         static_tags = []
 
-    def decorate(fn: Callable) -> Callable:
+    def decorate(fn: Callable[..., Any]) -> Any:
         if resource in m._registry:
             raise ValueError(f"resource {resource!r} is already cached by {m._registry[resource].__qualname__}")
         signature = inspect.signature(fn)
@@ -56,16 +134,17 @@ def cached(m: CacheManager, resource: str, *, tags: Any = None, ttl: float | Non
             raise ValueError(f"ignore names parameters {sorted(unknown)} that {fn.__qualname__} does not have")
         lookup, make_key, lookup_values, key_values = _native.callsite(m._engine, resource, params)
         # The return annotation decides how values encode and decode (serializers.codec_for).
-        caller = inspect.currentframe().f_back  # where it is decorated: names a string annotation may use
+        frame = inspect.currentframe()
+        caller = frame.f_back if frame is not None else None  # where it is decorated: names a string annotation may use
         codec = codec_for(m._serializer, fn, m._codec, lambda loads: m._engine.set_decoder(resource, loads),
                           dict(caller.f_locals) if caller is not None else None)
         if codec is not m._codec:
             m._codecs[resource] = codec
 
-        def tags_for(args: tuple, kwargs: dict) -> list[str]:
+        def tags_for(args: tuple[Any, ...], kwargs: dict[str, Any]) -> list[str]:
             return static_tags + _call_tags(resource, tags, args, kwargs) if tags is not None else static_tags
 
-        def prefix_of(args: tuple, kwargs: dict) -> tuple:
+        def prefix_of(args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[Any, ...]:
             """A leading run of bound arguments, for invalidate(): f.invalidate(org_id)."""
             bound = signature.bind_partial(*args, **kwargs).arguments
             prefix = []
@@ -80,15 +159,15 @@ def cached(m: CacheManager, resource: str, *, tags: Any = None, ttl: float | Non
 
         is_async = inspect.iscoroutinefunction(fn)
 
-        async def miss_async(key: Any, loader: Callable, tag_list: list[str]) -> Any:
+        async def miss_async(key: Any, loader: Callable[[], Any], tag_list: list[str]) -> Any:
             m._ready()
             return await _ops.get_or_load(m, ASYNC, key, loader, tag_list, ttl, counted=False)
 
-        def miss_sync(key: Any, loader: Callable, tag_list: list[str]) -> Any:
+        def miss_sync(key: Any, loader: Callable[[], Any], tag_list: list[str]) -> Any:
             m._ready()
             return drive(_ops.get_or_load(m, SYNC, key, loader, tag_list, ttl, counted=False))
 
-        wrapper = _generated_wrapper(
+        wrapper: Any = _generated_wrapper(
             fn, signature, [p[4] for p in params], is_async,
             lookup_values, key_values, miss_async if is_async else miss_sync,
             (lambda *a, **k: static_tags + _call_tags(resource, tags, a, k)) if tags is not None else (lambda *a, **k: static_tags),
@@ -96,59 +175,60 @@ def cached(m: CacheManager, resource: str, *, tags: Any = None, ttl: float | Non
         if wrapper is None and is_async:
 
             @functools.wraps(fn)
-            async def wrapper(*args: Any, **kwargs: Any) -> Any:
+            async def generic_async(*args: Any, **kwargs: Any) -> Any:
                 value = lookup(args, kwargs)
                 if value is not MISS:
                     return value
                 return await miss_async(make_key(args, kwargs), lambda: fn(*args, **kwargs), tags_for(args, kwargs))
 
+            wrapper = generic_async
+
         elif wrapper is None:
 
             @functools.wraps(fn)
-            def wrapper(*args: Any, **kwargs: Any) -> Any:
+            def generic_sync(*args: Any, **kwargs: Any) -> Any:
                 value = lookup(args, kwargs)
                 if value is not MISS:
                     return value
                 return miss_sync(make_key(args, kwargs), lambda: fn(*args, **kwargs), tags_for(args, kwargs))
 
-        if is_async:
+            wrapper = generic_sync
 
-            async def invalidate(*args: Any, **kwargs: Any) -> int:
-                return await m.invalidate(resource, *prefix_of(args, kwargs))
+        async def invalidate_async(*args: Any, **kwargs: Any) -> int:
+            return await m.invalidate(resource, *prefix_of(args, kwargs))
 
-            async def warm(*args: Any, **kwargs: Any) -> Any:
-                m._ready()
-                key = make_key(args, kwargs)
-                return await _ops.load(m, ASYNC, key, lambda: fn(*args, **kwargs), tags_for(args, kwargs), ttl, refresh=True)
+        async def warm_async(*args: Any, **kwargs: Any) -> Any:
+            m._ready()
+            key = make_key(args, kwargs)
+            return await _ops.load(m, ASYNC, key, lambda: fn(*args, **kwargs), tags_for(args, kwargs), ttl, refresh=True)
 
-        else:
+        def invalidate_sync(*args: Any, **kwargs: Any) -> int:
+            return m.sync.invalidate(resource, *prefix_of(args, kwargs))
 
-            def invalidate(*args: Any, **kwargs: Any) -> int:
-                return m.sync.invalidate(resource, *prefix_of(args, kwargs))
+        def warm_sync(*args: Any, **kwargs: Any) -> Any:
+            m._ready()
+            key = make_key(args, kwargs)
+            return drive(_ops.load(m, SYNC, key, lambda: fn(*args, **kwargs), tags_for(args, kwargs), ttl, refresh=True))
 
-            def warm(*args: Any, **kwargs: Any) -> Any:
-                m._ready()
-                key = make_key(args, kwargs)
-                return drive(_ops.load(m, SYNC, key, lambda: fn(*args, **kwargs), tags_for(args, kwargs), ttl, refresh=True))
-
-        wrapper.key = lambda *args, **kwargs: make_key(args, kwargs)  # type: ignore[attr-defined]
-        wrapper.invalidate = invalidate  # type: ignore[attr-defined]
-        wrapper.warm = warm  # type: ignore[attr-defined]
-        wrapper.uncached = fn  # type: ignore[attr-defined]
-        wrapper.resource = resource  # type: ignore[attr-defined]
-        wrapper.signature = signature  # type: ignore[attr-defined]
+        wrapper.key = lambda *args, **kwargs: make_key(args, kwargs)
+        wrapper.invalidate = invalidate_async if is_async else invalidate_sync
+        wrapper.warm = warm_async if is_async else warm_sync
+        wrapper.uncached = fn
+        wrapper.resource = resource
+        wrapper.signature = signature
         m._registering(resource)
         m._registry[resource] = wrapper
         return wrapper
 
-    return decorate
+    return cast(CachedDecorator, decorate)
 
 
 _SIMPLE_KINDS = (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
 
 
-def _generated_wrapper(fn: Callable, signature: inspect.Signature, in_key: list[bool], is_async: bool,
-                       lookup_values: Callable, key_values: Callable, miss: Callable, tags_of: Callable) -> Callable | None:
+def _generated_wrapper(fn: Callable[..., Any], signature: inspect.Signature, in_key: list[bool], is_async: bool,
+                       lookup_values: Callable[..., Any], key_values: Callable[..., Any], miss: Callable[..., Any],
+                       tags_of: Callable[..., list[str]]) -> Callable[..., Any] | None:
     """A wrapper with `fn`'s own parameters, so CPython binds the call (defaults, keywords)
     and the key's values go to the native lookup as plain arguments: no *args tuple, no
     **kwargs dict, no binding work per call. None for signatures with *args/**kwargs,
@@ -187,7 +267,7 @@ def _generated_wrapper(fn: Callable, signature: inspect.Signature, in_key: list[
     return functools.wraps(fn)(namespace["wrapper"])
 
 
-def _call_tags(resource: str, tags: Callable, args: tuple, kwargs: dict) -> list[str]:
+def _call_tags(resource: str, tags: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> list[str]:
     """A cached function's tags= callable, called with the call's arguments. What it
     raises says which cached function's tags failed (nothing is loaded or stored then)."""
     try:
@@ -196,6 +276,18 @@ def _call_tags(resource: str, tags: Callable, args: tuple, kwargs: dict) -> list
         where = f"tags= of cached function {resource!r} failed: it is called with the function's own arguments"
         if hasattr(exc, "add_note"):  # Python 3.11+: the same exception, with where it came from
             exc.add_note(where)
-        elif type(exc) in (TypeError, ValueError):  # 3.10: the same type, saying where
-            raise type(exc)(f"{where}: {exc}") from exc
-        raise
+            raise
+        said = _same_type_saying(exc, f"{where}: {exc}")  # 3.10: no notes
+        if said is None:
+            raise
+        raise said from exc
+
+
+def _same_type_saying(exc: Exception, message: str) -> Exception | None:
+    """An exception of `exc`'s type with `message`; None for a type that is not made from
+    a message alone (UnicodeDecodeError, an exception class of the app's own)."""
+    try:
+        said = type(exc)(message)
+    except Exception:
+        return None
+    return said if str(said) == message else None

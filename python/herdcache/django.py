@@ -173,7 +173,7 @@ class HerdCache(BaseCache):
         blobs = self._sync.get_many([self._key(key, version) for key in keys])
         return {key: self._unpack(blob) for key, blob in zip(keys, blobs) if blob is not None}
 
-    def set_many(self, data: dict[Any, Any], timeout: Any = DEFAULT_TIMEOUT, version: int | None = None) -> list:
+    def set_many(self, data: dict[Any, Any], timeout: Any = DEFAULT_TIMEOUT, version: int | None = None) -> list[Any]:
         ttl = self._ttl(timeout)
         items = {self._key(key, version): self._pack(value, ttl) for key, value in data.items()}
         if ttl is not None and ttl <= 0:
@@ -260,7 +260,7 @@ class HerdCache(BaseCache):
         blobs = await self.herd.get_many([self._key(key, version) for key in keys])
         return {key: self._unpack(blob) for key, blob in zip(keys, blobs) if blob is not None}
 
-    async def aset_many(self, data: dict[Any, Any], timeout: Any = DEFAULT_TIMEOUT, version: int | None = None) -> list:
+    async def aset_many(self, data: dict[Any, Any], timeout: Any = DEFAULT_TIMEOUT, version: int | None = None) -> list[Any]:
         ttl = self._ttl(timeout)
         items = {self._key(key, version): self._pack(value, ttl) for key, value in data.items()}
         if ttl is not None and ttl <= 0:

@@ -26,7 +26,7 @@ import inspect
 import json
 import logging
 import math
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Literal, Optional
 
 from fastapi import APIRouter, HTTPException, Request, Response
@@ -161,7 +161,7 @@ def admin_router(
     registry.register(HerdcacheCollector(cache))
     router = APIRouter(dependencies=dependencies, tags=list(tags), route_class=_AdminRoute)
 
-    too_large = {413: {"description": f"the body is larger than {max_body_bytes} bytes"}}
+    too_large: dict[int | str, dict[str, Any]] = {413: {"description": f"the body is larger than {max_body_bytes} bytes"}}
 
     @router.post("/invalidate", response_model=InvalidateResult, summary="Invalidate cached entries",
                  openapi_extra=_body_schema(InvalidateRequest), responses=too_large)
@@ -220,7 +220,7 @@ class _AdminRoute(APIRoute):
     - a validation error echoes its input, and JSON may carry lone surrogates (``"\\ud800"``)
       that the default handler cannot encode (a 500); such inputs are escaped."""
 
-    def get_route_handler(self) -> Callable[[Request], Awaitable[Response]]:
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
         handler = super().get_route_handler()
 
         async def route(request: Request) -> Response:

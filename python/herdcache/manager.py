@@ -16,8 +16,8 @@ import math
 import threading
 import uuid
 import logging
-from collections.abc import Iterable, Mapping
-from typing import Any, Callable
+from collections.abc import Coroutine, Iterable, Mapping
+from typing import TYPE_CHECKING, Any, Callable
 
 from . import _native, _ops
 from ._ops import ASYNC
@@ -27,6 +27,9 @@ from ._workers import announce_memory_only
 from ._validate import (check_delta, check_items, check_key, check_keys, check_loader, check_pattern, check_resource, check_ttl,
                         tag_list)
 from .serializers import Codec, Serializer
+
+if TYPE_CHECKING:
+    from .decorators import CachedDecorator, Tags
 
 _NEW, _STARTED, _CLOSED = "new", "started", "closed"
 WRITE_DRAIN_S = 5.0  # how long close() waits for background writes (each ends by its command timeout)
@@ -101,10 +104,10 @@ class CacheManager:
         self._bridges: dict[asyncio.AbstractEventLoop, _native.Bridge] = {}
         self._has_redis = False
         self._registry: dict[str, Any] = {}
-        self._tasks: set[asyncio.Future] = set()
+        self._tasks: set[asyncio.Future[Any]] = set()
         # Redis writes of loaded values, answered in the background (bridge futures, or
         # executor futures for blocking callers): close() lets them finish.
-        self._writes: set[asyncio.Future | concurrent.futures.Future] = set()
+        self._writes: set[asyncio.Future[Any] | concurrent.futures.Future[Any]] = set()
         self._pool: concurrent.futures.ThreadPoolExecutor | None = None
         self._pool_lock = threading.Lock()
         self._counter_lock = threading.Lock()  # memory-only increments
@@ -114,7 +117,8 @@ class CacheManager:
         if type(self).get is CacheManager.get:  # a subclass's own get() stays in charge
             # get() without Python frames: the same steps as the method, in the engine
             # (cpp/bindings/register_get.cpp); anything but a Key goes to the method.
-            self.get = _native.getter(self, self._engine, CacheManager.get.__get__(self), _ops.finish_read,
+            # (The type checker sees the method: the native get takes the same arguments.)
+            self.get = _native.getter(self, self._engine, CacheManager.get.__get__(self), _ops.finish_read,  # type: ignore[method-assign]
                                       self._bridges, self._bridge, _STARTED)
 
     # --- lifecycle ---------------------------------------------------------------------
@@ -285,7 +289,8 @@ class CacheManager:
 
     # --- decorators --------------------------------------------------------------------
 
-    def cached(self, resource: str, *, tags: Any = None, ttl: float | None = None, ignore: Iterable[str] = ()) -> Callable:
+    def cached(self, resource: str, *, tags: Tags = None, ttl: float | None = None,
+               ignore: Iterable[str] = ()) -> CachedDecorator:
         """Caches a function's results under `resource`; see herdcache.decorators."""
         from .decorators import cached
 
@@ -343,7 +348,7 @@ class CacheManager:
         keys = check_keys(keys)  # every key checked before any is deleted
         return [self._delete_local(key) for key in keys]
 
-    def _invalidate_local(self, resource: str, prefix: tuple) -> tuple[_native.Invalidation, int]:
+    def _invalidate_local(self, resource: str, prefix: tuple[Any, ...]) -> tuple[_native.Invalidation, int]:
         canonical = self._engine.canonical_prefix(check_resource(resource), prefix)
         return _native.Invalidation.prefix(resource, canonical), self._engine.invalidate(resource, prefix)
 
@@ -360,7 +365,7 @@ class CacheManager:
     def _clear_local(self) -> tuple[_native.Invalidation, int]:
         return _native.Invalidation.clear(), self._engine.clear()
 
-    def _invalidate(self, mode: Any, invalidation: _native.Invalidation, removed: int) -> Any:
+    def _invalidate(self, mode: Any, invalidation: _native.Invalidation, removed: int) -> Coroutine[Any, Any, int]:
         return _ops.invalidate(self, mode, invalidation, removed)
 
     def _bridge(self) -> _native.Bridge:
@@ -387,12 +392,12 @@ class CacheManager:
         for level, line in self._engine.drain_logs() if self.redis_url else ():
             log.log(level, line)
 
-    def _track(self, task: asyncio.Future) -> asyncio.Future:
+    def _track(self, task: asyncio.Future[Any]) -> asyncio.Future[Any]:
         self._tasks.add(task)
         task.add_done_callback(self._untrack)
         return task
 
-    def _untrack(self, task: asyncio.Future) -> None:
+    def _untrack(self, task: asyncio.Future[Any]) -> None:
         self._tasks.discard(task)
         if not task.cancelled():
             task.exception()  # its flight's callers got it; the task's own copy is not an error

@@ -267,8 +267,8 @@ class PostgresInvalidator:
         self.backoff_max = float(backoff_max)
         self._listener: Any = None
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._pending: collections.deque = collections.deque()
-        self._worker: asyncio.Task | None = None
+        self._pending: collections.deque[Any] = collections.deque()
+        self._worker: asyncio.Task[None] | None = None
         self._listening = asyncio.Event()
         self._counts = dict(notifications=0, invalidations=0, gaps=0, overflows=0, malformed=0,
                             reconnects=0, errors=0)

@@ -114,10 +114,11 @@ class HerdcacheCollector(Collector):
         p = self.prefix
         gauges = [GaugeMetricFamily(f"{p}_memory_{n}", doc) for n, doc in MEMORY_GAUGES.items()]
         counters = [CounterMetricFamily(f"{p}_memory_{n}", doc) for n, doc in MEMORY_COUNTERS.items()]
+        families: list[GaugeMetricFamily | CounterMetricFamily] = [*gauges, *counters]
         if memory is not None:
-            for family, name in zip(gauges + counters, [*MEMORY_GAUGES, *MEMORY_COUNTERS]):
+            for family, name in zip(families, [*MEMORY_GAUGES, *MEMORY_COUNTERS]):
                 family.add_metric([], memory.get(name, 0))
-        return gauges + counters
+        return [*families]
 
     def _redis(self, redis: dict[str, Any] | None) -> list[Metric]:
         p = self.prefix
@@ -126,7 +127,7 @@ class HerdcacheCollector(Collector):
         latency = GaugeMetricFamily(f"{p}_redis_latency_seconds", "Latest measured Redis round trip.")
         circuit = GaugeMetricFamily(f"{p}_redis_circuit", "The circuit breaker's state (1 = current).", labels=["state"])
         errors = CounterMetricFamily(f"{p}_redis_errors", "Redis faults absorbed by the cache.")
-        extra = [CounterMetricFamily(f"{p}_redis_{n}", doc) for n, doc in REDIS_COUNTERS.items()]
+        extra: list[GaugeMetricFamily | CounterMetricFamily] = [CounterMetricFamily(f"{p}_redis_{n}", doc) for n, doc in REDIS_COUNTERS.items()]
         extra += [GaugeMetricFamily(f"{p}_redis_{n}", doc) for n, doc in REDIS_GAUGES.items()]
         if redis is not None:
             for family, name in zip(extra, [*REDIS_COUNTERS, *REDIS_GAUGES]):

@@ -66,7 +66,8 @@ class MsgpackSerializer:
         self._msgpack = msgpack
 
     def dumps(self, value: Any) -> bytes:
-        return self._msgpack.packb(value, use_bin_type=True)
+        data: bytes = self._msgpack.packb(value, use_bin_type=True)
+        return data
 
     def loads(self, data: bytes) -> Any:
         return self._msgpack.unpackb(data, raw=False, strict_map_key=False)
@@ -85,7 +86,7 @@ class PickleSerializer:
         return pickle.loads(data)  # noqa: S301 - opt-in by name only
 
 
-_BY_NAME = {"json": JsonSerializer, "msgpack": MsgpackSerializer, "pickle": PickleSerializer}
+_BY_NAME: dict[str, Callable[[], Serializer]] = {"json": JsonSerializer, "msgpack": MsgpackSerializer, "pickle": PickleSerializer}
 
 
 def resolve(serializer: str | Serializer) -> Serializer:
@@ -170,8 +171,8 @@ class TypedCodec(Codec):
 
     __slots__ = ("_annotation", "_owner", "_localns", "_on_resolved", "_dumps", "_loads")
 
-    def __init__(self, serializer: str | Serializer, annotation: Any, owner: Callable,
-                 on_resolved: Callable[[Any], None], localns: dict | None = None):
+    def __init__(self, serializer: str | Serializer, annotation: Any, owner: Callable[..., Any],
+                 on_resolved: Callable[[Any], None], localns: dict[str, Any] | None = None):
         super().__init__(serializer)
         self._roundtrips = True
         self._annotation = annotation
@@ -238,7 +239,7 @@ class TypedCodec(Codec):
 _UNRESOLVED = object()
 
 
-def resolve_return_type(fn: Callable, localns: dict | None = None) -> Any:
+def resolve_return_type(fn: Callable[..., Any], localns: dict[str, Any] | None = None) -> Any:
     """fn's return annotation, with a string annotation evaluated in fn's module and
     `localns` (the namespace it was decorated in: a class defined in a function)."""
     try:
@@ -268,8 +269,8 @@ def plain_annotation(annotation: Any) -> bool:
     return False
 
 
-def codec_for(serializer: str | Serializer, fn: Callable, base: Codec, on_resolved: Callable[[Any], None],
-              localns: dict | None = None) -> Codec:
+def codec_for(serializer: str | Serializer, fn: Callable[..., Any], base: Codec, on_resolved: Callable[[Any], None],
+              localns: dict[str, Any] | None = None) -> Codec:
     """The codec of a cached function: typed by its return annotation where that names
     more than the serializer's own types, else the manager's."""
     if getattr(base.serializer, "keeps_types", False):
@@ -288,7 +289,7 @@ def codec_for(serializer: str | Serializer, fn: Callable, base: Codec, on_resolv
     return base if plain_annotation(annotation) else TypedCodec(serializer, annotation, fn, on_resolved)
 
 
-def inspect_return(fn: Callable) -> Any:
+def inspect_return(fn: Callable[..., Any]) -> Any:
     """fn's return annotation as written (a string under `from __future__ import
     annotations`), or None when it has none."""
     annotation = getattr(fn, "__annotations__", {}).get("return", _UNRESOLVED)
