@@ -307,7 +307,8 @@ def refresh(m: CacheManager, mode: Any, key: Key, loader: Loader, tags: list[str
     if not leader:
         return None
     mode.spawn(m, _lead(m, mode, key, loader, tags, ttl, flight, flight_id, fresh_until + 1), key)
-    return flight
+    started: Flight = flight
+    return started
 
 
 async def _lead(m: CacheManager, mode: Any, key: Key, loader: Loader, tags: list[str], ttl: float | None, flight: Flight, flight_id: int,

@@ -88,7 +88,7 @@ class _NotCached(Exception):
 class _Replay(Response):
     """A response from bytes already encoded: no header building, no rendering."""
 
-    def __init__(self, status: int, raw_headers: list, body: bytes, background: Any = None) -> None:
+    def __init__(self, status: int, raw_headers: list[Any], body: bytes, background: Any = None) -> None:
         self.status_code = status
         self.raw_headers = raw_headers
         self.body = body
@@ -102,7 +102,7 @@ def cached_route(
     tags: Callable[..., Iterable[str]] | Iterable[str] | None = None,
     vary: Sequence[str] = (),
     private: bool = False,
-) -> Callable[[Callable], Callable]:
+) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     """Caches a FastAPI endpoint's encoded 200 responses under ``resource``; put it under
     ``@app.get(...)``. The key is the resource, the endpoint's arguments in signature order
     (path, query and header parameters; a dependency's value when it is a plain value such
@@ -121,7 +121,7 @@ def cached_route(
         static_tags = tag_list(tags)
     visibility = b"private" if private else b"public"
 
-    def decorate(fn: Callable) -> Callable:
+    def decorate(fn: Callable[..., Any]) -> Callable[..., Any]:
         if inspect.isasyncgenfunction(fn) or inspect.isgeneratorfunction(fn):
             raise TypeError(f"cached_route caches whole responses; {fn.__qualname__} streams")
         keyed = _key_parameters(fn)  # [(name, is a dependency)]
@@ -134,9 +134,9 @@ def cached_route(
         # shortest lifetime jitter could have given it.
         shortest_ns = int(policy.ttl * (1 - policy.jitter) * 1e9)
         static_params = {"route": fn.__name__}
-        encoders: dict[int, tuple[Any, Callable]] = {}  # id(route) -> (route, its encoding handler)
+        encoders: dict[int, tuple[Any, Callable[..., Any]]] = {}  # id(route) -> (route, its encoding handler)
 
-        async def call(kwargs: dict) -> Any:
+        async def call(kwargs: dict[str, Any]) -> Any:
             return await fn(**kwargs) if is_async else await run_in_threadpool(fn, **kwargs)
 
         signature, request_name, response_name = _with_request(fn)
@@ -178,7 +178,7 @@ def cached_route(
                             return refused.response
                         if isinstance(getattr(refused.response, "body", None), bytes):
                             return _Replay(refused.response.status_code, list(refused.response.raw_headers),
-                                           refused.response.body)
+                                           bytes(refused.response.body))
                         return await call(kwargs)  # a stream cannot be shared: run it for this caller too
                     held, _, fresh_until = engine.get(key, False)
                     if held not in (SERVE, SERVE_AND_REFRESH):  # not in memory (memory=False, or fenced)
@@ -199,14 +199,14 @@ class _Load:
 
     __slots__ = ("cache", "call", "kwargs", "request", "sub_response", "vary", "encoders", "ran", "background")
 
-    def __init__(self, cache: CacheManager, call: Callable, kwargs: dict, request: Request, sub_response: Response,
-                 vary: tuple[str, ...], encoders: dict) -> None:
+    def __init__(self, cache: CacheManager, call: Callable[..., Any], kwargs: dict[str, Any], request: Request, sub_response: Response,
+                 vary: tuple[str, ...], encoders: dict[int, tuple[Any, Callable[..., Any]]]) -> None:
         self.cache, self.call, self.kwargs = cache, call, kwargs
         self.request, self.sub_response, self.vary, self.encoders = request, sub_response, vary, encoders
         self.ran = False
-        self.background = None
+        self.background: Any = None
 
-    async def __call__(self) -> list:
+    async def __call__(self) -> list[Any]:
         self.ran = True
         value = await self.call(self.kwargs)
         if isinstance(value, Response):
@@ -231,8 +231,8 @@ def _cacheable(response: Response) -> bool:
     return True
 
 
-def _entry(response: Response, vary: tuple[str, ...], made_ns: int) -> list:
-    body: bytes = response.body
+def _entry(response: Response, vary: tuple[str, ...], made_ns: int) -> list[Any]:
+    body = bytes(response.body)
     headers: list[list[str]] = []
     varies: list[str] = []
     for raw_name, raw_value in response.raw_headers:
@@ -254,7 +254,7 @@ def _entry(response: Response, vary: tuple[str, ...], made_ns: int) -> list:
     return [response.status_code, headers, text, etag, made_ns, binary]
 
 
-def _replay(entry: list, fresh_until: int, now: int, method: str, request_headers: dict, visibility: bytes,
+def _replay(entry: list[Any], fresh_until: int, now: int, method: str, request_headers: dict[str, Any], visibility: bytes,
             swr: bytes, background: Any) -> Response:
     if type(entry[BODY]) is not bytes:
         _prepare(entry)
@@ -267,7 +267,7 @@ def _replay(entry: list, fresh_until: int, now: int, method: str, request_header
     return _Replay(entry[STATUS], [*full, control], entry[BODY] if method != "HEAD" else b"", background)
 
 
-def _prepare(entry: list) -> None:
+def _prepare(entry: list[Any]) -> None:
     """Turns a stored entry into what a hit sends, in place (see the module's docstring)."""
     body = base64.b64decode(entry[BODY]) if entry[BINARY] else entry[BODY].encode("utf-8")
     etag = (b"etag", entry[ETAG].encode("ascii"))
@@ -299,7 +299,7 @@ async def _landed(flight: Any) -> None:
 
 # --- the encoding copy of a route --------------------------------------------------------
 
-def _encoder(request: Request, encoders: dict[int, tuple[Any, Callable]]) -> Callable:
+def _encoder(request: Request, encoders: dict[int, tuple[Any, Callable[..., Any]]]) -> Callable[..., Any]:
     """FastAPI's request handler for a copy of the request's route whose endpoint hands
     back the value the real endpoint returned (built once per route)."""
     route = request.scope.get("route")
@@ -311,7 +311,7 @@ def _encoder(request: Request, encoders: dict[int, tuple[Any, Callable]]) -> Cal
     shadow = copy.copy(route)
     shadow.dependant = get_dependant(path=route.path_format, call=_hand_back)
     shadow.body_field = None  # the real route read the body already
-    handler = shadow.get_route_handler()
+    handler: Callable[..., Any] = shadow.get_route_handler()
     encoders[id(route)] = (route, handler)
     return handler
 
@@ -329,7 +329,7 @@ async def _hand_back(request: Request, response: Response) -> Any:
 # --- signatures and keys -----------------------------------------------------------------
 
 
-def _with_request(fn: Callable) -> tuple[inspect.Signature, str, str]:
+def _with_request(fn: Callable[..., Any]) -> tuple[inspect.Signature, str, str]:
     """The endpoint's signature plus the Request and Response parameters the wrapper needs,
     unless it has them (FastAPI fills one parameter of each, found by its annotation), and
     the names they have."""
@@ -346,18 +346,18 @@ def _with_request(fn: Callable) -> tuple[inspect.Signature, str, str]:
     return signature.replace(parameters=params[:at] + extra + params[at:]), names[Request], names[Response]
 
 
-def _key_parameters(fn: Callable) -> list[tuple[str, bool]]:
+def _key_parameters(fn: Callable[..., Any]) -> list[tuple[str, bool]]:
     """The endpoint's parameters that make up the key, in order: (name, is a dependency)."""
     out = []
     for p in get_typed_signature(fn).parameters.values():
         if p.kind in (inspect.Parameter.VAR_POSITIONAL, inspect.Parameter.VAR_KEYWORD):
             continue
-        annotation, metadata = p.annotation, ()
+        annotation, metadata = p.annotation, []
         if get_origin(annotation) is Annotated:
             annotation, *metadata = get_args(annotation)
         if isinstance(annotation, type) and issubclass(annotation, _LEFT_OUT):
             continue
-        dependency = isinstance(p.default, Depends) or any(isinstance(m, Depends) for m in metadata)
+        dependency = isinstance(p.default, Depends) or any(isinstance(meta, Depends) for meta in metadata)
         out.append((p.name, dependency))
     return out
 
@@ -376,7 +376,7 @@ def _named_by(tags_fn: Any, names: list[str]) -> list[str]:
     return [n for n in names if n in accepted]
 
 
-def _key_value(fn: Callable, name: str, value: Any) -> Any:
+def _key_value(fn: Callable[..., Any], name: str, value: Any) -> Any:
     """An argument as the key holds it: FastAPI's parsed types (UUID, dates, enums,
     Decimal, models) by their JSON form."""
     kind = type(value)
