@@ -5,6 +5,11 @@ return futures resolved by the event-loop bridge; in sync mode they block (GIL r
 and return an already-completed awaitable, so ``drive()`` runs the same coroutine to the
 end without an event loop. Who leads a load, what is fresh and what each outcome counts
 as are the engine's decisions; this module runs loaders and moves bytes between tiers.
+
+It stays one file on purpose: every operation (reads, loads, writes, batches, counters,
+invalidations) is written once against the two modes defined at the top, and each is a
+short sequence of the ReadProtocol's steps; split by operation, every part would import
+the modes and the same handful of helpers (_encode, _written, _invalidated) back.
 """
 
 from __future__ import annotations
@@ -586,7 +591,7 @@ async def incr(m: CacheManager, mode: Any, key: Key, delta: int, tags: list[str]
     atomic across processes with Redis, which keeps the entry's lifetime unless `ttl` is
     given. Signed or non-JSON entries are incremented by compare-and-set instead."""
     codec = m._codec_of(key.resource)
-    if m._has_redis and m._signing_key or m._has_redis and not codec.counts_in_redis:
+    if m._has_redis and (m._signing_key or not codec.counts_in_redis):
         return await _incr_by_compare_and_set(m, mode, key, delta, tags, ttl)
     if m._has_redis:
         fresh_until, stale_until = m._engine.lifetime(key, ttl)
