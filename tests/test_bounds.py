@@ -1,6 +1,6 @@
 """Every wait on a request path ends: a load waits for a bulkhead slot (max_concurrent_loads)
 lock_timeout at most, and a blocking caller waits for the load of its key that another
-caller leads 2 x lock_timeout at most; then LoadTimeout (a TimeoutError and a
+caller leads 2 x lock_timeout at most, whether it blocks or awaits; then LoadTimeout (a TimeoutError and a
 CacheError), and nothing is left held. The loaders here block until the test lets them
 go, so each wait runs out however slow the machine is."""
 
@@ -130,3 +130,73 @@ def test_a_blocking_follower_gets_a_loaders_own_timeout_error_as_it_is():
     assert [type(e) for e in errors] == [TimeoutError, TimeoutError]
     assert all(str(e) == "the database timed out" for e in errors)
     cache.sync.close()
+
+
+async def test_an_awaiting_follower_waits_for_its_flight_two_lock_timeouts_at_most():
+    async with CacheManager(namespace="f", lock_timeout=BOUND) as cache:
+        key = cache.key("r", 1)
+        started, release = asyncio.Event(), asyncio.Event()
+
+        async def slow():
+            started.set()
+            await release.wait()
+            return "led"
+
+        leader = asyncio.create_task(cache.get_or_load(key, slow))
+        await started.wait()
+        loaded = []
+        with pytest.raises(LoadTimeout, match=r"another caller leads .*after 0\.4 s \(2 x lock_timeout\)"):
+            # (wait_for: a wait without the bound fails the test instead of hanging it)
+            await asyncio.wait_for(cache.get_or_load(key, lambda: loaded.append(1) or "mine"), 30)
+        assert loaded == []  # a follower: it did not load the key itself
+        assert cache.stats()["coalesced"] == 1
+        release.set()
+        assert await leader == "led"  # the flight went on, and its value was kept
+        assert await cache.get(key) == "led"
+
+
+async def test_an_awaiting_follower_on_another_loop_waits_two_lock_timeouts_at_most():
+    """The leader's flight runs on a loop in another thread; the follower's wait still ends."""
+    cache = CacheManager(namespace="f", lock_timeout=BOUND)
+    key = cache.key("r", 1)
+    started, release = threading.Event(), threading.Event()
+
+    async def slow():
+        started.set()
+        await asyncio.get_running_loop().run_in_executor(None, release.wait, 60)
+        return "led"
+
+    results = []
+    leader = threading.Thread(target=lambda: results.append(asyncio.run(cache.get_or_load(key, slow))))
+    leader.start()
+    try:
+        assert await asyncio.get_running_loop().run_in_executor(None, started.wait, 60)
+        with pytest.raises(LoadTimeout, match=r"another caller leads"):
+            await asyncio.wait_for(cache.get_or_load(key, lambda: "mine"), 30)
+    finally:
+        release.set()
+        await asyncio.get_running_loop().run_in_executor(None, leader.join, 60)
+    assert results == ["led"]
+    assert await cache.get(key) == "led"
+    await cache.close()
+
+
+async def test_a_follower_that_is_answered_in_time_gets_the_value_and_leaves_no_timer():
+    async with CacheManager(namespace="f", lock_timeout=30) as cache:
+        key = cache.key("r", 1)
+        started, release = asyncio.Event(), asyncio.Event()
+
+        async def slow():
+            started.set()
+            await release.wait()
+            return "led"
+
+        leader = asyncio.create_task(cache.get_or_load(key, slow))
+        await started.wait()
+        follower = asyncio.create_task(cache.get_or_load(key, lambda: "mine"))
+        await eventually(lambda: cache.stats()["coalesced"] == 1)
+        loop = asyncio.get_running_loop()
+        assert len(loop._scheduled) >= 1  # the follower's deadline
+        release.set()
+        assert await follower == "led" and await leader == "led"
+        assert not [h for h in loop._scheduled if not h.cancelled() and h.when() > loop.time() + 20]

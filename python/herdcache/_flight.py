@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
-from typing import Any
+import functools
+from typing import Any, Callable
 
 
 class StillRunning(Exception):
@@ -46,17 +47,23 @@ class Flight:
             if not waiter.done():
                 waiter.set_exception(exc)
 
-    def wait(self) -> Any:
-        """An awaitable of the flight's value. On the leader's loop it is a future of the
-        follower's own (done already if the flight is), so no coroutine frame is needed."""
+    def wait(self, timeout: float | None = None,
+             expired: Callable[[], BaseException] | None = None) -> Any:
+        """An awaitable of the flight's value: a future of the follower's own (the flight's
+        own when it is done already), so no coroutine frame is needed. With `timeout`, the
+        follower's future gets `expired()` after that many seconds; the flight goes on."""
         loop = asyncio.get_running_loop()
+        if self._loop is loop and self._future.done():
+            return self._future
+        waiter = loop.create_future()
         if self._loop is loop:
-            if self._future.done():
-                return self._future
-            waiter = loop.create_future()
             self._waiters.append(waiter)
-            return waiter
-        return asyncio.shield(asyncio.wrap_future(self._as_concurrent(), loop=loop))
+        else:
+            self._as_concurrent().add_done_callback(functools.partial(_hand_over, loop, waiter))
+        if timeout is not None:
+            timer = loop.call_later(timeout, _expire, waiter, expired or TimeoutError)
+            waiter.add_done_callback(lambda _: timer.cancel())
+        return waiter
 
     def wait_sync(self, timeout: float | None = None) -> Any:
         """The flight's value (or its exception), blocking `timeout` seconds at most; then
@@ -78,7 +85,11 @@ class Flight:
         return proxy
 
 
-def _copy(source: Any, target: concurrent.futures.Future[Any]) -> None:
+def _copy(source: Any, target: Any) -> None:
+    """Settles a follower's future (concurrent or asyncio) as the flight's ended, unless the
+    follower gave up first (cancelled, or its wait expired)."""
+    if target.done():
+        return
     try:
         if source.cancelled():
             target.cancel()
@@ -86,5 +97,19 @@ def _copy(source: Any, target: concurrent.futures.Future[Any]) -> None:
             target.set_exception(source.exception())
         else:
             target.set_result(source.result())
-    except concurrent.futures.InvalidStateError:
+    except (concurrent.futures.InvalidStateError, asyncio.InvalidStateError):
         pass  # the waiter gave up (cancelled its proxy) first
+
+
+def _hand_over(loop: asyncio.AbstractEventLoop, waiter: asyncio.Future[Any],
+               source: concurrent.futures.Future[Any]) -> None:
+    """From the thread that ended the flight: settle a follower's future on its own loop."""
+    try:
+        loop.call_soon_threadsafe(_copy, source, waiter)
+    except RuntimeError:
+        pass  # the follower's loop is closed: nobody is left to tell
+
+
+def _expire(waiter: asyncio.Future[Any], expired: Callable[[], BaseException]) -> None:
+    if not waiter.done():
+        waiter.set_exception(expired())

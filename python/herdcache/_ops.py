@@ -45,7 +45,7 @@ WRITE, RELEASE, RESTART = P.WRITE, P.RELEASE, P.RESTART
 GET = P.GET
 WARM_REPLACES_ANY = 2**63 - 1  # wall ns no stored copy is fresh beyond
 ANSWER_WAIT_S = 30.0  # backstop for a background wait on one tier answer
-FOLLOWER_WAITS = 2  # a blocking follower waits for its flight this many lock_timeouts at most
+FOLLOWER_WAITS = 2  # a follower waits for its flight this many lock_timeouts at most
 NO_ANSWER = TierReply.fault("no answer from redis")
 Loader = Callable[[], Any]
 T = TypeVar("T")
@@ -120,7 +120,10 @@ class AsyncMode:
 
     @staticmethod
     def wait(m: CacheManager, key: Key, flight: Flight) -> Any:
-        return flight.wait()  # unbounded like any await: the caller's own timeout or cancellation ends it
+        """An awaiting follower waits FOLLOWER_WAITS x lock_timeout at most, as a blocking
+        one does (SyncMode.wait says why); its own cancellation ends the wait sooner. Neither
+        ends the flight."""
+        return flight.wait(FOLLOWER_WAITS * m.lock_timeout, functools.partial(_follower_timeout, m, key))
 
     @staticmethod
     def spawn(m: CacheManager, coro: Any, key: Key, what: str = "refresh") -> None:
@@ -186,12 +189,10 @@ class SyncMode:
         longer than lock_timeout has outlived its lease anyway. Nothing can cancel a
         blocked thread, so past that it gets LoadTimeout rather than wait on a loader
         that may never return."""
-        bound = FOLLOWER_WAITS * m.lock_timeout
         try:
-            return _Done(flight.wait_sync(bound))
+            return _Done(flight.wait_sync(FOLLOWER_WAITS * m.lock_timeout))
         except StillRunning:
-            raise LoadTimeout(f"the load of {key} that another caller leads has not finished after {bound:g} s "
-                              f"({FOLLOWER_WAITS} x lock_timeout)") from None
+            raise _follower_timeout(m, key) from None
 
     @staticmethod
     def spawn(m: CacheManager, coro: Any, key: Key, what: str = "refresh") -> None:
@@ -670,6 +671,11 @@ def _invalidated(m: CacheManager, invalidation: Any, removed: int, result: Any) 
     elif invalidation.counts_entries:
         return max(removed, int(result.count))
     return removed
+
+
+def _follower_timeout(m: CacheManager, key: Key) -> LoadTimeout:
+    return LoadTimeout(f"the load of {key} that another caller leads has not finished after "
+                       f"{FOLLOWER_WAITS * m.lock_timeout:g} s ({FOLLOWER_WAITS} x lock_timeout)")
 
 
 def _log_background_failure(key: Key, what: str, task: Any) -> None:
