@@ -132,18 +132,24 @@ def test_a_blocking_follower_gets_a_loaders_own_timeout_error_as_it_is():
     cache.sync.close()
 
 
+async def _leading(cache: CacheManager, key) -> tuple[asyncio.Task, asyncio.Event]:
+    """A task leading the load of `key`, its loader running until the event is set."""
+    started, release = asyncio.Event(), asyncio.Event()
+
+    async def slow():
+        started.set()
+        await release.wait()
+        return "led"
+
+    leader = asyncio.create_task(cache.get_or_load(key, slow))
+    await started.wait()
+    return leader, release
+
+
 async def test_an_awaiting_follower_waits_for_its_flight_two_lock_timeouts_at_most():
     async with CacheManager(namespace="f", lock_timeout=BOUND) as cache:
         key = cache.key("r", 1)
-        started, release = asyncio.Event(), asyncio.Event()
-
-        async def slow():
-            started.set()
-            await release.wait()
-            return "led"
-
-        leader = asyncio.create_task(cache.get_or_load(key, slow))
-        await started.wait()
+        leader, release = await _leading(cache, key)
         loaded = []
         with pytest.raises(LoadTimeout, match=r"another caller leads .*after 0\.4 s \(2 x lock_timeout\)"):
             # (wait_for: a wait without the bound fails the test instead of hanging it)
@@ -184,15 +190,7 @@ async def test_an_awaiting_follower_on_another_loop_waits_two_lock_timeouts_at_m
 async def test_a_follower_that_is_answered_in_time_gets_the_value_and_leaves_no_timer():
     async with CacheManager(namespace="f", lock_timeout=30) as cache:
         key = cache.key("r", 1)
-        started, release = asyncio.Event(), asyncio.Event()
-
-        async def slow():
-            started.set()
-            await release.wait()
-            return "led"
-
-        leader = asyncio.create_task(cache.get_or_load(key, slow))
-        await started.wait()
+        leader, release = await _leading(cache, key)
         follower = asyncio.create_task(cache.get_or_load(key, lambda: "mine"))
         await eventually(lambda: cache.stats()["coalesced"] == 1)
         loop = asyncio.get_running_loop()
