@@ -323,6 +323,7 @@ async def test_server_killed_mid_traffic_then_restarted(redis_factory, clock):
     cache = CacheManager(redis_url=server.url, policies=POLICIES, clock=clock)
     other = CacheManager(redis_url=server.url, policies=POLICIES, clock=clock)
     async with cache, other:
+        await subscribed(cache, other)  # until then the memory tier keeps nothing
         await cache.set(cache.key("c", "hot"), "v")
         errors = []
 
