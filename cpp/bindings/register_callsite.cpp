@@ -44,6 +44,22 @@ struct CallSite {
 
 constexpr const char* kCapsuleName = "herdcache.CallSite";
 PyObject* MISS = nullptr;
+// The ContextVar holding the dependencies of the load running in this context, or None
+// (herdcache._ops.BUILDING, set around each loader and handed over by track_building). A
+// fresh hit made while it is set takes the slow path, which records the dependency.
+PyObject* BUILDING = nullptr;
+
+bool building() {
+  if (BUILDING == nullptr) return false;
+  PyObject* value = nullptr;
+  if (PyContextVar_Get(BUILDING, nullptr, &value) < 0) {
+    PyErr_Clear();
+    return false;
+  }
+  const bool set = value != nullptr && value != Py_None;
+  Py_XDECREF(value);
+  return set;
+}
 
 // A key argument the key cannot hold (a database session, say): the error names the
 // cached function's resource and the parameter, and the fix.
@@ -183,13 +199,14 @@ PyObject* lookup_built(CallSite* site, Engine& engine, KeyBuilder& builder) {
   Lookup found = engine.lookup(key.str, key.hash, *site->resource, pin_entry, &pinned);
   if (found == Lookup::Fresh) {
     const Policy& policy = site->resource->policy;
-    if (policy.early_refresh <= 0 ||
-        !engine.should_refresh_early(policy, pinned.meta, engine.clock().monotonic_ns())) {
-      return pinned.value;
-    }
-    // XFetch chose this read to refresh early: the slow path serves the value and starts
-    // the refresh. It runs next on this thread, before any other lookup can.
-    early_refresh_chosen = true;
+    const bool early = policy.early_refresh > 0 &&
+                       engine.should_refresh_early(policy, pinned.meta, engine.clock().monotonic_ns());
+    if (!early && !building()) return pinned.value;
+    // XFetch chose this read to refresh early, or a load is running here whose entry will
+    // depend on this one: the slow path serves the value (it counted as a hit here, and
+    // is not counted again) and starts the refresh or records the dependency. It runs
+    // next on this thread, before any other lookup can.
+    early_refresh_chosen = early;
   }
   Py_XDECREF(pinned.value);
   Py_INCREF(MISS);
@@ -315,6 +332,14 @@ py::tuple make_callsite(std::shared_ptr<EngineHandle> owner, const std::string& 
 void register_callsite(py::module_& m) {
   MISS = py::module_::import("builtins").attr("object")().release().ptr();
   m.attr("MISS") = py::handle(MISS);
+  m.def(
+      "track_building",
+      [](py::object var) {
+        if (!PyContextVar_CheckExact(var.ptr())) throw py::type_error("track_building takes a contextvars.ContextVar");
+        Py_XDECREF(BUILDING);
+        BUILDING = var.release().ptr();
+      },
+      py::arg("var"), "The ContextVar whose value, while not None, sends fresh hits to the slow path.");
   m.def("callsite", &make_callsite, py::arg("engine"), py::arg("resource"), py::arg("params"),
         "Compiles a decorated function's signature into (lookup, key) fast-call functions.");
 }

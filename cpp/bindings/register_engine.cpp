@@ -254,6 +254,14 @@ void register_engine(py::module_& m) {
         e.engine.check_open();
         return e.engine.invalidate_key(key);
       })
+      .def("dependencies_of",
+           [](EngineHandle& e, const Key& key) {
+             // What an entry built from `key` depends on: its dependency tags, and every
+             // tag its entry in memory carries (transitivity, invalidation.hpp).
+             std::vector<std::string> tags = dependency_tags(key.str, key.canonical());
+             for (auto& tag : e.engine.memory().tags_of(key.str, key.hash)) tags.push_back(std::move(tag));
+             return tags;
+           })
       .def("invalidate",
            [](EngineHandle& e, const std::string& res, py::tuple prefix) {
              e.engine.check_open();

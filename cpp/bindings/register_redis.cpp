@@ -216,6 +216,14 @@ void register_redis(py::module_& m) {
              return run(bridge, [&](RedisTier::Callback cb) { t.release(key, token, std::move(cb)); });
            },
            py::arg("key"), py::arg("token"), py::arg("bridge"))
+      .def("l2_claim",
+           [](EngineHandle& e, const std::string& name, const std::string& token, double ttl_seconds,
+              py::object bridge) {
+             RedisTier& t = tier(e);
+             const auto ms = static_cast<std::int64_t>(ttl_seconds * 1000);
+             return run(bridge, [&](RedisTier::Callback cb) { t.claim(name, token, ms, std::move(cb)); });
+           },
+           py::arg("name"), py::arg("token"), py::arg("ttl_seconds"), py::arg("bridge"))
       .def("l2_invalidate",
            // Applies `inv` in Redis and broadcasts it, sent as this instance's.
            [](EngineHandle& e, Invalidation inv, py::object bridge, bool defer) {

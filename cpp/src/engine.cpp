@@ -87,10 +87,11 @@ bool Engine::keep(const Key& key, Resource& res, Handle value, std::size_t value
   return put.outcome != MemoryTier::Put::Fenced;  // not kept (too large, suspended) is still written on
 }
 
-std::size_t Engine::invalidate_key(const Key& key) { return memory_.erase(key.str, key.hash) ? 1 : 0; }
+// Each with the entries built from what it removes (dependency tags, invalidation.hpp).
+std::size_t Engine::invalidate_key(const Key& key) { return erase_key(memory_, key.str, key.hash); }
 
 std::size_t Engine::invalidate_prefix(std::string_view res, std::string_view canonical_prefix) {
-  return memory_.erase_prefix(res, canonical_prefix);
+  return erase_prefix(memory_, res, canonical_prefix);
 }
 
 std::size_t Engine::invalidate_tags(const std::vector<std::string>& tags) {
@@ -99,7 +100,7 @@ std::size_t Engine::invalidate_tags(const std::vector<std::string>& tags) {
 
 std::size_t Engine::invalidate_pattern(std::string_view pattern) {
   if (pattern.empty()) throw InvalidArgument("pattern must not be empty");
-  return memory_.erase_pattern(pattern);
+  return erase_pattern(memory_, pattern);
 }
 
 std::size_t Engine::clear() { return memory_.clear(); }

@@ -46,13 +46,39 @@ Invalidation Invalidation::clear(std::string origin) { return {Kind::Clear, std:
 
 std::size_t Invalidation::apply(MemoryTier& memory) const {
   switch (kind) {
-    case Kind::Key: return memory.erase(targets[0], hash_bytes(targets[0])) ? 1 : 0;
-    case Kind::Prefix: return memory.erase_prefix(targets[0], targets[1]);
+    case Kind::Key: return erase_key(memory, targets[0], hash_bytes(targets[0]));
+    case Kind::Prefix: return erase_prefix(memory, targets[0], targets[1]);
     case Kind::Tags: return memory.erase_tags(targets);
-    case Kind::Pattern: return memory.erase_pattern(targets[0]);
+    case Kind::Pattern: return erase_pattern(memory, targets[0]);
     case Kind::Clear: return memory.clear();
   }
   return 0;
+}
+
+// The entries built from what an invalidation removes go with it, uncounted: the count
+// says how many entries the invalidation named (delete() answers whether the key existed).
+std::size_t erase_key(MemoryTier& memory, std::string_view key, std::uint64_t hash) {
+  std::size_t removed = memory.erase(key, hash) ? 1 : 0;
+  memory.erase_tags({fmt::format("{}{}", kKeyDependency, key)});
+  return removed;
+}
+
+std::size_t erase_prefix(MemoryTier& memory, std::string_view resource, std::string_view canonical_prefix) {
+  std::size_t removed = memory.erase_prefix(resource, canonical_prefix);
+  memory.erase_tags({fmt::format("{}{}", kPrefixDependency, canonical_prefix)});
+  return removed;
+}
+
+std::size_t erase_pattern(MemoryTier& memory, std::string_view pattern) {
+  std::size_t removed = memory.erase_pattern(pattern);
+  memory.erase_tagged_by_pattern(kKeyDependency, pattern);
+  return removed;
+}
+
+std::vector<std::string> dependency_tags(std::string_view key, std::string_view canonical) {
+  std::vector<std::string> tags{fmt::format("{}{}", kKeyDependency, key)};
+  for (const auto& level : prefix_levels(canonical)) tags.push_back(fmt::format("{}{}", kPrefixDependency, level));
+  return tags;
 }
 
 std::string encode_invalidation(const Invalidation& inv) {

@@ -497,6 +497,38 @@ std::size_t MemoryTier::erase_pattern(std::string_view pattern) {
   return removed;
 }
 
+std::size_t MemoryTier::erase_tagged_by_pattern(std::string_view marker, std::string_view pattern) {
+  std::vector<std::string> matching;
+  for (std::size_t i = 0; i < options_.shards; ++i) {
+    std::lock_guard lock(shards_[i].mutex);
+    for (const auto& [name, ring] : shards_[i].tags) {
+      std::string_view tag(name);
+      if (tag.size() > marker.size() && tag.substr(0, marker.size()) == marker &&
+          glob_match(pattern, without_namespace(tag.substr(marker.size())))) {
+        matching.push_back(name);
+      }
+    }
+  }
+  std::sort(matching.begin(), matching.end());
+  matching.erase(std::unique(matching.begin(), matching.end()), matching.end());
+  return matching.empty() ? 0 : erase_tags(matching);
+}
+
+std::vector<std::string> MemoryTier::tags_of(std::string_view key, std::uint64_t hash) const {
+  std::vector<std::string> tags;
+  Shard& shard = shard_for(hash);
+  std::lock_guard lock(shard.mutex);
+  Entry* e = shard.find(key, hash);
+  if (e == nullptr) return tags;
+  const TagLink* links = e->links();
+  for (std::size_t i = 0; i < e->tag_count; ++i) {
+    const TagLink* l = links[i].next;
+    while (l->owner != nullptr) l = l->next;  // the ring's sentinel: its TagRing names it
+    tags.push_back(*reinterpret_cast<const TagRing*>(l)->name);
+  }
+  return tags;
+}
+
 std::size_t MemoryTier::clear() {
   fence_.record_all();
   std::size_t removed = 0;

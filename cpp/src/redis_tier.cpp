@@ -62,6 +62,7 @@ RedisTier::RedisTier(std::string ns, std::string instance_id, const RedisUrl& ur
       delete_(new Script{scripts::kDelete, {}, {}}),
       release_(new Script{scripts::kRelease, {}, {}}),
       incr_(new Script{scripts::kIncr, {}, {}}),
+      unlink_batch_(new Script{scripts::kUnlinkBatch, {}, {}}),
       codec_(std::move(signing_key)) {
   client_ = std::make_unique<RedisClient>(
       url, options, [this](const ConnectionEvent& e) { on_client_event(e); }, clock_);
@@ -116,7 +117,12 @@ std::vector<std::string> RedisTier::dependencies(std::string_view canonical,
                                                  const std::vector<std::string>& tags) const {
   std::vector<std::string> deps;
   for (const auto& level : prefix_levels(canonical)) deps.push_back(prefix_version_key(ns_, level));
-  for (const auto& tag : tags) deps.push_back(tag_version_key(ns_, tag));
+  for (const auto& tag : tags) {
+    // An entry built from a key depends on that key's prefix levels as they are.
+    const bool prefix = tag.size() > kPrefixDependency.size() && tag.compare(0, kPrefixDependency.size(), kPrefixDependency) == 0;
+    deps.push_back(prefix ? prefix_version_key(ns_, std::string_view(tag).substr(kPrefixDependency.size()))
+                          : tag_version_key(ns_, tag));
+  }
   return deps;
 }
 
@@ -352,6 +358,20 @@ void RedisTier::wait_fill(const Key& key, Nanos timeout_ns, Callback cb) {
   fill_waiters_.add(key.str, clock_->monotonic_ns(), timeout_ns, std::move(cb));
 }
 
+void RedisTier::claim(const std::string& name, const std::string& token, std::int64_t ttl_ms, Callback cb) {
+  client_->submit({"SET", fmt::format("{}#c:{}", ns_, name), token, "NX", "PX", std::to_string(std::max<std::int64_t>(ttl_ms, 1))},
+                  [cb = std::move(cb)](RedisResult result) {
+                    TierResult out;
+                    if (!result.ok() || result.reply().is_error()) {
+                      cb(TierResult::fault(describe(result)));
+                      return;
+                    }
+                    out.status = TierResult::Status::Done;
+                    out.count = result.reply().is_nil() ? 0 : 1;
+                    cb(std::move(out));
+                  });
+}
+
 void RedisTier::release(const Key& key, const std::string& lease_token, Callback cb) {
   eval(*release_, {lease_key(key.str), waiters_key(key.str)}, {lease_token, fill_channel_, key.str},
        [cb = std::move(cb)](RedisResult result) {
@@ -382,8 +402,12 @@ void RedisTier::invalidate(const Invalidation& inv, Callback cb) {
   };
   switch (inv.kind) {
     case Invalidation::Kind::Key:
-      eval(*delete_, {inv.targets[0], lease_key(inv.targets[0])}, {channel_, message}, finish());
+    {
+      std::vector<std::string> bumped = bumped_version_keys(inv);  // the key's dependency version
+      versions_.forget(bumped);
+      eval(*delete_, {inv.targets[0], lease_key(inv.targets[0]), bumped[0]}, {channel_, message}, finish());
       return;
+    }
     case Invalidation::Kind::Prefix:
     case Invalidation::Kind::Tags: {
       // Forgotten before the bump is sent: a read sent after it sees the new version.
@@ -421,7 +445,7 @@ void RedisTier::scan_unlink(std::string match, std::string cursor, std::int64_t 
         }
         auto& e = result.reply().elements();
         std::string next = e[0].str();
-        std::vector<std::string> keys{"UNLINK"};
+        std::vector<std::string> keys;
         for (auto& k : e[1].elements()) keys.push_back(std::move(k.str()));
         auto step = [this, match, next, removed, inv = std::move(inv), cb = std::move(cb)](std::int64_t n) mutable {
           if (next == "0") {
@@ -440,18 +464,36 @@ void RedisTier::scan_unlink(std::string match, std::string cursor, std::int64_t 
             scan_unlink(match, next, removed + n, std::move(inv), std::move(cb));
           }
         };
-        if (keys.size() == 1) {
+        if (keys.empty()) {
           step(0);
           return;
         }
-        client_->submit(std::move(keys), [step = std::move(step)](RedisResult r) mutable {
+        auto answered = [step = std::move(step)](RedisResult r) mutable {
           step(r.ok() && r.reply().is_integer() ? r.reply().as_int() : 0);
-        });
+        };
+        if (inv.kind == Invalidation::Kind::Clear) {  // everything goes: nothing to bump
+          keys.insert(keys.begin(), "UNLINK");
+          client_->submit(std::move(keys), std::move(answered));
+          return;
+        }
+        // A pattern removes keys entries may have been built from: their dependency
+        // versions move in the same step, and the instances that know them forget them.
+        std::vector<std::string> tags;
+        tags.reserve(keys.size());
+        for (const auto& k : keys) tags.push_back(fmt::format("{}{}", kKeyDependency, k));
+        Invalidation dependents = Invalidation::tags(instance_id_, tags);
+        std::vector<std::string> versions = bumped_version_keys(dependents);
+        versions_.forget(versions);
+        keys.insert(keys.end(), std::make_move_iterator(versions.begin()), std::make_move_iterator(versions.end()));
+        eval(*unlink_batch_, std::move(keys), {channel_, encode_invalidation(dependents)}, std::move(answered));
       });
 }
 
 std::vector<std::string> RedisTier::bumped_version_keys(const Invalidation& inv) const {
   std::vector<std::string> keys;
+  if (inv.kind == Invalidation::Kind::Key) {
+    keys.push_back(tag_version_key(ns_, fmt::format("{}{}", kKeyDependency, inv.targets[0])));
+  }
   if (inv.kind == Invalidation::Kind::Prefix) keys.push_back(prefix_version_key(ns_, inv.targets[1]));
   if (inv.kind == Invalidation::Kind::Tags) {
     for (const auto& tag : inv.targets) keys.push_back(tag_version_key(ns_, tag));
@@ -548,7 +590,8 @@ void RedisTier::on_client_event(const ConnectionEvent& event) {
 }
 
 void RedisTier::on_connected() {
-  for (const Script* s : {read_.get(), write_.get(), bump_.get(), delete_.get(), release_.get(), incr_.get()}) {
+  for (const Script* s : {read_.get(), write_.get(), bump_.get(), delete_.get(), release_.get(), incr_.get(),
+                          unlink_batch_.get()}) {
     client_->submit({"SCRIPT", "LOAD", std::string(s->source)}, [s](RedisResult r) {
       if (r.ok() && r.reply().is_bulk()) s->set_sha(r.reply().str());
     });

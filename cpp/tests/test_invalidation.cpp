@@ -4,6 +4,16 @@
 
 using namespace herdcache;
 
+namespace {
+// An entry fresh for a second under `key`, of `resource`, carrying `tags`.
+void put_entry(MemoryTier& memory, const Clock& clock, std::string key, std::string resource,
+               std::vector<std::string> tags) {
+  Key k{key, "", resource, hash_bytes(key), 0};
+  Lifetime life{clock.monotonic_ns() + kNanosPerSecond, clock.monotonic_ns() + kNanosPerSecond};
+  memory.put(k, EntryData{std::make_shared<int>(1), 1, life, 0, std::move(tags)});
+}
+}  // namespace
+
 TEST_CASE("invalidation: every kind round-trips through the wire form") {
   std::vector<Invalidation> all = {
       Invalidation::key("i1", "app:courses:o1:1"),
@@ -60,9 +70,7 @@ TEST_CASE("invalidation: apply removes what it names from a memory tier") {
   auto clock = std::make_shared<ManualClock>();
   MemoryTier memory({1 << 20, 4}, clock);
   auto put = [&](std::string key, std::string resource, std::vector<std::string> tags) {
-    Key k{key, "", resource, hash_bytes(key), 0};
-    Lifetime life{clock->monotonic_ns() + kNanosPerSecond, clock->monotonic_ns() + kNanosPerSecond};
-    memory.put(k, EntryData{std::make_shared<int>(1), 1, life, 0, std::move(tags)});
+    put_entry(memory, *clock, std::move(key), std::move(resource), std::move(tags));
   };
   put("app:c:o1:1", "c", {"org:1"});
   put("app:c:o10:1", "c", {});
@@ -75,4 +83,45 @@ TEST_CASE("invalidation: apply removes what it names from a memory tier") {
   CHECK(Invalidation::pattern("x", "c:*").apply(memory) == 1);
   put("app:c:o1:1", "c", {});
   CHECK(Invalidation::clear("x").apply(memory) == 1);
+}
+
+TEST_CASE("invalidation: what was built from a key goes with it, by every kind, uncounted") {
+  auto clock = std::make_shared<ManualClock>();
+  MemoryTier memory({1 << 20, 4}, clock);
+  auto put = [&](std::string key, std::string resource, std::vector<std::string> tags) {
+    put_entry(memory, *clock, std::move(key), std::move(resource), std::move(tags));
+  };
+  auto holds = [&](std::string_view key) { return memory.get(key, hash_bytes(key), nullptr, nullptr) != Lookup::Miss; };
+  // slots were built from the org's config: they carry its dependency tags
+  const auto deps = dependency_tags("app:config:o1", "app:config:o1");
+  CHECK(deps == std::vector<std::string>{"#k:app:config:o1", "#p:app:config", "#p:app:config:o1"});
+  auto build = [&] {
+    put("app:config:o1", "config", {});
+    put("app:config:o2", "config", {});
+    put("app:slots:o1", "slots", deps);
+  };
+  build();
+  CHECK(memory.tags_of("app:slots:o1", hash_bytes("app:slots:o1")) == deps);
+  CHECK(memory.tags_of("app:nothing", hash_bytes("app:nothing")).empty());
+  CHECK(Invalidation::key("x", "app:config:o1").apply(memory) == 1);
+  CHECK_FALSE(holds("app:slots:o1"));
+  build();
+  CHECK(Invalidation::key("x", "app:config:o2").apply(memory) == 1);
+  CHECK(holds("app:slots:o1"));  // built from another key
+  build();
+  CHECK(Invalidation::prefix("x", "config", "app:config:o1").apply(memory) == 1);
+  CHECK_FALSE(holds("app:slots:o1"));
+  build();
+  CHECK(Invalidation::prefix("x", "config", "app:config").apply(memory) == 2);
+  CHECK_FALSE(holds("app:slots:o1"));
+  build();
+  CHECK(Invalidation::pattern("x", "config:o2*").apply(memory) == 1);
+  CHECK(holds("app:slots:o1"));
+  CHECK(Invalidation::pattern("x", "config:o1*").apply(memory) == 1);
+  CHECK_FALSE(holds("app:slots:o1"));
+  // built from both configs: both of its dependency tags match, it goes once
+  put("app:report", "report", {"#k:app:config:o1", "#k:app:config:o2", "org:1"});
+  CHECK(memory.erase_tagged_by_pattern(kKeyDependency, "config:*") == 1);
+  CHECK_FALSE(holds("app:report"));
+  CHECK(memory.stats().entries == 0);
 }

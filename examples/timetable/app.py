@@ -7,6 +7,8 @@ Every read is a `@cache.cached` function with its own TTL (POLICIES) and tags
 `org:<org>` plus `<resource>:<org>` for each table it reads, so a write invalidates
 exactly the entries built from what it changed: a new room capacity drops that
 organization's rooms, a new timetable config drops its config and its time slots.
+The time slots carry no tags of their own for that: they are built from the config and
+the departments (cached reads inside their loader), so they depend on those entries.
 The read endpoints cache their encoded responses too (`cached_route`, under the same
 resource names and tags, so the same invalidations drop them): a hit sends bytes, with an
 ETag and Cache-Control. `GET /api/{org_id}/timetable-data` is everything a timetable
@@ -114,9 +116,11 @@ def cached_reads(cache: CacheManager, db: Database) -> SimpleNamespace:
             raise LookupError(org_id)  # nothing is cached for an unknown organization
         return found
 
-    @cache.cached("timeslots", tags=tagged("config", "departments"))
+    @cache.cached("timeslots", tags=tagged())
     async def timeslots(org_id: str) -> list[dict]:
-        # Built from two other cached reads: usually no query at all.
+        # Built from two other cached reads: usually no query at all. Reading them here
+        # makes the time slots depend on them: whatever invalidates the config or the
+        # departments (their tags, their resource, the key) invalidates the slots too.
         cfg, depts = await asyncio.gather(config(org_id), departments(org_id))
         hour, minute = map(int, cfg["day_start"].split(":"))
         starts = [hour * 60 + minute + i * cfg["slot_minutes"] for i in range(cfg["slots_per_day"])]
@@ -200,7 +204,7 @@ def create_app(cache: CacheManager | None = None, settings: Settings | None = No
             raise HTTPException(404, f"no organization {org_id!r}") from None  # a 404 is not cached
 
     @app.get("/api/{org_id}/timeslots")
-    @cached_route(cache, "timeslots", tags=tagged("config", "departments"))
+    @cached_route(cache, "timeslots", tags=tagged())  # depends on reads.timeslots, read inside
     async def get_timeslots(org_id: str) -> list[dict]:
         try:
             return await reads.timeslots(org_id)
@@ -233,7 +237,7 @@ def create_app(cache: CacheManager | None = None, settings: Settings | None = No
     async def put_config(org_id: str, body: ConfigUpdate) -> dict:
         if not await db.set_config(org_id, body.working_days, body.slots_per_day):
             raise HTTPException(404, f"no organization {org_id!r}")
-        await cache.invalidate_tags(f"config:{org_id}")  # the config and the time slots built from it
+        await cache.invalidate_tags(f"config:{org_id}")  # the config, and what was built from it (the time slots)
         return await reads.config(org_id)
 
     return app

@@ -5,7 +5,7 @@ herdcache's C++ engine (internal: use the herdcache package)
 from __future__ import annotations
 import collections.abc
 import typing
-__all__: list[str] = ['Bridge', 'CacheError', 'Engine', 'FillWaiter', 'GetCall', 'Invalidation', 'Key', 'LEASE_GRANTED', 'LEASE_HELD', 'LEASE_NONE', 'LOG_INFO', 'LOG_WARNING', 'MISS', 'ManualClock', 'PAYLOAD_HEADER', 'PgEvent', 'PgListener', 'Policy', 'ReadProtocol', 'SIGNED_HEADER', 'STATUS_CONFLICT', 'STATUS_DONE', 'STATUS_FAULT', 'STATUS_HIT', 'STATUS_MISS', 'STATUS_REFUSED', 'SerializationError', 'SlowRead', 'TierReply', 'UNFENCED', 'WriteGuard', 'callsite', 'getter', 'pg_query', 'pg_validate_dsn']
+__all__: list[str] = ['Bridge', 'CacheError', 'Engine', 'FillWaiter', 'GetCall', 'Invalidation', 'Key', 'LEASE_GRANTED', 'LEASE_HELD', 'LEASE_NONE', 'LOG_INFO', 'LOG_WARNING', 'MISS', 'ManualClock', 'PAYLOAD_HEADER', 'PgEvent', 'PgListener', 'Policy', 'ReadProtocol', 'SIGNED_HEADER', 'STATUS_CONFLICT', 'STATUS_DONE', 'STATUS_FAULT', 'STATUS_HIT', 'STATUS_MISS', 'STATUS_REFUSED', 'SerializationError', 'SlowRead', 'TierReply', 'UNFENCED', 'WriteGuard', 'callsite', 'getter', 'pg_query', 'pg_validate_dsn', 'track_building']
 class CacheError(Exception):
     """Base class of herdcache's own errors."""
 
@@ -93,6 +93,8 @@ class Engine:
         ...
     def count_miss(self, arg0: str) -> None:
         ...
+    def dependencies_of(self, arg0: Key) -> list[str]:
+        ...
     def drain_logs(self) -> list[typing.Any]:
         ...
     def fill(self, key: Key, value: typing.Any, value_bytes: typing.SupportsInt | typing.SupportsIndex, tags: collections.abc.Sequence[str], fresh_until_wall: typing.SupportsInt | typing.SupportsIndex, stale_until_wall: typing.SupportsInt | typing.SupportsIndex, load_seconds: typing.SupportsFloat | typing.SupportsIndex, served: bool = False, since: typing.SupportsInt | typing.SupportsIndex = 18446744073709551615) -> bool:
@@ -112,6 +114,8 @@ class Engine:
     def invalidate_tags(self, arg0: collections.abc.Sequence[str]) -> int:
         ...
     def key(self, resource: str, args: tuple[typing.Any, ...], kwargs: typing.Any = None) -> Key:
+        ...
+    def l2_claim(self, name: str, token: str, ttl_seconds: typing.SupportsFloat | typing.SupportsIndex, bridge: typing.Any) -> typing.Any:
         ...
     def l2_fetch(self, key: typing.Any, bridge: typing.Any) -> typing.Any:
         ...
@@ -384,6 +388,10 @@ def pg_query(dsn: str, sql: str, params: collections.abc.Sequence[str] = [], con
     ...
 def pg_validate_dsn(dsn: str) -> None:
     ...
+def track_building(var: typing.Any) -> None:
+    """
+    The ContextVar whose value, while not None, sends fresh hits to the slow path.
+    """
 LEASE_GRANTED: int = 1
 LEASE_HELD: int = 2
 LEASE_NONE: int = 0

@@ -15,6 +15,7 @@ the modes and the same handful of helpers (_encode, _written, _invalidated) back
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import functools
 import inspect
 import logging
@@ -29,6 +30,7 @@ from ._validate import MAX_COUNTER
 # The engine's codes (cpp/include/herdcache/codes.hpp): shared-tier result statuses and
 # lease states (TierResult), and UNFENCED, a store that no load precedes (WriteFence::kUnfenced).
 from ._native import UNFENCED, CacheError, Key, ReadProtocol, SerializationError, SlowRead, TierReply
+from ._native import track_building
 from ._native import (STATUS_CONFLICT as CONFLICT, STATUS_DONE as DONE, STATUS_FAULT as FAULT, STATUS_HIT as HIT,
                       STATUS_MISS as MISS, STATUS_REFUSED as REFUSED)
 
@@ -49,6 +51,11 @@ FOLLOWER_WAITS = 2  # a follower waits for its flight this many lock_timeouts at
 NO_ANSWER = TierReply.fault("no answer from redis")
 Loader = Callable[[], Any]
 T = TypeVar("T")
+# The dependencies of the load running in this context (a loader's cached reads add to
+# it), or None: set around each loader (_run_loader). While set, the native lookup of a
+# cached function leaves its fresh hits to get_or_load, which records them.
+BUILDING: contextvars.ContextVar[set[str] | None] = contextvars.ContextVar("herdcache_building", default=None)
+track_building(BUILDING)
 
 
 class _Done:
@@ -274,12 +281,20 @@ def finish_read(m: CacheManager, key: Key, slow: SlowRead) -> Any:
 
 async def get_or_load(m: CacheManager, mode: Any, key: Key, loader: Loader, tags: list[str], ttl: Any, *, counted: bool = True) -> Any:
     step, value, fresh_until = m._engine.get(key, counted)
-    if step == SERVE:
-        return value
     if step == SERVE_AND_REFRESH:
         refresh(m, mode, key, loader, tags, ttl, fresh_until)
-        return value
-    return await load(m, mode, key, loader, tags, ttl)  # LEAD
+    elif step != SERVE:
+        value = await load(m, mode, key, loader, tags, ttl)  # LEAD
+    outer = BUILDING.get()
+    if outer is not None:  # read while another key loads: that key's entry is built from this one
+        outer.update(m._engine.dependencies_of(key))
+    return value
+
+
+def with_dependencies(m: CacheManager, tags: list[str], depends_on: list[Key]) -> list[str]:
+    """`tags` plus what an entry built from each of `depends_on` depends on (depends_on=)."""
+    deps = {tag for key in depends_on for tag in m._engine.dependencies_of(key)}
+    return tags + sorted(deps.difference(tags))
 
 
 async def load(m: CacheManager, mode: Any, key: Key, loader: Loader, tags: list[str], ttl: Any, *, refresh: bool = False) -> Any:
@@ -340,7 +355,9 @@ async def _lead(m: CacheManager, mode: Any, key: Key, loader: Loader, tags: list
                 if guard is not None:  # stale, and the lease to refresh it is ours
                     _refresh_under(m, mode, key, loader, tags, ttl, guard)
                 return found
-        value = await _run_loader(m, mode, key, loader)
+        value, deps = await _run_loader(m, mode, key, loader)
+        if deps:  # what the loader read from the cache: the entry is built from it
+            tags = tags + sorted(deps.difference(tags))
         stored, value = _store_local(m, key, value, tags, ttl, engine.now() - started, since)
     except asyncio.CancelledError as exc:
         # The leader itself is cancelled: the callers that joined its flight are not.
@@ -374,24 +391,28 @@ async def _lead(m: CacheManager, mode: Any, key: Key, loader: Loader, tags: list
     return value
 
 
-async def _run_loader(m: CacheManager, mode: Any, key: Key, loader: Loader) -> Any:
-    """Runs the loader inside the bulkhead, counted, timed, slow loads logged."""
+async def _run_loader(m: CacheManager, mode: Any, key: Key, loader: Loader) -> tuple[Any, set[str]]:
+    """Runs the loader inside the bulkhead, counted, timed, slow loads logged. Returns
+    its value and the dependencies of what it read from the cache meanwhile (BUILDING)."""
     engine = m._engine
     if m._bulkhead is not None:
         await mode.acquire(m)
     started = engine.now()
+    deps: set[str] = set()
+    building = BUILDING.set(deps)
     try:
         engine.count(key.resource, "loads")
         value = loader()
         if inspect.isawaitable(value):
             value = await mode.settle(m, value)
     finally:
+        BUILDING.reset(building)
         if m._bulkhead is not None:
             m._bulkhead.release()
         elapsed = engine.now() - started
         if elapsed >= m.slow_load_threshold:
             log.warning("slow load: %s took %.3f s", key, elapsed)
-    return value
+    return value, deps
 
 
 async def _coordinate(m: CacheManager, mode: Any, protocol: Any, key: Key, tags: list[str], replace_before: int | None,

@@ -50,4 +50,26 @@ std::vector<std::string> prefix_levels(std::string_view canonical_key);  // "ns:
 std::string prefix_version_key(std::string_view ns, std::string_view canonical_prefix);
 std::string tag_version_key(std::string_view ns, std::string_view tag);
 
+// Dependencies between entries (an entry loaded while another key's loader ran, or with
+// depends_on=) are tags, so they cost nothing new at invalidation time and reach every
+// instance the way tags do. An entry built from key K carries:
+//   "#k:<K>"            K's own dependency tag: deleting K, or a pattern removing it,
+//                       invalidates this tag (its version key "<ns>#t:#k:<K>" is bumped)
+//   "#p:<level>"        one per prefix level of K: in Redis the very version key of that
+//                       prefix ("<ns>#p:..."), so invalidating K's prefix or resource
+//                       moves it; in memory, a prefix invalidation erases this tag too
+//   every tag K's entry carries, its own dependency tags included, so that an entry
+//   built from an entry built from K depends on K as well: transitivity without a walk.
+// A key's own expiry is no invalidation and moves nothing.
+inline constexpr std::string_view kKeyDependency = "#k:";
+inline constexpr std::string_view kPrefixDependency = "#p:";
+// K's dependency tags (the first two kinds above), from its key and canonical form.
+std::vector<std::string> dependency_tags(std::string_view key, std::string_view canonical);
+
+// Invalidations as they apply to one memory tier, each with the entries built from what
+// it removes. Shared by an instance's own invalidations and the broadcasts it receives.
+std::size_t erase_key(MemoryTier& memory, std::string_view key, std::uint64_t hash);
+std::size_t erase_prefix(MemoryTier& memory, std::string_view resource, std::string_view canonical_prefix);
+std::size_t erase_pattern(MemoryTier& memory, std::string_view pattern);
+
 }  // namespace herdcache

@@ -98,6 +98,13 @@ class MemoryTier {
   std::size_t erase_tags(const std::vector<std::string>& tags);
   // Glob over the key without its "<namespace>:" (e.g. "courses:*").
   std::size_t erase_pattern(std::string_view pattern);
+  // Every entry carrying a tag "<marker><ns>:<rest>" whose <rest> matches the glob
+  // `pattern`: the entries built from keys a pattern invalidation removes (dependency
+  // tags, invalidation.hpp). Costs the shard's tag names, not its entries.
+  std::size_t erase_tagged_by_pattern(std::string_view marker, std::string_view pattern);
+  // The tags of the entry under `key` (empty when absent). Finding a tag's name walks its
+  // ring to the sentinel: for dependency tracking, which runs beside a load, not a hit.
+  std::vector<std::string> tags_of(std::string_view key, std::uint64_t hash) const;
   std::size_t clear();
 
   // While suspended nothing is served (get() misses) or kept (put() refuses); what the

@@ -119,6 +119,9 @@ class RedisTier {
   bool signs() const noexcept;
   // Gives a lease back (a failed load) and wakes whoever waits for the key.
   void release(const Key& key, const std::string& lease_token, Callback cb);
+  // Takes "<ns>#c:<name>" for `ttl_ms` unless someone holds it (one scheduled warm of a
+  // key per period across instances). Done with count 1 when taken, 0 when held elsewhere.
+  void claim(const std::string& name, const std::string& token, std::int64_t ttl_ms, Callback cb);
 
   // Invalidations: applied in Redis and broadcast to every instance. Done.count is what
   // Redis reports (entries removed, or version keys bumped).
@@ -165,7 +168,7 @@ class RedisTier {
   MemoryTier& memory_;
   std::shared_ptr<const Clock> clock_;
   LogCallback log_;
-  std::unique_ptr<Script> read_, write_, bump_, delete_, release_, incr_;
+  std::unique_ptr<Script> read_, write_, bump_, delete_, release_, incr_, unlink_batch_;
   EntryCodec codec_;  // seals what is written, opens what is read
   std::unique_ptr<RedisClient> client_;
   std::unique_ptr<RedisSubscriber> subscriber_;

@@ -135,6 +135,15 @@ if #names > 0 then
     if want[j] and h ~= want[j] then return refuse() end
     deps[#deps + 1] = names[j] .. '\n' .. h .. '\n'
   end
+  -- A key's dependency version ("#t:#k:", invalidation.hpp) exists only while an entry
+  -- built from the key may: it outlives every such entry, and a delete bumps it only if
+  -- it exists, so deletes of keys nothing was built from leave nothing behind.
+  for j = 1, #names do
+    if string.find(names[j], '#t:#k:', 1, true) and
+       not redis.call('SET', names[j], have[j] or '0', 'NX', 'PXAT', ARGV[3]) then
+      redis.call('PEXPIREAT', names[j], ARGV[3], 'GT')
+    end
+  end
 end
 redis.call('HSET', KEYS[1], 'v', ARGV[1], 'f', ARGV[2], 's', ARGV[3], 'd', ARGV[4], 't', ARGV[5], 'x', table.concat(deps))
 redis.call('PEXPIREAT', KEYS[1], ARGV[3])
@@ -219,13 +228,33 @@ redis.call('PUBLISH', ARGV[1], ARGV[2])
 return #KEYS
 )lua";
 
-// KEYS[1] entry, KEYS[2] its lease (revoked); ARGV[1] channel, ARGV[2] message.
+// KEYS[1] entry, KEYS[2] its lease (revoked), KEYS[3] its dependency version (bumped
+// if entries were built from it, see kWrite); ARGV[1] channel, ARGV[2] message.
 // Returns 1 if the entry existed.
 inline constexpr std::string_view kDelete = R"lua(
 local n = redis.call('UNLINK', KEYS[1])
 redis.call('DEL', KEYS[2])
+if redis.call('EXISTS', KEYS[3]) == 1 then redis.call('INCR', KEYS[3]) end
 redis.call('PUBLISH', ARGV[1], ARGV[2])
 return n
+)lua";
+
+// One batch of a pattern invalidation's SCAN. KEYS: n entries, then the n dependency
+// versions of those keys; ARGV[1] channel, ARGV[2] a tag invalidation of their dependency
+// tags, published when any of them was bumped (other instances' memory tiers drop what
+// was built from them). Returns how many entries existed.
+inline constexpr std::string_view kUnlinkBatch = R"lua(
+local n = #KEYS / 2
+local removed = redis.call('UNLINK', unpack(KEYS, 1, n))
+local bumped = false
+for i = n + 1, #KEYS do
+  if redis.call('EXISTS', KEYS[i]) == 1 then
+    redis.call('INCR', KEYS[i])
+    bumped = true
+  end
+end
+if bumped then redis.call('PUBLISH', ARGV[1], ARGV[2]) end
+return removed
 )lua";
 
 }  // namespace herdcache::scripts
