@@ -67,9 +67,25 @@ def _convert(resource: str, name: str, hint: Any, value: Any) -> Any:
         raise BadArguments(f"{resource}: argument {name!r}: {reasons}") from None
 
 
-async def invalidate(fn: Any, bound: inspect.BoundArguments) -> int:
+class RewarmFailed(Exception):
+    """The invalidation happened; reloading what it removed raised (the cause)."""
+
+
+async def invalidate(fn: Any, bound: inspect.BoundArguments, cache: Any = None, *, rewarm: bool = False) -> int:
     """``fn.invalidate`` with bound arguments (the function knows which of its arguments
-    make up the key: not ``self``, not ``ignore=``). TypeError: not a leading run."""
+    make up the key: not ``self``, not ``ignore=``). TypeError: not a leading run.
+    ``rewarm=True``: ``cache.invalidate(resource, *prefix, rewarm=True)``, which reloads
+    what it removed and the key the arguments name; RewarmFailed if a reload raised."""
+    if rewarm:
+        prefix = fn.key_prefix(*bound.args, **bound.kwargs)
+        try:
+            if inspect.iscoroutinefunction(fn.uncached):
+                count: int = await cache.invalidate(fn.resource, *prefix, rewarm=True)
+            else:
+                count = await asyncio.to_thread(cache.sync.invalidate, fn.resource, *prefix, rewarm=True)
+        except Exception as exc:
+            raise RewarmFailed(f"the loader for {fn.resource!r} raised {type(exc).__name__}: {exc}") from exc
+        return count
     if inspect.iscoroutinefunction(fn.uncached):
         removed: int = await fn.invalidate(*bound.args, **bound.kwargs)
     else:

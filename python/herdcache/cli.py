@@ -168,14 +168,16 @@ def _action(cache: CacheManager, opts: argparse.Namespace) -> Any:
     fn, bound = _bound(cache, resource, args, opts.param, partial=not opts.rewarm, as_json=opts.json)
 
     async def invalidate() -> dict[str, Any]:
-        try:
-            result = await _bumped(_binding.invalidate(fn, bound), 1,
+        try:  # rewarm: the API's, which reloads the key named (this process holds nothing else)
+            result = await _bumped(_binding.invalidate(fn, bound, cache, rewarm=opts.rewarm), 1,
                                    f"every entry of {resource!r} under that prefix, in every instance",
                                    mode="resource", resource=resource, prefix=list(bound.arguments.values()))
+        except _binding.RewarmFailed as exc:
+            raise Failure(str(exc)) from exc
         except TypeError as exc:  # not a leading run of the key's arguments
             raise Failure(f"{resource}: {exc}") from None
         if opts.rewarm:
-            result["rewarmed"] = (await _warm(cache, fn, bound))["key"]
+            result["rewarmed"] = str(fn.key(*bound.args, **bound.kwargs))
         return result
 
     return invalidate

@@ -159,12 +159,15 @@ def cached(m: CacheManager, resource: str, *, tags: Tags = None, ttl: float | No
 
         is_async = inspect.iscoroutinefunction(fn)
 
+        # A miss remembers how to load its key again, for invalidate(..., rewarm=True).
         async def miss_async(key: Any, loader: Callable[[], Any], tag_list: list[str]) -> Any:
             m._ready()
+            m._warming.remember(key, loader, tag_list, ttl)
             return await _ops.get_or_load(m, ASYNC, key, loader, tag_list, ttl, counted=False)
 
         def miss_sync(key: Any, loader: Callable[[], Any], tag_list: list[str]) -> Any:
             m._ready()
+            m._warming.remember(key, loader, tag_list, ttl)
             return drive(_ops.get_or_load(m, SYNC, key, loader, tag_list, ttl, counted=False))
 
         wrapper: Any = _generated_wrapper(
@@ -199,18 +202,21 @@ def cached(m: CacheManager, resource: str, *, tags: Tags = None, ttl: float | No
 
         async def warm_async(*args: Any, **kwargs: Any) -> Any:
             m._ready()
-            key = make_key(args, kwargs)
-            return await _ops.load(m, ASYNC, key, lambda: fn(*args, **kwargs), tags_for(args, kwargs), ttl, refresh=True)
+            key, loader, tags = make_key(args, kwargs), lambda: fn(*args, **kwargs), tags_for(args, kwargs)
+            m._warming.remember(key, loader, tags, ttl)
+            return await _ops.load(m, ASYNC, key, loader, tags, ttl, refresh=True)
 
         def invalidate_sync(*args: Any, **kwargs: Any) -> int:
             return m.sync.invalidate(resource, *prefix_of(args, kwargs))
 
         def warm_sync(*args: Any, **kwargs: Any) -> Any:
             m._ready()
-            key = make_key(args, kwargs)
-            return drive(_ops.load(m, SYNC, key, lambda: fn(*args, **kwargs), tags_for(args, kwargs), ttl, refresh=True))
+            key, loader, tags = make_key(args, kwargs), lambda: fn(*args, **kwargs), tags_for(args, kwargs)
+            m._warming.remember(key, loader, tags, ttl)
+            return drive(_ops.load(m, SYNC, key, loader, tags, ttl, refresh=True))
 
         wrapper.key = lambda *args, **kwargs: make_key(args, kwargs)
+        wrapper.key_prefix = lambda *args, **kwargs: prefix_of(args, kwargs)  # what invalidate() passes on
         wrapper.invalidate = invalidate_async if is_async else invalidate_sync
         wrapper.warm = warm_async if is_async else warm_sync
         wrapper.uncached = fn

@@ -341,13 +341,17 @@ async def _invalidate_resource(cache: CacheManager, body: InvalidateRequest) -> 
         count = await cache.invalidate(resource, *body.args)
         return InvalidateResult(mode="resource", resource=resource, prefix=body.args, invalidated=count)
     bound = _bind(fn, body.args, body.params, partial=not body.rewarm)
-    try:
-        count = await _binding.invalidate(fn, bound)
+    try:  # rewarm: the API's, which reloads what the invalidation removed and the key named
+        count = await _binding.invalidate(fn, bound, cache, rewarm=body.rewarm)
+    except _binding.RewarmFailed as exc:
+        log.error("rewarming %s failed", resource, exc_info=exc.__cause__)
+        raise HTTPException(502, f"the loader for {resource!r} raised {type(exc.__cause__).__name__}; "
+                                 "see the server log") from None
     except TypeError as exc:  # not a leading run of the key's arguments
         raise HTTPException(422, f"{resource}: {exc}") from None
     result = InvalidateResult(mode="resource", resource=resource, prefix=list(bound.arguments.values()), invalidated=count)
     if body.rewarm:
-        result.rewarmed = await _warm(cache, fn, bound)
+        result.rewarmed = str(fn.key(*bound.args, **bound.kwargs))
     return result
 
 

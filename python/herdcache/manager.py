@@ -23,6 +23,7 @@ from . import _native, _ops
 from ._ops import ASYNC
 from ._native import Key, Policy
 from ._bulkhead import Bulkhead
+from ._warming import Warming, WarmHandle
 from ._workers import announce_memory_only
 from ._validate import (check_delta, check_items, check_key, check_keys, check_loader, check_pattern, check_resource, check_ttl,
                         tag_list)
@@ -111,6 +112,7 @@ class CacheManager:
         self._pool: concurrent.futures.ThreadPoolExecutor | None = None
         self._pool_lock = threading.Lock()
         self._counter_lock = threading.Lock()  # memory-only increments
+        self._warming = Warming(self)
         from .sync import SyncCache
 
         self.sync = SyncCache(self)
@@ -130,6 +132,7 @@ class CacheManager:
         if self._state == _CLOSED:
             return
         self._state = _CLOSED
+        self._warming.close()
         tasks = [t for t in self._tasks if not t.done()]
         for task in tasks:
             task.cancel()
@@ -247,22 +250,46 @@ class CacheManager:
         self._ready()
         return await _ops.compare_and_set(self, ASYNC, check_key(key), expected, value, tag_list(tags), check_ttl(ttl))
 
-    async def get_or_load(self, key: Key, loader: Callable[[], Any], tags: Iterable[str] = (), ttl: float | None = None) -> Any:
+    async def get_or_load(self, key: Key, loader: Callable[[], Any], tags: Iterable[str] = (), ttl: float | None = None,
+                          depends_on: Iterable[Key] = ()) -> Any:
+        """The cached value, or the loader's, stored. The entry depends on each key of
+        `depends_on`, and on every key read through the cache while the loader runs:
+        invalidating one of those invalidates it too, in every instance."""
         self._ready()
         check_loader(loader)
-        return await _ops.get_or_load(self, ASYNC, check_key(key), loader, tag_list(tags), check_ttl(ttl))
+        tags = _ops.with_dependencies(self, tag_list(tags), check_keys(depends_on)) if depends_on else tag_list(tags)
+        return await _ops.get_or_load(self, ASYNC, check_key(key), loader, tags, check_ttl(ttl))
 
     async def delete(self, key: Key) -> bool:
         self._ready()
         return await self._invalidate(ASYNC, *self._delete_local(key)) > 0
 
-    async def invalidate(self, resource: str, *prefix: Any) -> int:
+    async def invalidate(self, resource: str, *prefix: Any, rewarm: bool = False) -> int:
+        """Every key of the resource with that prefix of args. rewarm=True then reloads
+        what it removed that this instance held (herdcache._warming)."""
         self._ready()
-        return await self._invalidate(ASYNC, *self._invalidate_local(resource, prefix))
+        return await self._invalidating(ASYNC, lambda: self._invalidate_local(resource, prefix), rewarm,
+                                        (resource, prefix))
 
-    async def invalidate_tags(self, *tags: str) -> int:
+    async def invalidate_tags(self, *tags: str, rewarm: bool = False) -> int:
         self._ready()
-        return await self._invalidate(ASYNC, *self._tags_local(tags))
+        return await self._invalidating(ASYNC, lambda: self._tags_local(tags), rewarm)
+
+    def schedule_warm(self, resource: str, *args: Any, every: float, **params: Any) -> WarmHandle:
+        """Re-runs the loader registered for `resource` with these arguments every `every`
+        seconds, once per period across instances, until handle.cancel() or close().
+        Needs a running event loop."""
+        self._ready()
+        if isinstance(every, bool) or not isinstance(every, (int, float)) or not math.isfinite(every) or every <= 0:
+            raise ValueError(f"every must be a finite number of seconds > 0, got {every!r}")
+        fn = self.registered(resource)
+        try:
+            asyncio.get_running_loop()
+        except RuntimeError:
+            raise RuntimeError("schedule_warm needs a running event loop (call it from async code)") from None
+        handle = WarmHandle(self, fn, args, params, float(every))
+        handle.start()
+        return handle
 
     async def invalidate_pattern(self, pattern: str) -> int:
         self._ready()
@@ -285,6 +312,7 @@ class CacheManager:
         stats["redis"] = self._engine.redis_stats() or {
             "configured": False, "connected": False, "latency_ms": None, "circuit": "disabled", "errors": 0}
         stats["background_tasks"] = len(self._tasks)
+        stats["warming"] = self._warming.stats()
         return stats
 
     # --- decorators --------------------------------------------------------------------
@@ -367,6 +395,17 @@ class CacheManager:
 
     def _invalidate(self, mode: Any, invalidation: _native.Invalidation, removed: int) -> Coroutine[Any, Any, int]:
         return _ops.invalidate(self, mode, invalidation, removed)
+
+    async def _invalidating(self, mode: Any, local: Callable[[], tuple[_native.Invalidation, int]], rewarm: bool,
+                            named: tuple[str, tuple[Any, ...]] | None = None) -> int:
+        """An invalidation (`local` applies it here), then with `rewarm` the reload of what
+        it removed (and of the key `named` names, if it is one). Both modes: in sync mode
+        it never suspends."""
+        present = self._warming.present() if rewarm else []
+        count = await _ops.invalidate(self, mode, *local())
+        if rewarm:
+            await self._warming.rewarm(mode, present, named)
+        return count
 
     def _bridge(self) -> _native.Bridge:
         loop = asyncio.get_running_loop()

@@ -70,22 +70,25 @@ class SyncCache:
         self._m._ready()
         return drive(_ops.compare_and_set(self._m, SYNC, check_key(key), expected, value, tag_list(tags), check_ttl(ttl)))
 
-    def get_or_load(self, key: Key, loader: Callable[[], Any], tags: Iterable[str] = (), ttl: float | None = None) -> Any:
+    def get_or_load(self, key: Key, loader: Callable[[], Any], tags: Iterable[str] = (), ttl: float | None = None,
+                    depends_on: Iterable[Key] = ()) -> Any:
         self._m._ready()
         check_loader(loader)
-        return drive(_ops.get_or_load(self._m, SYNC, check_key(key), loader, tag_list(tags), check_ttl(ttl)))
+        tags = _ops.with_dependencies(self._m, tag_list(tags), check_keys(depends_on)) if depends_on else tag_list(tags)
+        return drive(_ops.get_or_load(self._m, SYNC, check_key(key), loader, tags, check_ttl(ttl)))
 
     def delete(self, key: Key) -> bool:
         self._m._ready()
         return drive(self._m._invalidate(SYNC, *self._m._delete_local(key))) > 0
 
-    def invalidate(self, resource: str, *prefix: Any) -> int:
+    def invalidate(self, resource: str, *prefix: Any, rewarm: bool = False) -> int:
         self._m._ready()
-        return drive(self._m._invalidate(SYNC, *self._m._invalidate_local(resource, prefix)))
+        return drive(self._m._invalidating(SYNC, lambda: self._m._invalidate_local(resource, prefix), rewarm,
+                                           (resource, prefix)))
 
-    def invalidate_tags(self, *tags: str) -> int:
+    def invalidate_tags(self, *tags: str, rewarm: bool = False) -> int:
         self._m._ready()
-        return drive(self._m._invalidate(SYNC, *self._m._tags_local(tags)))
+        return drive(self._m._invalidating(SYNC, lambda: self._m._tags_local(tags), rewarm))
 
     def invalidate_pattern(self, pattern: str) -> int:
         self._m._ready()
