@@ -2,7 +2,8 @@
 // O(dependencies) work, never a scan. Entries are hashes:
 //   v payload   f fresh-until (wall ms)   s stale-until (wall ms; the key expires then)
 //   d last load duration (ms)   t tags ('\n'-joined)
-//   x dependencies: "<version key>\n<version>\n" repeated (prefix levels and tags)
+//   x dependencies: "<version key>\n<version>\n" repeated (prefix levels and tags, the
+//     dependency tags of entries it was built from among them: invalidation.hpp)
 // An entry is valid while every dependency's version key still holds the version it was
 // written under (a missing version key reads as "0").
 //
