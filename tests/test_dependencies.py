@@ -174,3 +174,19 @@ async def test_dependents_go_in_every_instance_and_from_redis(redis_url, invalid
         await eventually(lambda: not b._engine.peek(sb.slots.key("o1"))[0])
         await sb.slots("o1")  # Redis' copies are out of date too: b loads them again
         assert (sb.loads["slots"], sb.loads["departments"]) == (1, 1)
+
+
+async def test_a_plain_get_inside_a_loader_makes_a_dependency(tier):
+    async with tier.open(namespace="deps") as m:
+        inner, outer = m.key("config", "o1"), m.key("report", "o1")
+        await m.set(inner, {"v": 1})
+        loads = []
+
+        async def load_report():
+            loads.append(await m.get(inner))
+            return "report"
+
+        await m.get_or_load(outer, load_report)
+        await m.invalidate("config")
+        await m.get_or_load(outer, load_report)
+        assert loads == [{"v": 1}, None]

@@ -52,6 +52,10 @@ void encode_value(KeyBuilder& builder, PyObject* value, int depth = 0);
 Handle make_handle(PyObject* object);
 // Releases handles that were dropped on threads without the GIL. Call with the GIL held.
 void release_parked_handles() noexcept;
+
+// Whether a load runs in the current context whose entry records what it reads
+// (herdcache._ops.BUILDING is set): fresh hits then take the Python path (register_callsite.cpp).
+bool building();
 inline PyObject* handle_object(const Handle& handle) noexcept {
   return static_cast<PyObject*>(handle.get());
 }

@@ -22,6 +22,26 @@
 namespace herdcache::py_bindings {
 
 namespace {
+// The ContextVar holding the dependencies of the load running in this context, or None
+// (herdcache._ops.BUILDING, set around each loader and handed over by track_building). A
+// fresh hit made while it is set takes the slow path, which records the dependency.
+PyObject* BUILDING = nullptr;
+
+}  // namespace
+
+bool building() {
+  if (BUILDING == nullptr) return false;
+  PyObject* value = nullptr;
+  if (PyContextVar_Get(BUILDING, nullptr, &value) < 0) {
+    PyErr_Clear();
+    return false;
+  }
+  const bool set = value != nullptr && value != Py_None;
+  Py_XDECREF(value);
+  return set;
+}
+
+namespace {
 
 // inspect.Parameter kinds.
 enum Kind : int { kPositionalOnly = 0, kPositionalOrKeyword = 1, kVarPositional = 2,
@@ -44,22 +64,6 @@ struct CallSite {
 
 constexpr const char* kCapsuleName = "herdcache.CallSite";
 PyObject* MISS = nullptr;
-// The ContextVar holding the dependencies of the load running in this context, or None
-// (herdcache._ops.BUILDING, set around each loader and handed over by track_building). A
-// fresh hit made while it is set takes the slow path, which records the dependency.
-PyObject* BUILDING = nullptr;
-
-bool building() {
-  if (BUILDING == nullptr) return false;
-  PyObject* value = nullptr;
-  if (PyContextVar_Get(BUILDING, nullptr, &value) < 0) {
-    PyErr_Clear();
-    return false;
-  }
-  const bool set = value != nullptr && value != Py_None;
-  Py_XDECREF(value);
-  return set;
-}
 
 // A key argument the key cannot hold (a database session, say): the error names the
 // cached function's resource and the parameter, and the fix.

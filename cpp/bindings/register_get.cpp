@@ -20,7 +20,8 @@
 //   is raised from it, and the future is left to the bridge, which skips cancelled ones.
 //
 // Anything else (a key that is not a Key, unexpected arguments) goes to CacheManager.get
-// itself, which checks it and raises as it always did.
+// itself, which checks it and raises as it always did; so does a get made inside a loader
+// (bindings.hpp building()), whose read the entry being loaded will depend on.
 #include <pthread.h>
 
 #include <atomic>
@@ -317,7 +318,8 @@ PyObject* getter_get(PyObject* self, PyObject* const* args, Py_ssize_t nargs, Py
   auto* g = reinterpret_cast<Getter*>(self);
   const Py_ssize_t nkw = kwnames == nullptr ? 0 : PyTuple_GET_SIZE(kwnames);
   if (nargs + nkw != 1 || Py_TYPE(args[0]) != reinterpret_cast<PyTypeObject*>(KeyType) ||
-      (nkw == 1 && PyUnicode_CompareWithASCIIString(PyTuple_GET_ITEM(kwnames, 0), "key") != 0)) {
+      (nkw == 1 && PyUnicode_CompareWithASCIIString(PyTuple_GET_ITEM(kwnames, 0), "key") != 0) ||
+      building()) {  // inside a loader: the Python path records the read as a dependency
     return PyObject_Vectorcall(g->fallback, args, nargs, kwnames);
   }
   GetCall* call = PyObject_GC_New(GetCall, GetCallType);

@@ -236,12 +236,14 @@ ASYNC, SYNC = AsyncMode(), SyncMode()
 
 async def get(m: CacheManager, mode: Any, key: Key) -> Any:
     step, value, _ = m._engine.get(key, True, GET)
-    if step != FETCH:
-        return value  # served from memory, or a miss (None)
-    result = await mode.fetch(m, key)
-    if type(result) is not SlowRead:
-        return result  # decoded (or a miss or a fault), filled in memory and counted by the engine
-    return finish_read(m, key, result)
+    if step == FETCH:
+        value = await mode.fetch(m, key)  # decoded (or a miss or a fault), filled in memory and counted
+        if type(value) is SlowRead:
+            value = finish_read(m, key, value)
+    outer = BUILDING.get()
+    if outer is not None:  # read while another key loads: that key's entry is built from this one
+        outer.update(m._engine.dependencies_of(key))
+    return value
 
 
 async def get_many(m: CacheManager, mode: Any, keys: list[Key]) -> list[Any]:
