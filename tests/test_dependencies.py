@@ -107,18 +107,20 @@ async def test_unrelated_invalidations_leave_dependents_alone(tier):
         assert svc.loads["slots"] == 2  # o1 once, o2 once, o2 not read again
 
 
-async def test_depends_on_makes_an_explicit_dependency(tier):
+@pytest.mark.parametrize("explicit", [True, False], ids=["depends_on", "get_inside_the_loader"])
+async def test_depends_on_and_a_plain_get_make_a_dependency(tier, explicit):
     async with tier.open(namespace="deps") as m:
         inner, outer = m.key("config", "o1"), m.key("report", "o1")
         await m.set(inner, {"v": 1})
         loads = []
 
         async def load_report():
-            loads.append(1)
+            loads.append(None if explicit else await m.get(inner))
             return "report"
 
-        await m.get_or_load(outer, load_report, depends_on=[inner])
-        await m.get_or_load(outer, load_report, depends_on=[inner])
+        depends_on = [inner] if explicit else []
+        await m.get_or_load(outer, load_report, depends_on=depends_on)
+        await m.get_or_load(outer, load_report, depends_on=depends_on)
         assert len(loads) == 1
         await m.delete(inner)
         assert await m.get(outer) is None
@@ -174,19 +176,3 @@ async def test_dependents_go_in_every_instance_and_from_redis(redis_url, invalid
         await eventually(lambda: not b._engine.peek(sb.slots.key("o1"))[0])
         await sb.slots("o1")  # Redis' copies are out of date too: b loads them again
         assert (sb.loads["slots"], sb.loads["departments"]) == (1, 1)
-
-
-async def test_a_plain_get_inside_a_loader_makes_a_dependency(tier):
-    async with tier.open(namespace="deps") as m:
-        inner, outer = m.key("config", "o1"), m.key("report", "o1")
-        await m.set(inner, {"v": 1})
-        loads = []
-
-        async def load_report():
-            loads.append(await m.get(inner))
-            return "report"
-
-        await m.get_or_load(outer, load_report)
-        await m.invalidate("config")
-        await m.get_or_load(outer, load_report)
-        assert loads == [{"v": 1}, None]
