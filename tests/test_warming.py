@@ -185,3 +185,14 @@ async def test_two_instances_warm_once_per_period_between_them(redis_url):
         runs = a.stats()["warming"]["runs"] + b.stats()["warming"]["runs"]
         skipped = a.stats()["warming"]["skipped"] + b.stats()["warming"]["skipped"]
         assert (runs, skipped) == (3, 3)
+
+
+async def test_a_blocking_close_from_another_thread_stops_scheduled_warms():
+    m = CacheManager(namespace="warm")
+    every_hour(m, [])
+    handle = m.schedule_warm("config", "o1", every=3600)
+    await asyncio.to_thread(m.sync.close)
+    assert handle._task is not None
+    await asyncio.wait([handle._task], timeout=5)
+    assert handle._task.cancelled()
+    assert await handle.tick() == "not due"

@@ -123,6 +123,7 @@ class WarmHandle:
         self._offset = random.random() * WARM_JITTER * every  # this instance's point in each period
         self._period: int | None = None  # the last period tick() handled
         self._task: asyncio.Task[None] | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
         self.cancelled = False
 
     def _now_period(self) -> tuple[int, float]:
@@ -165,7 +166,8 @@ class WarmHandle:
         return bool(result.count)
 
     def start(self) -> None:
-        self._task = asyncio.get_running_loop().create_task(self._run())
+        self._loop = asyncio.get_running_loop()
+        self._task = self._loop.create_task(self._run())
         self._m._track(self._task)
         self._m._warming.handles.add(self)
 
@@ -180,5 +182,14 @@ class WarmHandle:
         """Stops the scheduled warm (one running now is cancelled, as close() cancels it)."""
         self.cancelled = True
         self._m._warming.handles.discard(self)
-        if self._task is not None:
+        loop = self._loop
+        if self._task is None or loop is None or loop.is_closed():
+            return
+        try:
+            on_loop = asyncio.get_running_loop() is loop
+        except RuntimeError:
+            on_loop = False
+        if on_loop:
             self._task.cancel()
+        else:  # cache.sync.close() from another thread: a task is cancelled on its own loop
+            loop.call_soon_threadsafe(self._task.cancel)

@@ -168,6 +168,7 @@ class CacheManager:
 
     def _close(self) -> None:
         self._state = _CLOSED
+        self._warming.close()  # (close() did already; cache.sync.close() did not)
         for loop, bridge in list(self._bridges.items()):
             if not loop.is_closed():
                 try:
