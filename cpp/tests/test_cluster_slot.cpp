@@ -11,7 +11,7 @@ TEST_CASE("cluster slot: crc16 is the cluster specification's XMODEM CRC") {
   CHECK(crc16("") == 0);
 }
 
-TEST_CASE("cluster slot: a key hashes whole, or by the key, or its first non-empty hash tag") {
+TEST_CASE("cluster slot: a key hashes whole, or by its first non-empty hash tag") {
   CHECK(cluster_slot("foo") == 12182);  // CLUSTER KEYSLOT foo
   CHECK(cluster_slot("{user1000}.following") == cluster_slot("{user1000}.followers"));
   CHECK(cluster_slot("{user1000}.following") == cluster_slot("user1000"));

@@ -2,6 +2,7 @@
 #include <catch2/catch.hpp>
 
 #include <atomic>
+#include <chrono>
 #include <future>
 #include <latch>
 #include <memory>
@@ -134,4 +135,34 @@ TEST_CASE("an abandoned flight stays only while callers follow it") {
   CHECK(table.size() == 1);
   CHECK_FALSE(table.abandon("k", led.id + 1));  // another flight's id: nothing happens
   CHECK(table.finish("k", led.id)->second == 1);
+}
+
+// In the bindings `make` runs Python code, during which another thread may take the GIL
+// and then the table's lock: make must not run under that lock, or the two deadlock.
+TEST_CASE("flights: make runs without the table's lock, and a leader that lost the race follows") {
+  FlightTable<int> table;
+  FlightTable<int>::Joined other{};
+  std::promise<void> other_joined;
+  std::thread t;
+  auto joined = table.join("k", [&] {
+    // Another caller joins the same key while this one makes its handle. Were make called
+    // under the lock, that caller would wait for make to return, and the wait below would
+    // run out (then it joins once make has returned, and the checks after it fail).
+    t = std::thread([&] {
+      other = table.join("k", [] { return 2; });
+      other_joined.set_value();
+    });
+    CHECK(other_joined.get_future().wait_for(std::chrono::seconds(10)) == std::future_status::ready);
+    return 1;
+  });
+  t.join();
+  CHECK(other.leader);
+  CHECK(other.handle == 2);
+  CHECK_FALSE(joined.leader);  // it lost the race: it follows the flight the other caller leads
+  CHECK(joined.handle == 2);
+  CHECK(joined.id == other.id);
+  auto done = table.finish("k", other.id);
+  REQUIRE(done.has_value());
+  CHECK(done->second == 1);  // one follower
+  CHECK(table.size() == 0);
 }

@@ -23,17 +23,25 @@ class FlightTable {
     std::uint64_t id;  // identifies the flight to finish()
   };
 
-  // `make` is called (under the table lock) only when this caller becomes the leader.
+  // `make` is called only when this caller may become the leader, and never under the
+  // table's lock: in the bindings it runs Python code, which may let another thread take
+  // the GIL, and that thread may be waiting for this lock. So the table is checked, `make`
+  // runs unlocked, and the table is checked again: a caller that lost the race in between
+  // follows the winner's flight, and its own handle is dropped (after the lock is released,
+  // as every handle the table lets go of is: destroying one may run code too).
   template <class Make>
   Joined join(std::string_view key, Make&& make) {
+    if (auto joined = follow(key)) return std::move(*joined);
+    Handle made = make();
+    std::optional<Handle> lost;  // destroyed after the lock below is released
     std::lock_guard lock(mutex_);
     auto it = flights_.find(std::string(key));
     if (it != flights_.end()) {
       ++it->second.followers;
+      lost.emplace(std::move(made));
       return {false, it->second.handle, it->second.id};
     }
-    Flight flight{make(), ++next_id_, 0};
-    auto [pos, inserted] = flights_.emplace(std::string(key), std::move(flight));
+    auto [pos, inserted] = flights_.emplace(std::string(key), Flight{std::move(made), ++next_id_, 0});
     return {true, pos->second.handle, pos->second.id};
   }
 
@@ -57,10 +65,12 @@ class FlightTable {
   // Removes flight `id` unless callers follow it; true when it has followers (and stays,
   // for its leader to hand over: a cancelled leader's load starts over for them).
   bool abandon(std::string_view key, std::uint64_t id) {
+    std::optional<Handle> dropped;  // destroyed after the lock below is released
     std::lock_guard lock(mutex_);
     auto it = flights_.find(std::string(key));
     if (it == flights_.end() || it->second.id != id) return false;
     if (it->second.followers > 0) return true;
+    dropped.emplace(std::move(it->second.handle));
     flights_.erase(it);
     return false;
   }
@@ -71,6 +81,14 @@ class FlightTable {
   }
 
  private:
+  std::optional<Joined> follow(std::string_view key) {
+    std::lock_guard lock(mutex_);
+    auto it = flights_.find(std::string(key));
+    if (it == flights_.end()) return std::nullopt;
+    ++it->second.followers;
+    return Joined{false, it->second.handle, it->second.id};
+  }
+
   struct Flight {
     Handle handle;
     std::uint64_t id;
