@@ -86,8 +86,11 @@ sanitized_python_tests() {  # LIST [PYTEST ARGS...]
   site=$($py -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')
   venv_site=$("$dir/venv/bin/python" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')
   printf '%s\n' "$PWD/$dir/site" "$site" > "$venv_site/herdcache-sanitized.pth"
+  # libstdc++ is preloaded after the runtime: ASan resolves its __cxa_throw interceptor
+  # when it starts, and a C++ exception thrown before libstdc++ was loaded (a subprocess's
+  # first one, on an I/O thread) otherwise stops the process with "CHECK failed".
   local preload
-  preload=$(gcc -print-file-name=libasan.so)
+  preload="$(gcc -print-file-name=libasan.so):$(gcc -print-file-name=libstdc++.so)"
   # Leaks: only the engine's. CPython frees little at exit, by design; malloc_context_size
   # keeps the stacks short, so a suppression names the code that allocated, not whoever
   # called into it from far up the stack.
