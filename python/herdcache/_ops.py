@@ -607,13 +607,14 @@ async def _conditional(m: CacheManager, mode: Any, key: Key, value: Any, tags: l
     return True
 
 
+STORED_UNREADABLE = 2  # l2_incr's Conflict count: the entry is stored in a form the script cannot read
 CAS_ATTEMPTS = 100  # compare-and-set rounds an increment tries before it gives up (contention)
 
 
 async def incr(m: CacheManager, mode: Any, key: Key, delta: int, tags: list[str], ttl: Any) -> int:
     """Adds `delta` to the integer `key` holds (absent: 0) and returns the new value;
     atomic across processes with Redis, which keeps the entry's lifetime unless `ttl` is
-    given. Signed or non-JSON entries are incremented by compare-and-set instead."""
+    given. Signed, non-JSON or compressed entries are incremented by compare-and-set instead."""
     codec = m._codec_of(key.resource)
     if m._has_redis and (m._signing_key or not codec.counts_in_redis):
         return await _incr_by_compare_and_set(m, mode, key, delta, tags, ttl)
@@ -622,6 +623,8 @@ async def incr(m: CacheManager, mode: Any, key: Key, delta: int, tags: list[str]
         result = await mode.l2(m, "l2_incr", key, delta, fresh_until, stale_until, ttl is not None, tags)
         if result.status == DONE:
             return int(result.count)
+        if result.status == CONFLICT and result.count == STORED_UNREADABLE:  # compressed: Redis cannot read it
+            return await _incr_by_compare_and_set(m, mode, key, delta, tags, ttl)
         if result.status == CONFLICT and result.count == 1:
             _counted_value(m, key, MAX_COUNTER + 1)  # raises, as every tier does
         if result.status == CONFLICT:
