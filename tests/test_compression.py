@@ -85,6 +85,20 @@ async def test_a_large_value_is_stored_compressed_and_every_read_path_of_another
         assert b.stats()["resources"]["reports"]["redis"]["redis_hits"] == 4
 
 
+def test_blocking_writes_compress_and_blocking_reads_decompress(redis_url):
+    value = report()
+    options = {"namespace": "compress", "policies": POLICIES}
+    tier = Tier("redis", redis_url)
+    with tier.open_sync(**options) as a, tier.open_sync(**options) as b:
+        key = a.key("reports", 1)
+        a.sync.set(key, value)  # compressed with the GIL released (over 64 KiB)
+        assert raw_payload(redis_url, key)[:3] == b"HC\x02"
+        a.sync.set_many({a.key("reports", 2): value})
+        assert raw_payload(redis_url, a.key("reports", 2))[:3] == b"HC\x02"
+        assert b.sync.get_many([b.key("reports", 1), b.key("reports", 2)]) == [value, value]
+        assert errors(b) == 0
+
+
 async def test_small_values_and_other_resources_stay_uncompressed(redis_url):
     async with tier_pair(redis_url) as (a, b):
         await a.set(a.key("reports", "small"), {"n": 1})
