@@ -23,6 +23,7 @@ from asyncio import get_running_loop
 from collections.abc import Coroutine, Generator
 from typing import TYPE_CHECKING, Any, Callable, TypeVar
 
+from . import _otel
 from ._bulkhead import LoadTimeout
 from ._flight import Flight, StillRunning
 from ._validate import MAX_COUNTER
@@ -102,7 +103,8 @@ class AsyncMode:
 
     @staticmethod
     def l2(m: CacheManager, method: str, *args: Any) -> Any:
-        return getattr(m._engine, method)(*args, m._bridge())
+        future = getattr(m._engine, method)(*args, m._bridge())
+        return future if _otel.TRACER is None else _otel.traced_future(method, future)
 
     send = l2  # sent now, its answer awaited later (a bridge future either way)
 
@@ -164,6 +166,8 @@ class SyncMode:
 
     @staticmethod
     def l2(m: CacheManager, method: str, *args: Any) -> Any:
+        if _otel.TRACER is not None:
+            return _Done(_otel.traced_call(method, getattr(m._engine, method), *args, None))
         return _Done(getattr(m._engine, method)(*args, None))
 
     @staticmethod
@@ -314,7 +318,11 @@ async def load(m: CacheManager, mode: Any, key: Key, loader: Loader, tags: list[
     # The leader runs the load itself (its first round trip leaves at once, before the
     # followers that arrived with it run). If it is cancelled while followers wait, the
     # load starts over for them in the background (_lead).
-    value = await _lead(m, mode, key, loader, tags, ttl, flight, flight_id, replace_before)
+    if _otel.TRACER is None:
+        value = await _lead(m, mode, key, loader, tags, ttl, flight, flight_id, replace_before)
+    else:
+        with _otel.load_span(m, key):  # the span of the load and of the round trips it makes
+            value = await _lead(m, mode, key, loader, tags, ttl, flight, flight_id, replace_before)
     m._engine.record_miss(key.resource, m._engine.now() - started)
     return value
 
