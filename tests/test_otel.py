@@ -31,8 +31,13 @@ def providers():
     provider = TracerProvider()
     provider.add_span_processor(SimpleSpanProcessor(SPANS))
     trace.set_tracer_provider(provider)
-    metrics.set_meter_provider(MeterProvider(metric_readers=[READER]))
+    meters = MeterProvider(metric_readers=[READER])
+    metrics.set_meter_provider(meters)
     yield
+    # The tests after this module keep these providers (they cannot be unset): shut down,
+    # they keep no span and collect nothing.
+    provider.shutdown()
+    meters.shutdown()
 
 
 @pytest.fixture(autouse=True)
