@@ -18,6 +18,7 @@ from opentelemetry.sdk.trace import TracerProvider  # noqa: E402
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor  # noqa: E402
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter  # noqa: E402
 
+from herdcache import _otel  # noqa: E402
 from tiers import Tier  # noqa: E402
 
 SPANS = InMemorySpanExporter()
@@ -33,6 +34,7 @@ def providers():
     trace.set_tracer_provider(provider)
     meters = MeterProvider(metric_readers=[READER])
     metrics.set_meter_provider(meters)
+    _otel._next_check = 0.0  # herdcache notices a provider within a second; these tests at once
     yield
     # The tests after this module keep these providers (they cannot be unset): shut down,
     # they keep no span and collect nothing.

@@ -104,7 +104,7 @@ class AsyncMode:
     @staticmethod
     def l2(m: CacheManager, method: str, *args: Any) -> Any:
         future = getattr(m._engine, method)(*args, m._bridge())
-        return future if _otel.TRACER is None else _otel.traced_future(method, future)
+        return future if not _otel.tracing() else _otel.traced_future(method, future)
 
     send = l2  # sent now, its answer awaited later (a bridge future either way)
 
@@ -166,7 +166,7 @@ class SyncMode:
 
     @staticmethod
     def l2(m: CacheManager, method: str, *args: Any) -> Any:
-        if _otel.TRACER is not None:
+        if _otel.tracing():
             return _Done(_otel.traced_call(method, getattr(m._engine, method), *args, None))
         return _Done(getattr(m._engine, method)(*args, None))
 
@@ -318,7 +318,7 @@ async def load(m: CacheManager, mode: Any, key: Key, loader: Loader, tags: list[
     # The leader runs the load itself (its first round trip leaves at once, before the
     # followers that arrived with it run). If it is cancelled while followers wait, the
     # load starts over for them in the background (_lead).
-    if _otel.TRACER is None:
+    if not _otel.tracing():
         value = await _lead(m, mode, key, loader, tags, ttl, flight, flight_id, replace_before)
     else:
         with _otel.load_span(m, key):  # the span of the load and of the round trips it makes

@@ -2,13 +2,16 @@
 run, its Redis reads and write included) and for each Redis round trip made from Python,
 and the stats() counters as OTel metrics. Everything goes through the OTel API's global
 providers, so it records nothing until the application configures an SDK. Without the
-extra nothing is imported (one find_spec at import) and TRACER is None: every hook is
-one `is None` test, and none is on the memory-hit path, nor on the engine's native get.
+extra nothing is imported (one find_spec at import) and tracing() is False; with it, but
+no SDK configured (the API's proxy or no-op provider), tracing() stays False too, so an
+unconfigured install costs a miss one provider check, not spans. No hook is on a hit
+path (the memory tier's, or the engine's native get).
 """
 
 from __future__ import annotations
 
 import importlib.util
+import time
 import weakref
 from typing import TYPE_CHECKING, Any, Iterator
 
@@ -16,6 +19,12 @@ if TYPE_CHECKING:
     from .manager import CacheManager
 
 TRACER: Any = None
+
+
+def tracing() -> bool:
+    """Whether spans are recorded: the extra is installed and an SDK configured."""
+    return False
+
 _managers: weakref.WeakSet[CacheManager] = weakref.WeakSet()
 _FAULT = 4  # STATUS_FAULT (herdcache._native); restated to keep this module import-light
 
@@ -29,6 +38,21 @@ if importlib.util.find_spec("opentelemetry") is not None and importlib.util.find
 
     TRACER = trace.get_tracer("herdcache")
     _meter = metrics.get_meter("herdcache")
+    _unconfigured = (trace.ProxyTracerProvider, trace.NoOpTracerProvider)
+    _configured = False
+    _next_check = 0.0  # monotonic s: get_tracer_provider() costs ~1-2 us, so at most once a second
+
+    def tracing() -> bool:  # noqa: F811 - the extra's own
+        # A global provider is set once and never unset: once configured, always. Until
+        # then an SDK configured after start is noticed within a second.
+        global _configured, _next_check
+        if _configured:
+            return True
+        now = time.monotonic()
+        if now >= _next_check:
+            _next_check = now + 1.0
+            _configured = not isinstance(trace.get_tracer_provider(), _unconfigured)
+        return _configured
 
     def _observe(stat: str) -> Any:
         def callback(options: Any) -> Iterator[Any]:
