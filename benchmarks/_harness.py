@@ -203,3 +203,27 @@ def print_rows(headers: list[str], rows: list[list[Any]], align: str = "") -> No
     for r in cells:
         print("  ".join(f"{c:{a}{w}}" for c, a, w in zip(r, align, widths)).rstrip())
     print()
+
+
+def thread_cpu_seconds() -> tuple[float, float]:
+    """CPU seconds so far of this process's main thread (the event loop) and of all its
+    other threads (herdcache's I/O threads), from /proc: schedstat's nanoseconds on the
+    CPU where the kernel has it, else stat's clock ticks."""
+    hz = os.sysconf("SC_CLK_TCK")
+    main = other = 0.0
+    for tid in os.listdir("/proc/self/task"):
+        try:
+            try:
+                with open(f"/proc/self/task/{tid}/schedstat") as f:
+                    used = int(f.read().split()[0]) / 1e9
+            except (FileNotFoundError, PermissionError, ValueError, IndexError):
+                with open(f"/proc/self/task/{tid}/stat") as f:
+                    fields = f.read().rsplit(")", 1)[1].split()
+                used = (int(fields[11]) + int(fields[12])) / hz  # utime + stime
+        except FileNotFoundError:  # a thread that just ended
+            continue
+        if int(tid) == os.getpid():
+            main += used
+        else:
+            other += used
+    return main, other

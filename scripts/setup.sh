@@ -22,7 +22,8 @@ command -v "$PYTHON" >/dev/null || { echo "setup.sh: $PYTHON not found (HERDCACH
 # openssl (the CLI): the TLS tests make a throwaway CA with it (tests/servers.py).
 APT_PACKAGES=(build-essential cmake ninja-build pkg-config ccache libhiredis-dev libpq-dev libssl-dev
               libfmt-dev catch2 libxxhash-dev redis-server postgresql openssl
-              clang libclang-rt-14-dev llvm wrk)
+              clang libclang-rt-14-dev llvm wrk
+              libzstd-dev)  # Policy(compress_min_bytes=...): zstd in the engine
 # Debian's own python3 needs python3-venv for `python3 -m venv` and python3-dev for the
 # headers the native module compiles against (pyenv's Pythons have both).
 "$PYTHON" -c 'import ensurepip' 2>/dev/null || APT_PACKAGES+=(python3-venv)

@@ -21,6 +21,8 @@ void register_codes(py::module_& m) {
   code("LOG_WARNING", kLogWarning);
   m.attr("PAYLOAD_HEADER") = py::bytes(kPayloadHeader.data(), kPayloadHeader.size());
   m.attr("SIGNED_HEADER") = py::bytes(kSignedHeader.data(), kSignedHeader.size());
+  // What a compressed payload the engine could not decompress still starts with.
+  m.attr("COMPRESSED_HEADER") = py::bytes(kCompressedHeader.data(), kCompressedHeader.size());
   m.attr("UNFENCED") = py::int_(WriteFence::kUnfenced);  // a store that no load precedes
 }
 

@@ -74,6 +74,8 @@ py::dict policy_dict(const Policy& p) {
   d["jitter"] = p.jitter;
   d["early_refresh"] = p.early_refresh;
   d["memory"] = p.memory;
+  d["compress_min_bytes"] = p.compress_min_bytes == Policy::kNeverCompress ? py::object(py::none())
+                                                                            : py::int_(p.compress_min_bytes);
   return d;
 }
 

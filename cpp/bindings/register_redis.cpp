@@ -9,6 +9,7 @@
 #include <pybind11/stl.h>
 
 #include "bridge.hpp"
+#include "herdcache/compression.hpp"
 #include "herdcache/errors.hpp"
 #include "herdcache/redis_url.hpp"
 
@@ -27,6 +28,28 @@ RedisTier& tier(EngineHandle& e) {
   e.engine.check_open();
   if (RedisTier* t = e.engine.redis()) return *t;
   throw InvalidArgument("redis is not configured");
+}
+
+// The resource's compression (compression.hpp) applied to a write's payload, and to the
+// payload a compare-and-set expects, which Redis compares as stored. On the calling
+// thread, so the write keeps its place among this thread's requests (an invalidation sent
+// after it must not overtake it); with the GIL released from kReleaseGilBytes on, so
+// other Python threads run meanwhile. An event loop's thread still spends the time (about
+// what serializing the value took), which bench_compress.py measures.
+constexpr std::size_t kReleaseGilBytes = 64 * 1024;
+
+void compress_for(const Policy& policy, std::string& payload, RedisTier::WriteGuard& guard) {
+  const std::int64_t min_bytes = policy.compress_min_bytes;  // read with the GIL: set_policy may replace it
+  if (min_bytes == Policy::kNeverCompress) return;
+  auto compress = [&] {
+    payload = compress_payload(std::move(payload), min_bytes);
+    if (guard.condition == RedisTier::WriteGuard::Condition::Equals) {
+      guard.expected_payload = compress_payload(std::move(guard.expected_payload), min_bytes);
+    }
+  };
+  if (payload.size() + guard.expected_payload.size() < kReleaseGilBytes) return compress();
+  py::gil_scoped_release release;  // only engine strings are touched: no Python object
+  compress();
 }
 
 }  // namespace
@@ -174,6 +197,7 @@ void register_redis(py::module_& m) {
              }
              g.announce = announce;
              std::string bytes = payload;
+             compress_for(e.engine.resource(key.resource).policy, bytes, g);
              auto start = [&](RedisTier::Callback cb) {
                t.write(key, std::move(bytes), fresh_until_wall, stale_until_wall,
                        seconds_to_nanos(load_seconds), tags, g, std::move(cb));

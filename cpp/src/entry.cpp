@@ -12,6 +12,9 @@ namespace herdcache {
 
 namespace {
 constexpr std::string_view kDomain = "herdcache entry 1";  // what the MAC is of, versioned
+// A compressed body is MACed under a domain of its own: flipping the stored flags byte
+// between "signed" and "signed, compressed" makes the entry a forgery.
+constexpr std::string_view kCompressedDomain = "herdcache entry 1 zstd";
 }  // namespace
 
 EntrySigner::EntrySigner(std::string key) : key_(std::move(key)) {
@@ -21,10 +24,11 @@ EntrySigner::EntrySigner(std::string key) : key_(std::move(key)) {
 }
 
 void EntrySigner::mac(std::string_view entry_key, std::string_view body, const StoredFields& fields,
-                      unsigned char* out) const {
+                      bool compressed, unsigned char* out) const {
+  const std::string_view domain = compressed ? kCompressedDomain : kDomain;
   std::string message;
-  message.reserve(kDomain.size() + entry_key.size() + body.size() + fields.t.size() + fields.x.size() + 96);
-  message.append(kDomain);
+  message.reserve(domain.size() + entry_key.size() + body.size() + fields.t.size() + fields.x.size() + 96);
+  message.append(domain);
   for (std::string_view part : {entry_key, fields.f, fields.s, fields.d, fields.t, fields.x, body}) {
     fmt::format_to(std::back_inserter(message), "{}:", part.size());
     message.append(part);
@@ -35,27 +39,33 @@ void EntrySigner::mac(std::string_view entry_key, std::string_view body, const S
 }
 
 std::string EntrySigner::seal(std::string_view entry_key, std::string_view payload, const StoredFields& fields) const {
-  // The codec's payloads all start "HC\x00"; anything else is signed whole, as a body.
-  const std::string_view body = payload.starts_with(kPayloadHeader) ? payload.substr(kPayloadHeader.size()) : payload;
+  // The codec's payloads all start "HC\x00" or, compressed, "HC\x02"; anything else is
+  // signed whole, as a body. The compressed bytes are what is signed.
+  const bool compressed = payload.starts_with(kCompressedHeader);
+  const std::string_view body =
+      compressed || payload.starts_with(kPayloadHeader) ? payload.substr(kPayloadHeader.size()) : payload;
+  const std::string_view header = compressed ? kSignedCompressedHeader : kSignedHeader;
   std::string out;
-  out.reserve(kSignedHeader.size() + kMacBytes + body.size());
-  out.append(kSignedHeader);
-  out.resize(kSignedHeader.size() + kMacBytes);
-  mac(entry_key, body, fields, reinterpret_cast<unsigned char*>(out.data() + kSignedHeader.size()));
+  out.reserve(header.size() + kMacBytes + body.size());
+  out.append(header);
+  out.resize(header.size() + kMacBytes);
+  mac(entry_key, body, fields, compressed, reinterpret_cast<unsigned char*>(out.data() + header.size()));
   out.append(body);
   return out;
 }
 
 std::optional<std::string> EntrySigner::open(std::string_view entry_key, std::string_view v,
                                              const StoredFields& fields) const {
-  if (!v.starts_with(kSignedHeader) || v.size() < kSignedHeader.size() + kMacBytes) return std::nullopt;
+  const bool compressed = v.starts_with(kSignedCompressedHeader);
+  if (!(compressed || v.starts_with(kSignedHeader)) || v.size() < kSignedHeader.size() + kMacBytes) return std::nullopt;
   const std::string_view body = v.substr(kSignedHeader.size() + kMacBytes);
   unsigned char expected[kMacBytes];
-  mac(entry_key, body, fields, expected);
+  mac(entry_key, body, fields, compressed, expected);
   if (CRYPTO_memcmp(expected, v.data() + kSignedHeader.size(), kMacBytes) != 0) return std::nullopt;
+  const std::string_view header = compressed ? kCompressedHeader : kPayloadHeader;
   std::string payload;
-  payload.reserve(kPayloadHeader.size() + body.size());
-  payload.append(kPayloadHeader).append(body);
+  payload.reserve(header.size() + body.size());
+  payload.append(header).append(body);
   return payload;
 }
 

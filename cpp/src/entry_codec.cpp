@@ -3,6 +3,7 @@
 #include <charconv>
 #include <limits>
 
+#include "herdcache/compression.hpp"
 #include "herdcache/invalidation.hpp"
 
 namespace herdcache {
@@ -42,8 +43,9 @@ std::string join_lines(const std::vector<std::string>& parts) {
   return out;
 }
 
-EntryCodec::EntryCodec(std::string signing_key)
-    : signer_(signing_key.empty() ? nullptr : new EntrySigner(std::move(signing_key))) {}
+EntryCodec::EntryCodec(std::string signing_key, std::size_t max_payload_bytes)
+    : signer_(signing_key.empty() ? nullptr : new EntrySigner(std::move(signing_key))),
+      max_payload_bytes_(max_payload_bytes) {}
 
 std::string EntryCodec::seal(std::string_view key, std::string payload, const StoredFields& fields) const {
   return signer_ ? signer_->seal(key, payload, fields) : std::move(payload);
@@ -61,6 +63,10 @@ TierResult EntryCodec::hit(std::string_view key, std::string& v, const StoredFie
     v = std::move(*opened);
   }
   out.status = TierResult::Status::Hit;
+  // Opened first, decompressed after. A frame that is refused is passed on as it is
+  // stored: no reader decodes it, so it is an unusable payload, logged and counted
+  // where every other one is (herdcache.serializers), and a loader replaces it.
+  decompress_payload(v, max_payload_bytes_);
   out.payload = std::move(v);
   out.fresh_until_wall = parse_ms_as_ns(fields.f);
   out.stale_until_wall = parse_ms_as_ns(fields.s);

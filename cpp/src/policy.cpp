@@ -27,8 +27,8 @@ Nanos saturating_add(Nanos a, Nanos b) noexcept {
 }  // namespace
 
 Policy Policy::make(double ttl_s, double stale_s, double jitter, double early_refresh,
-                    bool memory) {
-  Policy policy{ttl_s, stale_s, jitter, early_refresh, memory};
+                    bool memory, std::int64_t compress_min_bytes) {
+  Policy policy{ttl_s, stale_s, jitter, early_refresh, memory, compress_min_bytes};
   policy.validate();
   return policy;
 }
@@ -39,6 +39,10 @@ void Policy::validate() const {
   if (!std::isfinite(jitter) || jitter < 0 || jitter > 1)
     throw InvalidArgument(fmt::format("jitter must be a finite number in [0, 1], got {}", jitter));
   require_non_negative("early_refresh", early_refresh);
+  if (compress_min_bytes < kNeverCompress) {
+    throw InvalidArgument(
+        fmt::format("compress_min_bytes must be an integer >= 0 or None, got {}", compress_min_bytes));
+  }
 }
 
 Nanos Policy::fresh_ns(double u) const noexcept {

@@ -348,7 +348,10 @@ void RedisTier::incr(const Key& key, std::int64_t delta, Nanos fresh_until_wall,
         out.count = 1;  // an integer, but the sum is beyond what a counter holds
         break;
       default:
-        out = TierResult::fault("a signed entry cannot be incremented in Redis");
+        // Stored in a form the script cannot read (signed by another instance, or
+        // compressed): the caller compare-and-sets.
+        out.status = TierResult::Status::Conflict;
+        out.count = 2;
     }
     cb(std::move(out));
   });

@@ -7,6 +7,7 @@
 #include <string>
 #include <vector>
 
+#include "herdcache/compression.hpp"
 #include "herdcache/entry_codec.hpp"
 
 using namespace herdcache;
@@ -163,4 +164,49 @@ TEST_CASE("entry codec: millisecond fields past the range of Nanos saturate inst
   CHECK(r.fresh_until_wall == kMax);
   CHECK(r.stale_until_wall == kMin);
   CHECK(r.load_ns == kMax);
+}
+
+TEST_CASE("entry codec: a compressed entry reads as the codec's plain payload, signed or not") {
+  std::string rows = "[";
+  for (int i = 0; i < 400; ++i) rows += "{\"room\":\"B" + std::to_string(i % 9) + "\",\"capacity\":30},";
+  rows.back() = ']';
+  const std::string payload = std::string(kPayloadHeader) + rows;
+  const std::string compressed = compress_payload(payload, 0);
+  REQUIRE(compressed.starts_with(kCompressedHeader));
+
+  std::string v = compressed;  // unsigned: stored as it is, read back decompressed
+  CHECK(EntryCodec().seal("ns:rooms:1", compressed, kFields) == compressed);
+  TierResult r = EntryCodec().hit("ns:rooms:1", v, kFields);
+  CHECK(r.status == TierResult::Status::Hit);
+  CHECK(r.payload == payload);
+
+  const EntryCodec codec(std::string(32, 'k'));
+  const std::string sealed = codec.seal("ns:rooms:1", compressed, kFields);
+  CHECK(sealed.starts_with(kSignedCompressedHeader));
+  CHECK(sealed.substr(kSignedCompressedHeader.size() + EntrySigner::kMacBytes) ==
+        compressed.substr(kCompressedHeader.size()));  // the compressed bytes are what is signed
+  v = sealed;
+  r = codec.hit("ns:rooms:1", v, kFields);
+  CHECK(r.status == TierResult::Status::Hit);
+  CHECK(r.payload == payload);
+
+  // The flags byte is covered by the MAC: "signed" alone does not open a compressed body.
+  v = sealed;
+  v[2] = kSignedHeader.back();
+  CHECK(codec.hit("ns:rooms:1", v, kFields).forged);
+
+  // A fill notice carries the stored v: its waiters get the plain payload too.
+  auto notice = codec.fill_notice(notice_of(notice_fields("ns:rooms:1", sealed, kFields)));
+  REQUIRE(notice);
+  CHECK(notice->filled.payload == payload);
+}
+
+TEST_CASE("entry codec: a compressed payload that does not decompress is handed on as stored") {
+  const std::string stored = compress_payload(std::string(kPayloadHeader) + std::string(50000, 'x'), 0);
+  REQUIRE(stored.starts_with(kCompressedHeader));
+  std::string v = stored;
+  TierResult r = EntryCodec({}, 1000).hit("k", v, kFields);  // over this reader's limit
+  CHECK(r.status == TierResult::Status::Hit);
+  CHECK_FALSE(r.forged);
+  CHECK(r.payload == stored);  // no reader decodes it: an unusable payload, counted there
 }

@@ -103,3 +103,11 @@ TEST_CASE("policy: an entry goes fresh -> stale -> expired as the clock moves") 
   clock.advance_seconds(0.001);
   CHECK(freshness(life, clock.monotonic_ns()) == Freshness::Expired);
 }
+
+TEST_CASE("policy: compress_min_bytes is a byte count, or never") {
+  CHECK(Policy{}.compress_min_bytes == Policy::kNeverCompress);
+  CHECK(Policy::make(1, 0, 0, 0, true, 0).compress_min_bytes == 0);
+  CHECK(Policy::make(1, 0, 0, 0, true, 4096).compress_min_bytes == 4096);
+  CHECK(Policy::make(1, 0, 0, 0, true, 4096) != Policy::make(1, 0, 0, 0, true));
+  CHECK_THROWS_WITH(Policy::make(1, 0, 0, 0, true, -2), "compress_min_bytes must be an integer >= 0 or None, got -2");
+}

@@ -10,6 +10,7 @@
 #include <string>
 #include <vector>
 
+#include "herdcache/compression.hpp"
 #include "herdcache/completions.hpp"
 #include "herdcache/read_protocol.hpp"
 #include "herdcache/redis_tier.hpp"
@@ -180,4 +181,51 @@ TEST_CASE("redis tier: an increment adds to the stored integer, keeps its record
   const TierResult over = incr(1, key_of("hits", "max"));
   CHECK(over.status == Status::Conflict);
   CHECK(over.count == 1);
+}
+
+TEST_CASE("redis tier: a compressed payload is stored as it is, read back plain, and compared as stored", "[redis]") {
+  RedisServer server;
+  Tier t(server);
+  std::string rows = "[";
+  for (int i = 0; i < 500; ++i) rows += "{\"slot\":" + std::to_string(i % 12) + ",\"room\":\"B1\"},";
+  rows.back() = ']';
+  const std::string payload = std::string(kPayloadHeader) + rows;
+  const std::string compressed = compress_payload(payload, 1024);
+  REQUIRE(compressed.starts_with(kCompressedHeader));
+  const Key key = key_of("reports", "1");
+  REQUIRE(t.write(key, compressed, {}, t.read(key, {}, ""), "").status == Status::Done);
+  // What Redis holds is the compressed payload; every read hands out the plain one.
+  RedisClient raw(parse_redis_url(server.url()), RedisOptions{});
+  CHECK(raw.execute({"HGET", key.str, "v"}).take().str() == compressed);
+  const TierResult read = t.read(key, {}, "");
+  REQUIRE(read.status == Status::Hit);
+  CHECK(read.payload == payload);
+  CHECK(t.read(key, {}, "lease-token").payload == payload);  // the read script's path
+
+  // A compare-and-set expects the payload compressed the same way: the script compares
+  // stored bodies, and compression is deterministic.
+  auto conditional = [&](const std::string& expected, const std::string& next) {
+    RedisTier::WriteGuard guard;
+    guard.condition = RedisTier::WriteGuard::Condition::Equals;
+    guard.expected_payload = compress_payload(expected, 1024);
+    const Nanos now = t.clock->wall_ns();
+    return t.call([&](auto cb) {
+      t.tier.write(key, compress_payload(next, 1024), now + 60 * kSecond, now + 120 * kSecond, 0, {}, guard,
+                   std::move(cb));
+    });
+  };
+  const std::string other = std::string(kPayloadHeader) + "[]";
+  CHECK(conditional(other, other).status == Status::Conflict);
+  CHECK(conditional(payload, other).status == Status::Done);
+  CHECK(t.read(key, {}, "").payload == other);
+
+  // The increment script cannot read a compressed entry: it says so and changes nothing.
+  REQUIRE(t.write(key, compressed, {}, t.read(key, {}, ""), "").status == Status::Done);
+  const Nanos now = t.clock->wall_ns();
+  const TierResult incr = t.call([&](auto cb) {
+    t.tier.incr(key, 1, now + 60 * kSecond, now + 120 * kSecond, false, {}, now, std::move(cb));
+  });
+  CHECK(incr.status == Status::Conflict);
+  CHECK(incr.count == 2);
+  CHECK(raw.execute({"HGET", key.str, "v"}).take().str() == compressed);
 }

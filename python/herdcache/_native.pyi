@@ -5,7 +5,7 @@ herdcache's C++ engine (internal: use the herdcache package)
 from __future__ import annotations
 import collections.abc
 import typing
-__all__: list[str] = ['Bridge', 'CacheError', 'Engine', 'FillWaiter', 'GetCall', 'Invalidation', 'Key', 'LEASE_GRANTED', 'LEASE_HELD', 'LEASE_NONE', 'LOG_INFO', 'LOG_WARNING', 'MISS', 'ManualClock', 'PAYLOAD_HEADER', 'PgEvent', 'PgListener', 'Policy', 'ReadProtocol', 'SIGNED_HEADER', 'STATUS_CONFLICT', 'STATUS_DONE', 'STATUS_FAULT', 'STATUS_HIT', 'STATUS_MISS', 'STATUS_REFUSED', 'SerializationError', 'SlowRead', 'TierReply', 'UNFENCED', 'WriteGuard', 'callsite', 'getter', 'pg_query', 'pg_validate_dsn', 'track_building']
+__all__: list[str] = ['Bridge', 'COMPRESSED_HEADER', 'CacheError', 'Engine', 'FillWaiter', 'GetCall', 'Invalidation', 'Key', 'LEASE_GRANTED', 'LEASE_HELD', 'LEASE_NONE', 'LOG_INFO', 'LOG_WARNING', 'MISS', 'ManualClock', 'PAYLOAD_HEADER', 'PgEvent', 'PgListener', 'Policy', 'ReadProtocol', 'SIGNED_HEADER', 'STATUS_CONFLICT', 'STATUS_DONE', 'STATUS_FAULT', 'STATUS_HIT', 'STATUS_MISS', 'STATUS_REFUSED', 'SerializationError', 'SlowRead', 'TierReply', 'UNFENCED', 'WriteGuard', 'callsite', 'getter', 'pg_query', 'pg_validate_dsn', 'track_building']
 class CacheError(Exception):
     """Base class of herdcache's own errors."""
 
@@ -34,9 +34,12 @@ class Policy:
         ...
     def __hash__(self) -> int:
         ...
-    def __init__(self, ttl: typing.SupportsFloat | typing.SupportsIndex, stale: typing.SupportsFloat | typing.SupportsIndex = 0.0, jitter: typing.SupportsFloat | typing.SupportsIndex = 0.1, early_refresh: typing.SupportsFloat | typing.SupportsIndex = 0.0, memory: bool = True) -> None:
+    def __init__(self, ttl: typing.SupportsFloat | typing.SupportsIndex, stale: typing.SupportsFloat | typing.SupportsIndex = 0.0, jitter: typing.SupportsFloat | typing.SupportsIndex = 0.1, early_refresh: typing.SupportsFloat | typing.SupportsIndex = 0.0, memory: bool = True, compress_min_bytes: typing.SupportsInt | typing.SupportsIndex | None = None) -> None:
         ...
     def __repr__(self) -> str:
+        ...
+    @property
+    def compress_min_bytes(self) -> int | None:
         ...
     @property
     def early_refresh(self) -> float:
@@ -392,6 +395,7 @@ def track_building(var: typing.Any) -> None:
     """
     The ContextVar whose value, while not None, sends fresh hits to the slow path.
     """
+COMPRESSED_HEADER: bytes
 LEASE_GRANTED: int = 1
 LEASE_HELD: int = 2
 LEASE_NONE: int = 0

@@ -23,6 +23,7 @@ from asyncio import get_running_loop
 from collections.abc import Coroutine, Generator
 from typing import TYPE_CHECKING, Any, Callable, TypeVar
 
+from . import _otel
 from ._bulkhead import LoadTimeout
 from ._flight import Flight, StillRunning
 from ._validate import MAX_COUNTER
@@ -102,7 +103,8 @@ class AsyncMode:
 
     @staticmethod
     def l2(m: CacheManager, method: str, *args: Any) -> Any:
-        return getattr(m._engine, method)(*args, m._bridge())
+        future = getattr(m._engine, method)(*args, m._bridge())
+        return future if not _otel.tracing() else _otel.traced_future(method, future)
 
     send = l2  # sent now, its answer awaited later (a bridge future either way)
 
@@ -164,6 +166,8 @@ class SyncMode:
 
     @staticmethod
     def l2(m: CacheManager, method: str, *args: Any) -> Any:
+        if _otel.tracing():
+            return _Done(_otel.traced_call(method, getattr(m._engine, method), *args, None))
         return _Done(getattr(m._engine, method)(*args, None))
 
     @staticmethod
@@ -314,7 +318,11 @@ async def load(m: CacheManager, mode: Any, key: Key, loader: Loader, tags: list[
     # The leader runs the load itself (its first round trip leaves at once, before the
     # followers that arrived with it run). If it is cancelled while followers wait, the
     # load starts over for them in the background (_lead).
-    value = await _lead(m, mode, key, loader, tags, ttl, flight, flight_id, replace_before)
+    if not _otel.tracing():
+        value = await _lead(m, mode, key, loader, tags, ttl, flight, flight_id, replace_before)
+    else:
+        with _otel.load_span(m, key):  # the span of the load and of the round trips it makes
+            value = await _lead(m, mode, key, loader, tags, ttl, flight, flight_id, replace_before)
     m._engine.record_miss(key.resource, m._engine.now() - started)
     return value
 
@@ -607,13 +615,14 @@ async def _conditional(m: CacheManager, mode: Any, key: Key, value: Any, tags: l
     return True
 
 
+STORED_UNREADABLE = 2  # l2_incr's Conflict count: the entry is stored in a form the script cannot read
 CAS_ATTEMPTS = 100  # compare-and-set rounds an increment tries before it gives up (contention)
 
 
 async def incr(m: CacheManager, mode: Any, key: Key, delta: int, tags: list[str], ttl: Any) -> int:
     """Adds `delta` to the integer `key` holds (absent: 0) and returns the new value;
     atomic across processes with Redis, which keeps the entry's lifetime unless `ttl` is
-    given. Signed or non-JSON entries are incremented by compare-and-set instead."""
+    given. Signed, non-JSON or compressed entries are incremented by compare-and-set instead."""
     codec = m._codec_of(key.resource)
     if m._has_redis and (m._signing_key or not codec.counts_in_redis):
         return await _incr_by_compare_and_set(m, mode, key, delta, tags, ttl)
@@ -622,6 +631,8 @@ async def incr(m: CacheManager, mode: Any, key: Key, delta: int, tags: list[str]
         result = await mode.l2(m, "l2_incr", key, delta, fresh_until, stale_until, ttl is not None, tags)
         if result.status == DONE:
             return int(result.count)
+        if result.status == CONFLICT and result.count == STORED_UNREADABLE:  # compressed: Redis cannot read it
+            return await _incr_by_compare_and_set(m, mode, key, delta, tags, ttl)
         if result.status == CONFLICT and result.count == 1:
             _counted_value(m, key, MAX_COUNTER + 1)  # raises, as every tier does
         if result.status == CONFLICT:

@@ -19,7 +19,7 @@ import logging
 from collections.abc import Coroutine, Iterable, Mapping
 from typing import TYPE_CHECKING, Any, Callable
 
-from . import _native, _ops
+from . import _native, _ops, _otel
 from ._ops import ASYNC
 from ._native import Key, Policy
 from ._bulkhead import Bulkhead
@@ -116,6 +116,7 @@ class CacheManager:
         from .sync import SyncCache
 
         self.sync = SyncCache(self)
+        _otel.register(self)  # its counters in the OTel metrics, with the `otel` extra
         if type(self).get is CacheManager.get:  # a subclass's own get() stays in charge
             # get() without Python frames: the same steps as the method, in the engine
             # (cpp/bindings/register_get.cpp); anything but a Key goes to the method.

@@ -33,6 +33,7 @@ from typing import Any, Callable, Protocol
 
 import orjson
 
+from ._native import COMPRESSED_HEADER as _COMPRESSED
 from ._native import PAYLOAD_HEADER as _HEADER
 from ._native import SerializationError
 
@@ -144,6 +145,9 @@ class Codec:
     def decode(self, payload: bytes) -> Any:
         """The value; SerializationError for bytes that are not a payload at all."""
         if len(payload) < _HEADER_BYTES or payload[:_HEADER_BYTES] != _HEADER:
+            if payload[:_HEADER_BYTES] == _COMPRESSED:  # the engine decompresses every one it can
+                raise SerializationError("a compressed payload that does not decompress (corrupt, or larger than "
+                                         "the engine's limit)")
             raise SerializationError("not a herdcache payload")
         try:
             return self.plain_loads(payload[_HEADER_BYTES:])

@@ -28,9 +28,14 @@ enum class TierStatus : std::uint8_t {
 enum class LeaseState : std::uint8_t { None = 0, Granted = 1, HeldElsewhere = 2 };
 
 // Payload header: the codec's payloads are kPayloadHeader + the serializer's bytes; a
-// signed entry's stored v is kSignedHeader + MAC + body (entry.hpp).
+// signed entry's stored v is kSignedHeader + MAC + body (entry.hpp). The third byte is
+// flags: 1 signed, 2 compressed (the body is one zstd frame of the serializer's bytes:
+// compression.hpp). Python only ever sees kPayloadHeader payloads.
 inline constexpr std::string_view kPayloadHeader{"HC\x00", 3};
 inline constexpr std::string_view kSignedHeader{"HC\x01", 3};
+inline constexpr std::string_view kCompressedHeader{"HC\x02", 3};
+inline constexpr std::string_view kSignedCompressedHeader{"HC\x03", 3};
+inline constexpr char kSignedFlag = 1;
 
 // Levels of the engine's log lines (RedisTier::LogCallback): Python logging's numbers,
 // which the manager hands to logging.log as they are.

@@ -6,7 +6,9 @@
 // write v f s d t x). With a signing key every entry is sealed on its way in and opened on
 // its way out (entry.hpp); one that does not open is reported forged, never served. No
 // I/O and no counters: the caller counts and logs what is forged, so all of this is
-// tested with byte strings.
+// tested with byte strings. Compressed payloads are decompressed here, on the thread that
+// decodes the reply (a Redis I/O thread, which never holds the GIL), so neither the event
+// loop nor Python ever sees a compressed payload.
 #pragma once
 #include <cstdint>
 #include <memory>
@@ -16,6 +18,7 @@
 #include <vector>
 
 #include "herdcache/clock.hpp"
+#include "herdcache/compression.hpp"
 #include "herdcache/entry.hpp"
 #include "herdcache/resp.hpp"
 #include "herdcache/tier_result.hpp"
@@ -42,8 +45,10 @@ struct FillNotice {
 class EntryCodec {
  public:
   // A non-empty `signing_key` seals and opens every entry (EntrySigner; InvalidArgument
-  // when it is too short); empty: entries are stored as the codec's payload is.
-  explicit EntryCodec(std::string signing_key = {});
+  // when it is too short); empty: entries are stored as the codec's payload is. A
+  // compressed payload is decompressed as it is decoded, up to `max_payload_bytes`
+  // (compression.hpp); one that is refused is handed on as stored, which no reader decodes.
+  explicit EntryCodec(std::string signing_key = {}, std::size_t max_payload_bytes = kMaxDecompressedBytes);
 
   bool signs() const noexcept { return signer_ != nullptr; }
 
@@ -62,6 +67,7 @@ class EntryCodec {
 
  private:
   std::unique_ptr<const EntrySigner> signer_;  // null: entries unsigned
+  std::size_t max_payload_bytes_;
 };
 
 }  // namespace herdcache

@@ -16,9 +16,14 @@ struct Policy {
   double jitter = 0.1;         // fraction in [0, 1]: fresh lifetime shortened by up to this much
   double early_refresh = 0.0;  // XFetch beta (0 = off)
   bool memory = true;          // false keeps the resource out of the memory tier
+  // Payloads of at least this many bytes are stored in Redis zstd-compressed
+  // (compression.hpp); kNeverCompress (Python's None): none are.
+  std::int64_t compress_min_bytes = kNeverCompress;
+  static constexpr std::int64_t kNeverCompress = -1;
 
   static Policy make(double ttl_s, double stale_s = 0.0, double jitter = 0.1,
-                     double early_refresh = 0.0, bool memory = true);
+                     double early_refresh = 0.0, bool memory = true,
+                     std::int64_t compress_min_bytes = kNeverCompress);
   void validate() const;  // throws InvalidArgument
 
   // Fresh lifetime for one write: ttl shortened by jitter * u, u in [0, 1) drawn by the caller.

@@ -110,7 +110,8 @@ class RedisTier {
   void wait_fill(const Key& key, Nanos timeout_ns, Callback cb);
   // Adds `delta` to the integer `key` holds, atomically (scripts::kIncr): Done with
   // count = the new value; Conflict with error = the stored body when it is not an
-  // integer (nothing changed; count 1: it is, but the sum leaves +-(2^53 - 1)); Fault on a signed tier (the caller compare-and-sets) or
+  // integer (nothing changed; count 1: it is, but the sum leaves +-(2^53 - 1); count 2: it
+  // is stored signed or compressed, which the caller compare-and-sets); Fault on a signed tier (the caller compare-and-sets) or
   // when Redis cannot answer. `fresh_until_wall`/`stale_until_wall`: a new entry's
   // lifetime, or every entry's when `set_lifetime`; `now_wall`: the caller's clock, which
   // decides whether the stored entry is still alive.

@@ -100,10 +100,11 @@ return out
 // are told on the fill channel.
 inline constexpr std::string_view kWrite = R"lua(
 local ours = ARGV[7] ~= '' and redis.call('GET', KEYS[2]) == ARGV[7]
--- A payload's body: past "HC\0", or past "HC\1" and its 32-byte MAC (entry.hpp).
+-- A payload's body: past "HC\0" or "HC\2", or past "HC\1" or "HC\3" and its 32-byte MAC
+-- (entry.hpp): flag 1 is "signed".
 local function body(p)
   if not p then return nil end
-  if string.byte(p, 3) == 1 then return string.sub(p, 36) end
+  if string.byte(p, 3) % 2 == 1 then return string.sub(p, 36) end
   return string.sub(p, 4)
 end
 local function refuse()
@@ -168,8 +169,8 @@ return 1
 // the key's dependency version keys (a new entry records their current versions).
 // Adds delta to the integer an unsigned JSON entry holds (absent, stale or invalidated: 0)
 // and keeps its lifetime, tags and dependencies; announced like any replacing write.
-// {1, new value} | {2, the stored body} (not an integer: nothing changed) | {3} (signed:
-// the caller must compare-and-set, this cannot sign) | {4} (the sum would leave the range).
+// {1, new value} | {2, the stored body} (not an integer: nothing changed) | {3} (signed or
+// compressed: the caller must compare-and-set, this can neither sign nor decompress) | {4} (the sum would leave the range).
 // Integers stay within +-(2^53 - 1), what a Lua number holds exactly.
 inline constexpr std::string_view kIncr = R"lua(
 local e = redis.call('HMGET', KEYS[1], 'v', 'f', 's', 'x', 't', 'd')
