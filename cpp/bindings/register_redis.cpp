@@ -254,6 +254,7 @@ void register_redis(py::module_& m) {
       .def("redis_stats", [](EngineHandle& e) -> py::object {
         RedisTier* t = e.engine.redis();
         if (!t) return py::none();
+        t->probe_writes();  // only while writes are failing, once a second at most
         RedisHealth h = t->health();
         TierStats s = t->stats();
         py::dict d;

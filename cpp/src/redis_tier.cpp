@@ -628,6 +628,17 @@ void RedisTier::note_write(const RedisResult& result) {
   }
 }
 
+void RedisTier::probe_writes() {
+  if (!write_health_.failing()) return;
+  const Nanos now = clock_->monotonic_ns();
+  Nanos last = last_probe_ns_.load();
+  if (last != 0 && now - last < kWriteProbeNs) return;
+  if (!last_probe_ns_.compare_exchange_strong(last, now)) return;  // another thread probes
+  // The bump script INCRs (refused by a replica, at maxmemory, ...) and publishes on a
+  // channel nobody listens to; its outcome feeds the rule like any write's.
+  eval(*bump_, {ns_ + "#probe"}, {channel_ + ":probe", std::string()}, [](RedisResult) {});
+}
+
 RedisHealth RedisTier::health() const { return client_->health(); }
 
 TierStats RedisTier::stats() const {

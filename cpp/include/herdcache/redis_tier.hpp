@@ -143,6 +143,12 @@ class RedisTier {
 
   RedisHealth health() const;
   TierStats stats() const;
+  // While writes are failing, one probe write (an INCR of the namespace's probe key, by
+  // script like every write) at most every kWriteProbeNs: an instance that gets no
+  // traffic (a load balancer took it out on its 503) makes no writes of its own, yet must
+  // see them succeed again. Called where health is read (the bindings' redis_stats).
+  static constexpr Nanos kWriteProbeNs = 1'000'000'000;
+  void probe_writes();
   const std::string& instance_id() const noexcept { return instance_id_; }
   const std::string& channel() const noexcept { return channel_; }
   void close();
@@ -198,6 +204,7 @@ class RedisTier {
   std::atomic<std::uint64_t> memory_suspensions_{0};
   std::atomic<bool> subscriber_seen_{false};
   std::atomic<bool> started_{false}, connected_once_{false};
+  std::atomic<Nanos> last_probe_ns_{0};  // probe_writes(): monotonic time of the last probe
 };
 
 }  // namespace herdcache

@@ -18,7 +18,9 @@
 // incremented, an invalidation applied, a lease released); its outcome counts once it is
 // final (a NOSCRIPT answered by re-running the script by source counts as the re-run's
 // outcome). A fault (a timeout, a lost connection) is neither: the connection state
-// already reports it. Reads never count, whatever they are answered.
+// already reports it. Reads never count, whatever they are answered. While writes are
+// failing the shared tier sends a probe write of its own now and then (RedisTier::
+// probe_writes), so the state can end on an instance that makes no writes.
 //
 // No I/O and no clock here: the shared tier feeds outcomes in, and tests feed strings.
 #pragma once
