@@ -278,6 +278,7 @@ void register_redis(py::module_& m) {
       .def("redis_stats", [](EngineHandle& e) -> py::object {
         RedisTier* t = e.engine.redis();
         if (!t) return py::none();
+        t->probe_writes();  // only while writes are failing, once a second at most
         RedisHealth h = t->health();
         TierStats s = t->stats();
         py::dict d;
@@ -305,6 +306,14 @@ void register_redis(py::module_& m) {
         d["reads_scripted"] = s.reads_scripted;
         d["entries_forged"] = s.entries_forged;
         d["versions_known"] = s.versions_known;
+        py::dict replies;  // error replies by kind (reply_errors.hpp), those seen so far
+        for (const auto& [kind, n] : h.error_replies) replies[py::str(kind)] = n;
+        d["error_replies"] = replies;
+        d["writes_failing"] = s.writes_failing;  // the rule in reply_errors.hpp
+        d["write_errors_in_a_row"] = s.write_errors_in_a_row;
+        d["writes_failing_episodes"] = s.writes_failing_episodes;
+        d["last_write_error"] = s.last_write_error;
+        d["scripts_reloaded"] = s.scripts_reloaded;
         return d;
       });
 }

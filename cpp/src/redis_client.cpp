@@ -28,6 +28,7 @@
 #include "herdcache/completions.hpp"
 #include "herdcache/redis.hpp"
 #include "herdcache/redis_connection.hpp"
+#include "herdcache/reply_errors.hpp"
 
 namespace herdcache {
 
@@ -126,6 +127,7 @@ class RedisClient::Impl {
   std::atomic<bool> accepting_{true};  // mirrors "breaker closed" for submit()
   IoThread io_;  // the loop's thread; io_.stopping() once close() began
   std::atomic<std::size_t> pending_{0};
+  ReplyErrorCounts reply_errors_;  // every error reply, by kind (health())
   std::atomic<int> in_submit_{0};  // submits between their io_.stopping() check and their push
   mutable std::mutex stats_mu_;
   RedisHealth stats_;
@@ -203,6 +205,7 @@ RedisHealth RedisClient::Impl::health() const {
   std::lock_guard lock(stats_mu_);
   RedisHealth health = stats_;
   health.pending = pending_.load(std::memory_order_relaxed);
+  health.error_replies = reply_errors_.snapshot();
   return health;
 }
 
@@ -377,6 +380,7 @@ void RedisClient::Impl::on_reply(Reply reply, Nanos now, bool& live) {
 
   switch (entry.kind) {
     case InFlight::Kind::User:
+      if (reply.is_error()) reply_errors_.count(reply.str());
       if (!entry.done) {
         live = true;
         complete(entry.cb, RedisResult::success(std::move(reply)));
@@ -392,6 +396,7 @@ void RedisClient::Impl::on_reply(Reply reply, Nanos now, bool& live) {
       break;
     case InFlight::Kind::Health:
       health_out_ = false;
+      if (reply.is_error()) reply_errors_.count(reply.str());
       if (!entry.done) {
         live = true;
         std::lock_guard lock(stats_mu_);

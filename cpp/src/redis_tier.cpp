@@ -32,6 +32,7 @@ std::string describe(const RedisResult& result) {
 
 struct RedisTier::Script {
   std::string_view source;
+  bool changes;  // it writes: its outcome counts for the writes-failing rule
   mutable std::mutex mutex;
   mutable std::string sha;  // empty until SCRIPT LOAD answered (EVAL is used meanwhile)
 
@@ -56,13 +57,13 @@ RedisTier::RedisTier(std::string ns, std::string instance_id, const RedisUrl& ur
       memory_(memory),
       clock_(std::move(clock)),
       log_(std::move(log)),
-      read_(new Script{scripts::kRead, {}, {}}),
-      write_(new Script{scripts::kWrite, {}, {}}),
-      bump_(new Script{scripts::kBump, {}, {}}),
-      delete_(new Script{scripts::kDelete, {}, {}}),
-      release_(new Script{scripts::kRelease, {}, {}}),
-      incr_(new Script{scripts::kIncr, {}, {}}),
-      unlink_batch_(new Script{scripts::kUnlinkBatch, {}, {}}),
+      read_(new Script{scripts::kRead, false, {}, {}}),
+      write_(new Script{scripts::kWrite, true, {}, {}}),
+      bump_(new Script{scripts::kBump, true, {}, {}}),
+      delete_(new Script{scripts::kDelete, true, {}, {}}),
+      release_(new Script{scripts::kRelease, true, {}, {}}),
+      incr_(new Script{scripts::kIncr, true, {}, {}}),
+      unlink_batch_(new Script{scripts::kUnlinkBatch, true, {}, {}}),
       codec_(std::move(signing_key)) {
   client_ = std::make_unique<RedisClient>(
       url, options, [this](const ConnectionEvent& e) { on_client_event(e); }, clock_);
@@ -96,12 +97,21 @@ void RedisTier::eval(const Script& script, std::vector<std::string> keys, std::v
     argv.insert(argv.end(), args.begin(), args.end());
     return Command(argv);
   };
+  if (script.changes) {
+    done = [this, done = std::move(done)](RedisResult result) mutable {
+      note_write(result);
+      done(std::move(result));
+    };
+  }
   const std::string sha = script.get_sha();
   Command command = build(keys, args, sha);
   client_->submit(std::move(command), [this, &script, build, by_sha = !sha.empty(), keys = std::move(keys),
                                        args = std::move(args), done = std::move(done)](RedisResult result) mutable {
     // A restarted or flushed server forgot the script: run it by source once, reload it.
-    if (by_sha && result.ok() && result.reply().is_error() && result.reply().str().rfind("NOSCRIPT", 0) == 0) {
+    // Once: the re-run is by source, which no flush can refuse, so nothing loops.
+    if (by_sha && result.ok() && result.reply().is_error() &&
+        classify_reply_error(result.reply().str()) == ReplyError::NoScript) {
+      scripts_reloaded_.fetch_add(1, std::memory_order_relaxed);
       script.set_sha({});
       client_->submit({"SCRIPT", "LOAD", script.source}, [&script](RedisResult r) {
         if (r.ok() && r.reply().is_bulk()) script.set_sha(r.reply().str());
@@ -476,7 +486,10 @@ void RedisTier::scan_unlink(std::string match, std::string cursor, std::int64_t 
         };
         if (inv.kind == Invalidation::Kind::Clear) {  // everything goes: nothing to bump
           keys.insert(keys.begin(), "UNLINK");
-          client_->submit(std::move(keys), std::move(answered));
+          client_->submit(std::move(keys), [this, answered = std::move(answered)](RedisResult r) mutable {
+            note_write(r);  // a script's outcome is noted by eval()
+            answered(std::move(r));
+          });
           return;
         }
         // A pattern removes keys entries may have been built from: their dependency
@@ -602,6 +615,33 @@ void RedisTier::on_connected() {
   replay_journal();
 }
 
+// A write's final outcome, for the writes-failing rule (reply_errors.hpp), logged when
+// the state changes.
+void RedisTier::note_write(const RedisResult& result) {
+  if (!result.ok()) return;  // a fault: the connection state reports it
+  const bool refused = result.reply().is_error();
+  const auto change = refused ? write_health_.on_error_reply(result.reply().str()) : write_health_.on_success();
+  if (!log_ || change == WriteHealth::Change::None) return;
+  if (change == WriteHealth::Change::Failing) {
+    log_(kLogWarning, fmt::format("redis writes failing: {} writes in a row were answered with an error, the "
+                                  "latest: {} (nothing is shared through redis until a write succeeds)",
+                                  WriteHealth::kFailingAfter, result.reply().str()));
+  } else {
+    log_(kLogInfo, "redis writes succeed again");
+  }
+}
+
+void RedisTier::probe_writes() {
+  if (!write_health_.failing()) return;
+  const Nanos now = clock_->monotonic_ns();
+  Nanos last = last_probe_ns_.load();
+  if (last != 0 && now - last < kWriteProbeNs) return;
+  if (!last_probe_ns_.compare_exchange_strong(last, now)) return;  // another thread probes
+  // The bump script INCRs (refused by a replica, at maxmemory, ...) and publishes on a
+  // channel nobody listens to; its outcome feeds the rule like any write's.
+  eval(*bump_, {ns_ + "#probe"}, {channel_ + ":probe", std::string()}, [](RedisResult) {});
+}
+
 RedisHealth RedisTier::health() const { return client_->health(); }
 
 TierStats RedisTier::stats() const {
@@ -619,6 +659,12 @@ TierStats RedisTier::stats() const {
   s.memory_suspended = memory_.suspended();
   s.memory_suspensions = memory_suspensions_.load();
   s.journal_pending = journal_.pending();
+  s.scripts_reloaded = scripts_reloaded_.load();
+  WriteHealth::Snapshot w = write_health_.snapshot();
+  s.writes_failing = w.failing;
+  s.write_errors_in_a_row = static_cast<std::uint64_t>(w.errors_in_a_row);
+  s.writes_failing_episodes = w.episodes;
+  s.last_write_error = std::move(w.last_error);
   return s;
 }
 

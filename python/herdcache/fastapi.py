@@ -380,8 +380,11 @@ async def _warm(cache: CacheManager, fn: Any, bound: inspect.BoundArguments) -> 
 def _redis_health(cache: CacheManager) -> dict[str, Any]:
     redis = dict(cache.stats()["redis"])
     # Memory only is a configuration, not a failure; a configured Redis must be connected,
-    # and so must its invalidation channel (without it the memory tier is not served).
-    redis["ok"] = not redis.get("configured") or (bool(redis.get("connected")) and bool(redis.get("subscriber_connected")))
+    # and so must its invalidation channel (without it the memory tier is not served), and
+    # its writes must not be failing: a server that answers every write with an error
+    # (READONLY, OOM, CROSSSLOT: the engine's writes-failing rule) shares nothing.
+    redis["ok"] = not redis.get("configured") or (
+        bool(redis.get("connected")) and bool(redis.get("subscriber_connected")) and not redis.get("writes_failing"))
     return redis
 
 

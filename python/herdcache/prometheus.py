@@ -21,6 +21,8 @@ conventions):
     herdcache_redis_up, herdcache_redis_configured, herdcache_redis_latency_seconds,
     herdcache_redis_circuit{state}, herdcache_redis_errors_total, and the engine's other
     Redis counters and gauges (reconnects, timeouts, journal_pending, ...) when reported
+    herdcache_redis_error_replies_total{kind}   error replies by kind (READONLY, OOM, ...)
+    herdcache_redis_writes_failing           1 while writes are failing (the engine's rule)
 """
 
 from __future__ import annotations
@@ -62,6 +64,8 @@ REDIS_COUNTERS = {
     "journal_overflows": "Invalidations that did not fit the outage journal.",
     "reads_plain": "Redis reads answered by one HMGET, checked against known dependency versions.",
     "reads_scripted": "Redis reads answered by the read script (misses, leases, unknown versions).",
+    "scripts_reloaded": "Scripts Redis had forgotten (NOSCRIPT): re-run by source and reloaded.",
+    "writes_failing_episodes": "Times Redis writes began failing (error replies to every write).",
 }
 REDIS_GAUGES = {
     "pending": "Redis requests queued or in flight.",
@@ -70,6 +74,8 @@ REDIS_GAUGES = {
     "memory_suspended": "1 while the memory tier is not served (invalidation channel lost).",
     "journal_pending": "Invalidations journaled during an outage, not yet replayed.",
     "versions_known": "Dependency versions this instance knows (for plain reads).",
+    "writes_failing": "1 while Redis answers writes with errors and none has succeeded since (READONLY, OOM, ...).",
+    "write_errors_in_a_row": "Redis writes answered with an error since the last one that succeeded.",
 }
 
 
@@ -127,6 +133,8 @@ class HerdcacheCollector(Collector):
         latency = GaugeMetricFamily(f"{p}_redis_latency_seconds", "Latest measured Redis round trip.")
         circuit = GaugeMetricFamily(f"{p}_redis_circuit", "The circuit breaker's state (1 = current).", labels=["state"])
         errors = CounterMetricFamily(f"{p}_redis_errors", "Redis faults absorbed by the cache.")
+        replies = CounterMetricFamily(f"{p}_redis_error_replies", "Redis error replies by kind (their first word).",
+                                      labels=["kind"])
         extra: list[GaugeMetricFamily | CounterMetricFamily] = [CounterMetricFamily(f"{p}_redis_{n}", doc) for n, doc in REDIS_COUNTERS.items()]
         extra += [GaugeMetricFamily(f"{p}_redis_{n}", doc) for n, doc in REDIS_GAUGES.items()]
         if redis is not None:
@@ -141,7 +149,9 @@ class HerdcacheCollector(Collector):
             for state in dict.fromkeys((*CIRCUIT_STATES, current)):
                 circuit.add_metric([state], 1 if state == current else 0)
             errors.add_metric([], redis.get("errors", 0))
-        return [up, configured, latency, circuit, errors, *extra]
+            for kind, n in sorted(redis.get("error_replies", {}).items()):
+                replies.add_metric([kind], n)
+        return [up, configured, latency, circuit, errors, replies, *extra]
 
 
 def _observe(histogram: HistogramMetricFamily, resource: str, ms: dict[str, Any]) -> None:

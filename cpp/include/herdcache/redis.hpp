@@ -54,6 +54,7 @@
 #include <functional>
 #include <memory>
 #include <string>
+#include <utility>
 #include <variant>
 #include <vector>
 
@@ -138,6 +139,9 @@ struct RedisHealth {
   std::uint64_t reconnects = 0;    // successful connects after the first
   std::size_t pending = 0;         // requests queued or in flight now
   std::string last_error;          // empty until something fails
+  // Error replies by kind (reply_errors.hpp), the kinds seen so far: answers, not faults,
+  // so none of the counts above includes them.
+  std::vector<std::pair<std::string, std::uint64_t>> error_replies;
 };
 
 class RedisClient {

@@ -21,6 +21,10 @@
 // Invalidations made while Redis is unreachable are kept in a bounded journal and
 // replayed on reconnect. If the journal overflows, the replay is a whole-namespace clear.
 //
+// Error replies are answers, so the connection stays up through them; the outcome of
+// every write feeds the writes-failing rule (reply_errors.hpp), which stats() reports and
+// the log announces once per change of state.
+//
 // This class is the protocol: which command or script each operation sends, what its
 // reply means, and when the memory tier is trusted. The pieces it composes have no I/O
 // and are their own files: the entry codec (entry_codec.hpp: stored fields, replies and
@@ -42,6 +46,7 @@
 #include "herdcache/memory.hpp"
 #include "herdcache/redis.hpp"
 #include "herdcache/redis_subscriber.hpp"
+#include "herdcache/reply_errors.hpp"
 #include "herdcache/tier_result.hpp"
 #include "herdcache/version_cache.hpp"
 
@@ -59,8 +64,14 @@ struct TierStats {
   std::uint64_t entries_forged = 0;      // entries whose signature did not verify (misses)
   std::uint64_t versions_known = 0;      // dependency versions this instance holds
   std::uint64_t memory_suspensions = 0;   // times the subscriber-loss rule suspended L1
+  std::uint64_t scripts_reloaded = 0;     // NOSCRIPT answers: the script re-run by source, reloaded
   bool subscriber_connected = false;
   bool memory_suspended = false;         // L1 not served now (the subscriber-loss rule)
+  // The writes-failing rule (reply_errors.hpp): error replies to writes, not faults.
+  bool writes_failing = false;
+  std::uint64_t write_errors_in_a_row = 0;
+  std::uint64_t writes_failing_episodes = 0;  // times writes began failing
+  std::string last_write_error;               // the latest error reply to a write
 };
 
 class RedisTier {
@@ -133,6 +144,12 @@ class RedisTier {
 
   RedisHealth health() const;
   TierStats stats() const;
+  // While writes are failing, one probe write (an INCR of the namespace's probe key, by
+  // script like every write) at most every kWriteProbeNs: an instance that gets no
+  // traffic (a load balancer took it out on its 503) makes no writes of its own, yet must
+  // see them succeed again. Called where health is read (the bindings' redis_stats).
+  static constexpr Nanos kWriteProbeNs = 1'000'000'000;
+  void probe_writes();
   const std::string& instance_id() const noexcept { return instance_id_; }
   const std::string& channel() const noexcept { return channel_; }
   void close();
@@ -148,6 +165,7 @@ class RedisTier {
   void read_scripted(const ReadArgs& args, Callback cb);
   TierResult entry_hit(std::string_view key, std::vector<Reply>& e, std::size_t v, std::string_view x);
   void note_forged(std::string_view key);
+  void note_write(const RedisResult& result);
   std::vector<std::string> dependencies(std::string_view canonical, const std::vector<std::string>& tags) const;
   std::vector<std::string> bumped_version_keys(const Invalidation& inv) const;
   void replay_journal();
@@ -177,15 +195,17 @@ class RedisTier {
   InvalidationJournal journal_;
 
   VersionCache versions_;
+  WriteHealth write_health_;
 
   std::atomic<std::uint64_t> messages_received_{0}, messages_malformed_{0}, memory_flushes_{0},
-      writes_refused_{0}, reads_plain_{0}, reads_scripted_{0}, forged_{0};
+      writes_refused_{0}, reads_plain_{0}, reads_scripted_{0}, forged_{0}, scripts_reloaded_{0};
   std::atomic<bool> subscriber_connected_{false};
   std::atomic<bool> client_connected_{false};
   std::mutex trust_mutex_;
   std::atomic<std::uint64_t> memory_suspensions_{0};
   std::atomic<bool> subscriber_seen_{false};
   std::atomic<bool> started_{false}, connected_once_{false};
+  std::atomic<Nanos> last_probe_ns_{0};  // probe_writes(): monotonic time of the last probe
 };
 
 }  // namespace herdcache
