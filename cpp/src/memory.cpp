@@ -5,7 +5,7 @@
 //     key bytes and precomputed hash, so a lookup neither rehashes nor allocates: a hit is
 //     one lock, one probe, one list splice and the visitor call;
 //   - an intrusive doubly-linked LRU list (head = most recently used, tail = next victim);
-//   - per resource, an intrusive list of that resource's entries (erase_prefix and
+//   - per resource, an intrusive ring through that resource's entries (erase_prefix and
 //     resource-restricted erase_pattern walk only these);
 //   - per tag, interned once per shard, an intrusive ring through the entries carrying it
 //     (erase_tags). An entry holds one link per tag, so removing it unlinks it from exactly
@@ -14,8 +14,11 @@
 // clear all go through it (clear through its bulk twin, Shard::drain).
 //
 // An entry is one allocation: the fixed fields, then one TagLink per tag, then the key's
-// bytes and (for a shortened key) the canonical form's. Tag names live in the shard's tag
-// index, once however many entries carry them.
+// bytes and (for a shortened key) the canonical form's. Tag and resource names live in the
+// shard's indexes, once however many entries carry them. The fixed fields are kept small
+// (88 bytes): the value is a two-word Handle counted by the object itself, the resource is
+// reached through its ring (a ring node that points at itself is an emptied sentinel, so an
+// entry needs no pointer to its resource's record), the charge and the load time are 32-bit.
 //
 // Budget: bytes_ is global. put inserts under its shard's lock and, while the total is over
 // max_bytes, evicts that shard's LRU tail (never the entry it just stored); if still over,
@@ -29,11 +32,13 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <cstddef>
 #include <cstring>
 #include <functional>
 #include <limits>
 #include <mutex>
 #include <new>
+#include <type_traits>
 #include <unordered_map>
 
 #include "herdcache/errors.hpp"
@@ -54,6 +59,20 @@ struct NameHash {
 
 struct Entry;
 
+// One entry's place in its resource's ring.
+struct Link {
+  Link* prev;
+  Link* next;
+};
+
+// A resource as a shard knows it: the sentinel of the ring through its entries, first, so
+// an emptied ring leads back to the record to erase (as TagRing below).
+struct ResourceRing {
+  Link sentinel;
+  const std::string* name;  // the index's key for this record
+};
+static_assert(std::is_standard_layout_v<ResourceRing>);
+
 // One entry's place in one tag's ring. A tag's own sentinel has no owner.
 struct TagLink {
   TagLink* prev;
@@ -70,26 +89,34 @@ struct TagRing {
 };
 static_assert(std::is_standard_layout_v<TagRing>);
 
-// Resource name -> its most recently inserted entry (the head of its list).
-using ResourceIndex = std::unordered_map<std::string, Entry*, NameHash, std::equal_to<>>;
+using ResourceIndex = std::unordered_map<std::string, ResourceRing, NameHash, std::equal_to<>>;
 using TagIndex = std::unordered_map<std::string, TagRing, NameHash, std::equal_to<>>;
+
+// A load time kept in whole microseconds, rounded up (0 stays "not known") and capped.
+std::uint32_t load_us_of(Nanos load_ns) noexcept {
+  if (load_ns <= 0) return 0;
+  const Nanos us = (load_ns + 999) / 1000;
+  return us >= std::numeric_limits<std::uint32_t>::max() ? std::numeric_limits<std::uint32_t>::max()
+                                                          : static_cast<std::uint32_t>(us);
+}
 
 struct Entry {
   Entry* lru_prev = nullptr;
   Entry* lru_next = nullptr;
-  Entry* res_prev = nullptr;
-  Entry* res_next = nullptr;
-  ResourceIndex::value_type* resource = nullptr;  // stable: the index is node-based
+  Link res{nullptr, nullptr};   // in the resource's ring
   std::uint64_t hash = 0;
-  std::size_t charge = 0;
   Lifetime life;
-  Nanos load_ns = 0;
   Handle value;
+  std::uint32_t charge = 0;     // < 2^32: put() keeps nothing larger
+  std::uint32_t load_us = 0;    // load_us_of(the load's time)
   std::uint32_t full_size = 0;
   std::uint16_t key_size = 0;   // <= kMaxKeyBytes
   std::uint16_t tag_count = 0;
   // followed by TagLink[tag_count], key bytes, full bytes
 
+  static Entry* of(Link* res) noexcept {
+    return reinterpret_cast<Entry*>(reinterpret_cast<char*>(res) - offsetof(Entry, res));
+  }
   TagLink* links() noexcept { return reinterpret_cast<TagLink*>(this + 1); }
   const char* text() const noexcept {
     return reinterpret_cast<const char*>(this + 1) + tag_count * sizeof(TagLink);
@@ -126,6 +153,7 @@ struct Entry {
   }
 };
 static_assert(alignof(TagLink) <= alignof(Entry) && sizeof(Entry) % alignof(TagLink) == 0);
+static_assert(std::is_standard_layout_v<Entry>);  // for Entry::of
 
 struct EntryDeleter {
   void operator()(Entry* e) const noexcept { Entry::destroy(e); }
@@ -145,11 +173,11 @@ std::string_view without_namespace(std::string_view canonical) noexcept {
 }  // namespace
 
 // What one entry costs beyond its key, value and tag bytes, as kEntryOverhead promises:
-// the entry itself and its allocation's header (8 bytes), its share of the index (9-byte
-// slots, the table 7/16 to 7/8 full: 14 bytes at a typical 2/3), and a production handle's
-// control block (a shared_ptr with a deleter: a 32-byte allocation). benchmarks/
-// bench_memory.py --bytes measures the whole.
-static_assert(sizeof(Entry) + 8 + 14 + 32 <= MemoryTier::kEntryOverhead);
+// the entry itself and its allocation's header (8 bytes), and its share of the index
+// (9-byte slots, the table 7/16 to 7/8 full: 14 bytes at a typical 2/3). A production
+// handle allocates nothing (handle.hpp). benchmarks/bench_memory.py --bytes measures the
+// whole.
+static_assert(sizeof(Entry) + 8 + 14 <= MemoryTier::kEntryOverhead);
 static_assert(sizeof(TagLink) <= MemoryTier::kTagOverhead);
 
 struct alignas(64) MemoryTier::Shard {
@@ -194,12 +222,13 @@ struct alignas(64) MemoryTier::Shard {
     return it->second;
   }
 
-  // Unlinks one of an entry's links; the tag's record goes with its last entry.
+  // Unlinks one of an entry's links; the tag's record goes with its last entry. Only an
+  // emptied sentinel points at itself: an entry's link always has its sentinel beside it.
   void unlink_tag(TagLink& link) noexcept {
     link.prev->next = link.next;
     link.next->prev = link.prev;
     TagLink* rest = link.next;
-    if (rest->owner == nullptr && rest->next == rest) {
+    if (rest->next == rest) {
       auto* ring = reinterpret_cast<TagRing*>(rest);
       tags.erase(tags.find(*ring->name));
     }
@@ -212,7 +241,11 @@ struct alignas(64) MemoryTier::Shard {
     Entry* e = owned.get();
     index.reserve_one();
     auto res = resources.find(resource);
-    if (res == resources.end()) res = resources.emplace(std::string(resource), nullptr).first;
+    if (res == resources.end()) {
+      res = resources.try_emplace(std::string(resource)).first;
+      res->second.sentinel = Link{&res->second.sentinel, &res->second.sentinel};
+      res->second.name = &res->first;
+    }
     TagLink* links = e->links();
     std::size_t linked = 0;
     try {
@@ -224,15 +257,15 @@ struct alignas(64) MemoryTier::Shard {
       }
     } catch (...) {
       for (std::size_t i = 0; i < linked; ++i) unlink_tag(links[i]);
-      if (res->second == nullptr) resources.erase(res);
+      if (res->second.sentinel.next == &res->second.sentinel) resources.erase(res);
       throw;
     }
     owned.release();
     index.insert(e);
-    e->resource = &*res;
-    e->res_next = res->second;
-    if (e->res_next) e->res_next->res_prev = e;
-    res->second = e;
+    Link& head = res->second.sentinel;
+    e->res = Link{&head, head.next};
+    head.next->prev = &e->res;
+    head.next = &e->res;
     lru_push_front(e);
     tier->bytes_.fetch_add(e->charge, std::memory_order_relaxed);
     tier->entries_.fetch_add(1, std::memory_order_relaxed);
@@ -244,9 +277,11 @@ struct alignas(64) MemoryTier::Shard {
   Handle remove(Entry* e) noexcept {
     index.erase(e);
     lru_unlink(e);
-    (e->res_prev ? e->res_prev->res_next : e->resource->second) = e->res_next;
-    if (e->res_next) e->res_next->res_prev = e->res_prev;
-    if (e->resource->second == nullptr) resources.erase(resources.find(e->resource->first));
+    e->res.prev->next = e->res.next;
+    e->res.next->prev = e->res.prev;
+    if (Link* rest = e->res.next; rest->next == rest) {
+      resources.erase(resources.find(*reinterpret_cast<ResourceRing*>(rest)->name));
+    }
     TagLink* links = e->links();
     for (std::size_t i = 0; i < e->tag_count; ++i) unlink_tag(links[i]);
     tier->bytes_.fetch_sub(e->charge, std::memory_order_relaxed);
@@ -254,6 +289,24 @@ struct alignas(64) MemoryTier::Shard {
     Handle value = std::move(e->value);
     Entry::destroy(e);
     return value;
+  }
+
+  // Removes each entry of `resource` that `match` accepts; appends their handles to `dead`.
+  template <class Match>
+  void remove_from(std::string_view resource, Match match, std::vector<Handle>& dead) {
+    auto res = resources.find(resource);
+    if (res == resources.end()) return;
+    // Removing the ring's last entry erases the ring's record, sentinel included: the
+    // walk stops at the entry before the sentinel instead of coming back to it.
+    const Link* sentinel = &res->second.sentinel;
+    for (Link* l = sentinel->next; l != sentinel;) {
+      Link* next = l->next;
+      const bool last = next == sentinel;
+      Entry* e = Entry::of(l);
+      if (match(e)) dead.push_back(remove(e));
+      if (last) break;
+      l = next;
+    }
   }
 
   // Evicts LRU tails, never `keep`, until the tier is within budget or only `keep` is left.
@@ -320,7 +373,7 @@ Lookup MemoryTier::get(std::string_view key, std::uint64_t hash, Visitor visit, 
     const Freshness state = freshness(e->life, now);
     if (state != Freshness::Expired) {
       shard.touch(e);
-      if (visit) visit(ctx, e->value, EntryMeta{e->life, e->load_ns});
+      if (visit) visit(ctx, e->value, EntryMeta{e->life, Nanos{e->load_us} * 1000});
       return state == Freshness::Fresh ? Lookup::Fresh : Lookup::Stale;
     }
     expired = shard.remove(e);
@@ -337,7 +390,7 @@ MemoryTier::Put MemoryTier::put(const Key& key, EntryData data, WriteFence::Seq 
 
   Shard& shard = shard_for(key.hash);
   std::vector<Handle> dead;  // destroyed after the lock is released (declared before it)
-  if (charge > options_.max_bytes) {
+  if (charge > options_.max_bytes || charge > std::numeric_limits<std::uint32_t>::max()) {
     if (!admits(since, key, data.tags)) return {Put::Fenced};
     rejected_.fetch_add(1, std::memory_order_relaxed);
     // The caller meant to replace the old value: keeping it would serve what they replaced.
@@ -348,9 +401,9 @@ MemoryTier::Put MemoryTier::put(const Key& key, EntryData data, WriteFence::Seq 
 
   // Built before locking, so the lock covers only the index updates.
   EntryPtr entry(Entry::create(key, data.tags.size()));
-  entry->charge = charge;
+  entry->charge = static_cast<std::uint32_t>(charge);
   entry->life = data.life;
-  entry->load_ns = data.load_ns;
+  entry->load_us = load_us_of(data.load_ns);
   entry->value = std::move(data.value);
 
   bool over_budget;
@@ -421,13 +474,7 @@ std::size_t MemoryTier::erase_prefix(std::string_view resource, std::string_view
     Shard& shard = shards_[i];
     {
       std::lock_guard lock(shard.mutex);
-      auto res = shard.resources.find(resource);
-      if (res == shard.resources.end()) continue;
-      // remove() may erase the resource's index node, so walk with `next` saved first.
-      for (Entry *e = res->second, *next; e != nullptr; e = next) {
-        next = e->res_next;
-        if (key_has_prefix(e->canonical(), prefix)) dead.push_back(shard.remove(e));
-      }
+      shard.remove_from(resource, [&](const Entry* e) { return key_has_prefix(e->canonical(), prefix); }, dead);
     }
     removed += dead.size();
     dead.clear();
@@ -474,14 +521,8 @@ std::size_t MemoryTier::erase_pattern(std::string_view pattern) {
     {
       std::lock_guard lock(shard.mutex);
       if (one_resource) {
-        auto res = shard.resources.find(first);
-        Entry* e = res == shard.resources.end() ? nullptr : res->second;
-        for (Entry* next; e != nullptr; e = next) {
-          next = e->res_next;
-          if (glob_match(pattern, without_namespace(e->canonical()))) {
-            dead.push_back(shard.remove(e));
-          }
-        }
+        shard.remove_from(first, [&](const Entry* e) { return glob_match(pattern, without_namespace(e->canonical())); },
+                          dead);
       } else {
         for (Entry *e = shard.lru_head, *next; e != nullptr; e = next) {
           next = e->lru_next;
