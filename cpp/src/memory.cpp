@@ -2,21 +2,24 @@
 //
 // Each shard owns, under its one mutex:
 //   - `index`: an open-addressing table of Entry* (hash_index.hpp) keyed by the entry's own
-//     key bytes and precomputed hash, so a lookup neither rehashes nor allocates: a hit is
-//     one lock, one probe, one list splice and the visitor call;
+//     key bytes; a lookup comes with the key's hash (Key::hash), so it neither hashes nor
+//     allocates: a hit is one lock, one probe, one list splice and the visitor call. The
+//     entry does not keep the hash: erase and the table's growth recompute it;
 //   - an intrusive doubly-linked LRU list (head = most recently used, tail = next victim);
 //   - per resource, an intrusive ring through that resource's entries (erase_prefix and
 //     resource-restricted erase_pattern walk only these);
-//   - per tag, interned once per shard, an intrusive ring through the entries carrying it
-//     (erase_tags). An entry holds one link per tag, so removing it unlinks it from exactly
-//     the rings it is in and a ring never reaches a freed entry.
+//   - per tag, interned once per shard, two intrusive rings through the entries carrying
+//     it (erase_tags): those whose first tag it is, through a bare link placed right after
+//     the entry (so its owner is found by address), and the others, through links that
+//     name their owner. An entry holds one link per tag, so removing it unlinks it from
+//     exactly the rings it is in and a ring never reaches a freed entry.
 // Shard::remove is the one way out of every index: replace, evict, erase, expire and
 // clear all go through it (clear through its bulk twin, Shard::drain).
 //
-// An entry is one allocation: the fixed fields, then one TagLink per tag, then the key's
-// bytes and (for a shortened key) the canonical form's. Tag and resource names live in the
+// An entry is one allocation: the fixed fields, then its tag links, then the key's bytes
+// and (for a shortened key) the canonical form's. Tag and resource names live in the
 // shard's indexes, once however many entries carry them. The fixed fields are kept small
-// (88 bytes): the value is a two-word Handle counted by the object itself, the resource is
+// (80 bytes): the value is a two-word Handle counted by the object itself, the resource is
 // reached through its ring (a ring node that points at itself is an emptied sentinel, so an
 // entry needs no pointer to its resource's record), the charge and the load time are 32-bit.
 //
@@ -59,35 +62,49 @@ struct NameHash {
 
 struct Entry;
 
-// One entry's place in its resource's ring.
+// A node of an intrusive circular list whose sentinel sits in the record it belongs to
+// (records are stable: the indexes are node-based). A linked node never points at itself,
+// so a node that does is a sentinel whose ring was just emptied.
 struct Link {
   Link* prev;
   Link* next;
 };
 
-// A resource as a shard knows it: the sentinel of the ring through its entries, first, so
-// an emptied ring leads back to the record to erase (as TagRing below).
+void link_after(Link& head, Link& node) noexcept {
+  node = Link{&head, head.next};
+  head.next->prev = &node;
+  head.next = &node;
+}
+
+// Unlinks `node`; returns what followed it.
+Link* unlink(Link& node) noexcept {
+  node.prev->next = node.next;
+  node.next->prev = node.prev;
+  return node.next;
+}
+
+bool emptied(const Link* rest) noexcept { return rest->next == rest; }
+
+// A resource as a shard knows it: the sentinel of the ring through its entries.
 struct ResourceRing {
-  Link sentinel;
+  Link entries;
   const std::string* name;  // the index's key for this record
 };
-static_assert(std::is_standard_layout_v<ResourceRing>);
 
-// One entry's place in one tag's ring. A tag's own sentinel has no owner.
+// An entry's link into the ring of one of its tags after the first.
 struct TagLink {
-  TagLink* prev;
-  TagLink* next;
+  Link link;
   Entry* owner;
 };
 
-// A tag as a shard knows it: the sentinel of the ring through its entries. Its address is
-// stable (the index is node-based) and its first member is the sentinel, so an emptied
-// ring leads back to the record to erase.
+// A tag as a shard knows it: the sentinels of its two rings (see the top of this file).
 struct TagRing {
-  TagLink sentinel;
+  Link firsts;
+  Link others;
   const std::string* name;  // the index's key for this record
 };
-static_assert(std::is_standard_layout_v<TagRing>);
+static_assert(std::is_standard_layout_v<ResourceRing> && std::is_standard_layout_v<TagLink> &&
+              std::is_standard_layout_v<TagRing>);
 
 using ResourceIndex = std::unordered_map<std::string, ResourceRing, NameHash, std::equal_to<>>;
 using TagIndex = std::unordered_map<std::string, TagRing, NameHash, std::equal_to<>>;
@@ -104,7 +121,6 @@ struct Entry {
   Entry* lru_prev = nullptr;
   Entry* lru_next = nullptr;
   Link res{nullptr, nullptr};   // in the resource's ring
-  std::uint64_t hash = 0;
   Lifetime life;
   Handle value;
   std::uint32_t charge = 0;     // < 2^32: put() keeps nothing larger
@@ -112,22 +128,27 @@ struct Entry {
   std::uint32_t full_size = 0;
   std::uint16_t key_size = 0;   // <= kMaxKeyBytes
   std::uint16_t tag_count = 0;
-  // followed by TagLink[tag_count], key bytes, full bytes
+  // followed (with tags) by the first tag's Link and a TagLink per other tag, then the
+  // key bytes and the full bytes
 
   static Entry* of(Link* res) noexcept {
     return reinterpret_cast<Entry*>(reinterpret_cast<char*>(res) - offsetof(Entry, res));
   }
-  TagLink* links() noexcept { return reinterpret_cast<TagLink*>(this + 1); }
-  const char* text() const noexcept {
-    return reinterpret_cast<const char*>(this + 1) + tag_count * sizeof(TagLink);
+  static Entry* of_first_tag(Link* link) noexcept { return reinterpret_cast<Entry*>(link) - 1; }
+  static std::size_t tag_bytes(std::size_t tags) noexcept {
+    return tags == 0 ? 0 : sizeof(Link) + (tags - 1) * sizeof(TagLink);
   }
+  Link* first_tag() noexcept { return reinterpret_cast<Link*>(this + 1); }
+  TagLink* other_tags() noexcept { return reinterpret_cast<TagLink*>(first_tag() + 1); }
+  const char* text() const noexcept { return reinterpret_cast<const char*>(this + 1) + tag_bytes(tag_count); }
   std::string_view key() const noexcept { return {text(), key_size}; }  // Key::str
+  std::uint64_t hash() const noexcept { return hash_bytes(key()); }    // Key::hash
   std::string_view canonical() const noexcept {
     return full_size == 0 ? key() : std::string_view(text() + key_size, full_size);
   }
 
   static std::size_t size_for(std::size_t tags, std::size_t key, std::size_t full) noexcept {
-    return sizeof(Entry) + tags * sizeof(TagLink) + key + full;
+    return sizeof(Entry) + tag_bytes(tags) + key + full;
   }
   // The links are left for Shard::insert to fill.
   static Entry* create(const Key& key, std::size_t tag_count) {
@@ -138,7 +159,6 @@ struct Entry {
     }
     void* memory = ::operator new(size_for(tag_count, key.str.size(), key.full.size()));
     auto* e = new (memory) Entry;
-    e->hash = key.hash;
     e->key_size = static_cast<std::uint16_t>(key.str.size());
     e->full_size = static_cast<std::uint32_t>(key.full.size());
     e->tag_count = static_cast<std::uint16_t>(tag_count);
@@ -152,7 +172,8 @@ struct Entry {
     ::operator delete(e);
   }
 };
-static_assert(alignof(TagLink) <= alignof(Entry) && sizeof(Entry) % alignof(TagLink) == 0);
+static_assert(alignof(TagLink) <= alignof(Entry) && sizeof(Entry) % alignof(TagLink) == 0 &&
+              sizeof(Link) % alignof(TagLink) == 0);
 static_assert(std::is_standard_layout_v<Entry>);  // for Entry::of
 
 struct EntryDeleter {
@@ -175,10 +196,10 @@ std::string_view without_namespace(std::string_view canonical) noexcept {
 // What one entry costs beyond its key, value and tag bytes, as kEntryOverhead promises:
 // the entry itself and its allocation's header (8 bytes), and its share of the index
 // (9-byte slots, the table 7/16 to 7/8 full: 14 bytes at a typical 2/3). A production
-// handle allocates nothing (handle.hpp). benchmarks/bench_memory.py --bytes measures the
-// whole.
+// handle allocates nothing (handle.hpp). A tag costs a TagLink at most (the first one a
+// bare Link). benchmarks/bench_memory.py --bytes measures the whole.
 static_assert(sizeof(Entry) + 8 + 14 <= MemoryTier::kEntryOverhead);
-static_assert(sizeof(TagLink) <= MemoryTier::kTagOverhead);
+static_assert(sizeof(TagLink) <= MemoryTier::kTagOverhead && sizeof(Link) <= sizeof(TagLink));
 
 struct alignas(64) MemoryTier::Shard {
   MemoryTier* tier = nullptr;
@@ -216,22 +237,20 @@ struct alignas(64) MemoryTier::Shard {
   TagRing& ring_of(const std::string& tag) {
     auto [it, created] = tags.try_emplace(tag);
     if (created) {
-      it->second.sentinel = TagLink{&it->second.sentinel, &it->second.sentinel, nullptr};
+      it->second.firsts = Link{&it->second.firsts, &it->second.firsts};
+      it->second.others = Link{&it->second.others, &it->second.others};
       it->second.name = &it->first;
     }
     return it->second;
   }
 
-  // Unlinks one of an entry's links; the tag's record goes with its last entry. Only an
-  // emptied sentinel points at itself: an entry's link always has its sentinel beside it.
-  void unlink_tag(TagLink& link) noexcept {
-    link.prev->next = link.next;
-    link.next->prev = link.prev;
-    TagLink* rest = link.next;
-    if (rest->next == rest) {
-      auto* ring = reinterpret_cast<TagRing*>(rest);
-      tags.erase(tags.find(*ring->name));
-    }
+  // Unlinks an entry's link for its `i`th tag; the tag's record goes with its last entry.
+  void unlink_tag(Entry* e, std::size_t i) noexcept {
+    Link* rest = unlink(i == 0 ? *e->first_tag() : e->other_tags()[i - 1].link);
+    if (!emptied(rest)) return;
+    auto* ring = reinterpret_cast<TagRing*>(reinterpret_cast<char*>(rest) -
+                                            (i == 0 ? offsetof(TagRing, firsts) : offsetof(TagRing, others)));
+    if (emptied(&ring->firsts) && emptied(&ring->others)) tags.erase(tags.find(*ring->name));
   }
 
   // Takes ownership of `owned` and links it into every index under the `tags` it was
@@ -243,29 +262,29 @@ struct alignas(64) MemoryTier::Shard {
     auto res = resources.find(resource);
     if (res == resources.end()) {
       res = resources.try_emplace(std::string(resource)).first;
-      res->second.sentinel = Link{&res->second.sentinel, &res->second.sentinel};
+      res->second.entries = Link{&res->second.entries, &res->second.entries};
       res->second.name = &res->first;
     }
-    TagLink* links = e->links();
     std::size_t linked = 0;
     try {
       for (; linked < e->tag_count; ++linked) {
-        TagLink& head = ring_of(tag_names[linked]).sentinel;
-        links[linked] = TagLink{&head, head.next, e};
-        head.next->prev = &links[linked];
-        head.next = &links[linked];
+        TagRing& ring = ring_of(tag_names[linked]);
+        if (linked == 0) {
+          link_after(ring.firsts, *e->first_tag());
+        } else {
+          TagLink& link = e->other_tags()[linked - 1];
+          link.owner = e;
+          link_after(ring.others, link.link);
+        }
       }
     } catch (...) {
-      for (std::size_t i = 0; i < linked; ++i) unlink_tag(links[i]);
-      if (res->second.sentinel.next == &res->second.sentinel) resources.erase(res);
+      for (std::size_t i = 0; i < linked; ++i) unlink_tag(e, i);
+      if (emptied(&res->second.entries)) resources.erase(res);
       throw;
     }
     owned.release();
     index.insert(e);
-    Link& head = res->second.sentinel;
-    e->res = Link{&head, head.next};
-    head.next->prev = &e->res;
-    head.next = &e->res;
+    link_after(res->second.entries, e->res);
     lru_push_front(e);
     tier->bytes_.fetch_add(e->charge, std::memory_order_relaxed);
     tier->entries_.fetch_add(1, std::memory_order_relaxed);
@@ -277,13 +296,10 @@ struct alignas(64) MemoryTier::Shard {
   Handle remove(Entry* e) noexcept {
     index.erase(e);
     lru_unlink(e);
-    e->res.prev->next = e->res.next;
-    e->res.next->prev = e->res.prev;
-    if (Link* rest = e->res.next; rest->next == rest) {
+    if (Link* rest = unlink(e->res); emptied(rest)) {
       resources.erase(resources.find(*reinterpret_cast<ResourceRing*>(rest)->name));
     }
-    TagLink* links = e->links();
-    for (std::size_t i = 0; i < e->tag_count; ++i) unlink_tag(links[i]);
+    for (std::size_t i = 0; i < e->tag_count; ++i) unlink_tag(e, i);
     tier->bytes_.fetch_sub(e->charge, std::memory_order_relaxed);
     tier->entries_.fetch_sub(1, std::memory_order_relaxed);
     Handle value = std::move(e->value);
@@ -298,7 +314,7 @@ struct alignas(64) MemoryTier::Shard {
     if (res == resources.end()) return;
     // Removing the ring's last entry erases the ring's record, sentinel included: the
     // walk stops at the entry before the sentinel instead of coming back to it.
-    const Link* sentinel = &res->second.sentinel;
+    const Link* sentinel = &res->second.entries;
     for (Link* l = sentinel->next; l != sentinel;) {
       Link* next = l->next;
       const bool last = next == sentinel;
@@ -383,6 +399,8 @@ Lookup MemoryTier::get(std::string_view key, std::uint64_t hash, Visitor visit, 
 }
 
 MemoryTier::Put MemoryTier::put(const Key& key, EntryData data, WriteFence::Seq since) {
+  // Entries do not keep the hash: the index recomputes it, and must find what lookups do.
+  if (key.hash != hash_bytes(key.str)) throw InvalidArgument("MemoryTier: a key's hash must be hash_bytes(key.str)");
   std::sort(data.tags.begin(), data.tags.end());
   data.tags.erase(std::unique(data.tags.begin(), data.tags.end()), data.tags.end());
   std::size_t charge = key.str.size() + key.full.size() + data.value_bytes + kEntryOverhead;
@@ -497,8 +515,11 @@ std::size_t MemoryTier::erase_tags(const std::vector<std::string>& tags) {
         // Copied first: removing an entry edits this ring (and may erase it). An entry
         // carrying several of `tags` is gone from the later rings, so it counts once.
         victims.clear();
-        const TagLink* sentinel = &it->second.sentinel;
-        for (const TagLink* l = sentinel->next; l != sentinel; l = l->next) victims.push_back(l->owner);
+        const TagRing& ring = it->second;
+        for (Link* l = ring.firsts.next; l != &ring.firsts; l = l->next) victims.push_back(Entry::of_first_tag(l));
+        for (Link* l = ring.others.next; l != &ring.others; l = l->next) {
+          victims.push_back(reinterpret_cast<TagLink*>(l)->owner);
+        }
         for (Entry* e : victims) dead.push_back(shard.remove(e));
       }
     }

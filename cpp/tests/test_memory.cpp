@@ -369,6 +369,36 @@ TEST_CASE("memory: a resource's ring is kept through removals in any order") {
   CHECK(f.tier.clear() == 2);
 }
 
+// A tag's ring of entries whose first tag it is and its ring of the others: the record
+// stays while either holds an entry, and each reaches its entries.
+TEST_CASE("memory: a tag reaches entries that carry it first and later, and goes with the last") {
+  Fixture f(1 << 20, 1);
+  const Key x = make_key("app:r:x", "r"), y = make_key("app:r:y", "r"), z = make_key("app:r:z", "r"),
+            w = make_key("app:r:w", "r");
+  f.put(x, 1, 10, {"a", "b"});  // b is x's second tag
+  f.put(y, 2, 10, {"b"});       // and y's first
+  f.put(z, 3, 10, {"b", "c"});
+  f.put(w, 4, 10, {"c"});
+  CHECK(f.tier.erase(y.str, y.hash));
+  CHECK(f.tier.erase(z.str, z.hash));  // b's ring of firsts is empty now, its other ring is not
+  CHECK(f.tier.erase_tags({"b"}) == 1);
+  CHECK(f.value(x) == -1);
+  CHECK(f.tier.erase_tags({"a", "b"}) == 0);  // both records went with x
+  CHECK(f.tier.erase_tags({"c"}) == 1);       // z's later tag left w's ring as it was
+  CHECK(f.tier.stats().entries == 0);
+  f.put(y, 5, 10, {"a", "b"});  // the tags come back with fresh rings
+  CHECK(f.tier.erase_tags({"b"}) == 1);
+  CHECK(f.tier.erase_tags({"a"}) == 0);
+}
+
+TEST_CASE("memory: a key whose hash is not its own is refused") {
+  Fixture f;
+  Key k = make_key("app:r:1", "r");
+  k.hash ^= 1;
+  CHECK_THROWS_AS(f.tier.put(k, EntryData{std::make_shared<int>(1), 10, f.life(), 0, {}}), InvalidArgument);
+  CHECK(f.tier.stats().entries == 0);
+}
+
 TEST_CASE("memory: a load time is kept to the microsecond, rounded up") {
   Fixture f;
   const Key k = make_key("app:r:1", "r");

@@ -68,7 +68,7 @@ class MemoryTier {
     std::size_t max_bytes = 64u << 20;  // byte budget for all shards together
     std::size_t shards = 8;             // power of two
   };
-  static constexpr std::size_t kEntryOverhead = 112;  // entry, allocation, index slot
+  static constexpr std::size_t kEntryOverhead = 104;  // entry, allocation, index slot
   static constexpr std::size_t kTagOverhead = 24;     // the entry's link in the tag's ring
 
   // A visitor runs under the shard lock: it must only copy/pin what it needs.
