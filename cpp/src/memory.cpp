@@ -77,7 +77,7 @@ void link_after(Link& head, Link& node) noexcept {
 }
 
 // Unlinks `node`; returns what followed it.
-Link* unlink(Link& node) noexcept {
+Link* unlink_node(Link& node) noexcept {
   node.prev->next = node.next;
   node.next->prev = node.prev;
   return node.next;
@@ -246,7 +246,7 @@ struct alignas(64) MemoryTier::Shard {
 
   // Unlinks an entry's link for its `i`th tag; the tag's record goes with its last entry.
   void unlink_tag(Entry* e, std::size_t i) noexcept {
-    Link* rest = unlink(i == 0 ? *e->first_tag() : e->other_tags()[i - 1].link);
+    Link* rest = unlink_node(i == 0 ? *e->first_tag() : e->other_tags()[i - 1].link);
     if (!emptied(rest)) return;
     auto* ring = reinterpret_cast<TagRing*>(reinterpret_cast<char*>(rest) -
                                             (i == 0 ? offsetof(TagRing, firsts) : offsetof(TagRing, others)));
@@ -296,7 +296,7 @@ struct alignas(64) MemoryTier::Shard {
   Handle remove(Entry* e) noexcept {
     index.erase(e);
     lru_unlink(e);
-    if (Link* rest = unlink(e->res); emptied(rest)) {
+    if (Link* rest = unlink_node(e->res); emptied(rest)) {
       resources.erase(resources.find(*reinterpret_cast<ResourceRing*>(rest)->name));
     }
     for (std::size_t i = 0; i < e->tag_count; ++i) unlink_tag(e, i);
@@ -400,7 +400,9 @@ Lookup MemoryTier::get(std::string_view key, std::uint64_t hash, Visitor visit, 
 
 MemoryTier::Put MemoryTier::put(const Key& key, EntryData data, WriteFence::Seq since) {
   // Entries do not keep the hash: the index recomputes it, and must find what lookups do.
-  if (key.hash != hash_bytes(key.str)) throw InvalidArgument("MemoryTier: a key's hash must be hash_bytes(key.str)");
+  if (key.hash != hash_bytes(key.str)) {
+    throw InvalidArgument(fmt::format("MemoryTier: the hash of key {:?} is not hash_bytes of it", key.str));
+  }
   std::sort(data.tags.begin(), data.tags.end());
   data.tags.erase(std::unique(data.tags.begin(), data.tags.end()), data.tags.end());
   std::size_t charge = key.str.size() + key.full.size() + data.value_bytes + kEntryOverhead;
