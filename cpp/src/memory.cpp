@@ -98,9 +98,13 @@ struct TagLink {
 };
 
 // A tag as a shard knows it: the sentinels of its two rings (see the top of this file).
+// Walking a ring to its sentinel (tags_of) tells the sentinel apart from entries' links
+// by what precedes it: before a first tag's link lies its entry's tag_count, never 0 (see
+// Entry), before `firsts` lies `no_tags`; the others sentinel's owner is null.
 struct TagRing {
+  std::uint64_t no_tags = 0;
   Link firsts;
-  Link others;
+  TagLink others;
   const std::string* name;  // the index's key for this record
 };
 static_assert(std::is_standard_layout_v<ResourceRing> && std::is_standard_layout_v<TagLink> &&
@@ -128,13 +132,20 @@ struct Entry {
   std::uint32_t full_size = 0;
   std::uint16_t key_size = 0;   // <= kMaxKeyBytes
   std::uint16_t tag_count = 0;
-  // followed (with tags) by the first tag's Link and a TagLink per other tag, then the
-  // key bytes and the full bytes
+  // tag_count last: it ends where the first tag's Link begins (see TagRing). Followed
+  // (with tags) by the first tag's Link and a TagLink per other tag, then the key bytes
+  // and the full bytes.
 
   static Entry* of(Link* res) noexcept {
     return reinterpret_cast<Entry*>(reinterpret_cast<char*>(res) - offsetof(Entry, res));
   }
   static Entry* of_first_tag(Link* link) noexcept { return reinterpret_cast<Entry*>(link) - 1; }
+  // Whether `link`, in a ring of first tags, is the ring's sentinel rather than an entry's.
+  static bool is_firsts_sentinel(const Link* link) noexcept {
+    std::uint16_t before;  // an entry's tag_count, or the last bytes of TagRing::no_tags
+    std::memcpy(&before, reinterpret_cast<const char*>(link) - sizeof(before), sizeof(before));
+    return before == 0;
+  }
   static std::size_t tag_bytes(std::size_t tags) noexcept {
     return tags == 0 ? 0 : sizeof(Link) + (tags - 1) * sizeof(TagLink);
   }
@@ -175,6 +186,8 @@ struct Entry {
 static_assert(alignof(TagLink) <= alignof(Entry) && sizeof(Entry) % alignof(TagLink) == 0 &&
               sizeof(Link) % alignof(TagLink) == 0);
 static_assert(std::is_standard_layout_v<Entry>);  // for Entry::of
+static_assert(offsetof(Entry, tag_count) + sizeof(Entry::tag_count) == sizeof(Entry) &&
+              offsetof(TagRing, firsts) == sizeof(TagRing::no_tags));  // for is_firsts_sentinel
 
 struct EntryDeleter {
   void operator()(Entry* e) const noexcept { Entry::destroy(e); }
@@ -238,7 +251,7 @@ struct alignas(64) MemoryTier::Shard {
     auto [it, created] = tags.try_emplace(tag);
     if (created) {
       it->second.firsts = Link{&it->second.firsts, &it->second.firsts};
-      it->second.others = Link{&it->second.others, &it->second.others};
+      it->second.others = TagLink{{&it->second.others.link, &it->second.others.link}, nullptr};
       it->second.name = &it->first;
     }
     return it->second;
@@ -250,7 +263,7 @@ struct alignas(64) MemoryTier::Shard {
     if (!emptied(rest)) return;
     auto* ring = reinterpret_cast<TagRing*>(reinterpret_cast<char*>(rest) -
                                             (i == 0 ? offsetof(TagRing, firsts) : offsetof(TagRing, others)));
-    if (emptied(&ring->firsts) && emptied(&ring->others)) tags.erase(tags.find(*ring->name));
+    if (emptied(&ring->firsts) && emptied(&ring->others.link)) tags.erase(tags.find(*ring->name));
   }
 
   // Takes ownership of `owned` and links it into every index under the `tags` it was
@@ -274,7 +287,7 @@ struct alignas(64) MemoryTier::Shard {
         } else {
           TagLink& link = e->other_tags()[linked - 1];
           link.owner = e;
-          link_after(ring.others, link.link);
+          link_after(ring.others.link, link.link);
         }
       }
     } catch (...) {
@@ -519,7 +532,7 @@ std::size_t MemoryTier::erase_tags(const std::vector<std::string>& tags) {
         victims.clear();
         const TagRing& ring = it->second;
         for (Link* l = ring.firsts.next; l != &ring.firsts; l = l->next) victims.push_back(Entry::of_first_tag(l));
-        for (Link* l = ring.others.next; l != &ring.others; l = l->next) {
+        for (Link* l = ring.others.link.next; l != &ring.others.link; l = l->next) {
           victims.push_back(reinterpret_cast<TagLink*>(l)->owner);
         }
         for (Entry* e : victims) dead.push_back(shard.remove(e));
@@ -584,11 +597,19 @@ std::vector<std::string> MemoryTier::tags_of(std::string_view key, std::uint64_t
   std::lock_guard lock(shard.mutex);
   Entry* e = shard.find(key, hash);
   if (e == nullptr) return tags;
-  const TagLink* links = e->links();
+  // Each link's ring, walked to its sentinel: its TagRing names it.
   for (std::size_t i = 0; i < e->tag_count; ++i) {
-    const TagLink* l = links[i].next;
-    while (l->owner != nullptr) l = l->next;  // the ring's sentinel: its TagRing names it
-    tags.push_back(*reinterpret_cast<const TagRing*>(l)->name);
+    const TagRing* ring;
+    if (i == 0) {
+      const Link* l = e->first_tag()->next;
+      while (!Entry::is_firsts_sentinel(l)) l = l->next;
+      ring = reinterpret_cast<const TagRing*>(reinterpret_cast<const char*>(l) - offsetof(TagRing, firsts));
+    } else {
+      const Link* l = e->other_tags()[i - 1].link.next;
+      while (reinterpret_cast<const TagLink*>(l)->owner != nullptr) l = l->next;
+      ring = reinterpret_cast<const TagRing*>(reinterpret_cast<const char*>(l) - offsetof(TagRing, others));
+    }
+    tags.push_back(*ring->name);
   }
   return tags;
 }

@@ -391,6 +391,25 @@ TEST_CASE("memory: a tag reaches entries that carry it first and later, and goes
   CHECK(f.tier.erase_tags({"a"}) == 0);
 }
 
+// tags_of walks each of the entry's links around its ring to the ring's sentinel, past
+// other entries' links of both kinds.
+TEST_CASE("memory: tags_of names an entry's tags, first and later, among other entries") {
+  Fixture f(1 << 20, 1);
+  const Key x = make_key("app:r:x", "r"), y = make_key("app:r:y", "r"), z = make_key("app:r:z", "r");
+  f.put(x, 1, 10, {"b", "c", "a"});
+  f.put(y, 2, 10, {"a", "c"});
+  f.put(z, 3, 10, {"a", "b", "c"});
+  CHECK(f.tier.tags_of(x.str, x.hash) == std::vector<std::string>{"a", "b", "c"});
+  CHECK(f.tier.tags_of(y.str, y.hash) == std::vector<std::string>{"a", "c"});
+  CHECK(f.tier.tags_of(z.str, z.hash) == std::vector<std::string>{"a", "b", "c"});
+  f.put(make_key("app:r:w", "r"), 4, 10, {});
+  CHECK(f.tier.tags_of("app:r:w", hash_bytes("app:r:w")).empty());
+  CHECK(f.tier.erase(y.str, y.hash));
+  CHECK(f.tier.tags_of(z.str, z.hash) == std::vector<std::string>{"a", "b", "c"});
+  CHECK(f.tier.erase_tags({"b"}) == 2);
+  CHECK(f.tier.tags_of(x.str, x.hash).empty());  // gone
+}
+
 TEST_CASE("memory: a key whose hash is not its own is refused") {
   Fixture f;
   Key k = make_key("app:r:1", "r");
