@@ -80,19 +80,27 @@ namespace {
 std::mutex graveyard_mutex;
 std::vector<PyObject*> graveyard;
 std::atomic<bool> graveyard_full{false};
+
+// Counted by the object's own reference count: copies happen only with the GIL held
+// (bindings.hpp), releases anywhere.
+void retain_object(void* p) noexcept { Py_INCREF(static_cast<PyObject*>(p)); }
+
+void release_object(void* p) noexcept {
+  if (PyGILState_Check()) {
+    Py_DECREF(static_cast<PyObject*>(p));
+    return;
+  }
+  std::lock_guard lock(graveyard_mutex);
+  graveyard.push_back(static_cast<PyObject*>(p));
+  graveyard_full.store(true, std::memory_order_release);
+}
+
+constexpr Handle::Ops kObjectOps{retain_object, release_object};
 }  // namespace
 
 Handle make_handle(PyObject* object) {
   Py_INCREF(object);
-  return Handle(object, [](void* p) {
-    if (PyGILState_Check()) {
-      Py_DECREF(static_cast<PyObject*>(p));
-      return;
-    }
-    std::lock_guard lock(graveyard_mutex);
-    graveyard.push_back(static_cast<PyObject*>(p));
-    graveyard_full.store(true, std::memory_order_release);
-  });
+  return Handle(object, &kObjectOps);
 }
 
 void release_parked_handles() noexcept {

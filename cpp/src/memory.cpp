@@ -2,20 +2,26 @@
 //
 // Each shard owns, under its one mutex:
 //   - `index`: an open-addressing table of Entry* (hash_index.hpp) keyed by the entry's own
-//     key bytes and precomputed hash, so a lookup neither rehashes nor allocates: a hit is
-//     one lock, one probe, one list splice and the visitor call;
+//     key bytes; a lookup comes with the key's hash (Key::hash), so it neither hashes nor
+//     allocates: a hit is one lock, one probe, one list splice and the visitor call. The
+//     entry does not keep the hash: erase and the table's growth recompute it;
 //   - an intrusive doubly-linked LRU list (head = most recently used, tail = next victim);
-//   - per resource, an intrusive list of that resource's entries (erase_prefix and
+//   - per resource, an intrusive ring through that resource's entries (erase_prefix and
 //     resource-restricted erase_pattern walk only these);
-//   - per tag, interned once per shard, an intrusive ring through the entries carrying it
-//     (erase_tags). An entry holds one link per tag, so removing it unlinks it from exactly
-//     the rings it is in and a ring never reaches a freed entry.
+//   - per tag, interned once per shard, two intrusive rings through the entries carrying
+//     it (erase_tags): those whose first tag it is, through a bare link placed right after
+//     the entry (so its owner is found by address), and the others, through links that
+//     name their owner. An entry holds one link per tag, so removing it unlinks it from
+//     exactly the rings it is in and a ring never reaches a freed entry.
 // Shard::remove is the one way out of every index: replace, evict, erase, expire and
 // clear all go through it (clear through its bulk twin, Shard::drain).
 //
-// An entry is one allocation: the fixed fields, then one TagLink per tag, then the key's
-// bytes and (for a shortened key) the canonical form's. Tag names live in the shard's tag
-// index, once however many entries carry them.
+// An entry is one allocation: the fixed fields, then its tag links, then the key's bytes
+// and (for a shortened key) the canonical form's. Tag and resource names live in the
+// shard's indexes, once however many entries carry them. The fixed fields are kept small
+// (80 bytes): the value is a two-word Handle counted by the object itself, the resource is
+// reached through its ring (a ring node that points at itself is an emptied sentinel, so an
+// entry needs no pointer to its resource's record), the charge and the load time are 32-bit.
 //
 // Budget: bytes_ is global. put inserts under its shard's lock and, while the total is over
 // max_bytes, evicts that shard's LRU tail (never the entry it just stored); if still over,
@@ -29,11 +35,13 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <cstddef>
 #include <cstring>
 #include <functional>
 #include <limits>
 #include <mutex>
 #include <new>
+#include <type_traits>
 #include <unordered_map>
 
 #include "herdcache/errors.hpp"
@@ -54,53 +62,104 @@ struct NameHash {
 
 struct Entry;
 
-// One entry's place in one tag's ring. A tag's own sentinel has no owner.
+// A node of an intrusive circular list whose sentinel sits in the record it belongs to
+// (records are stable: the indexes are node-based). A linked node never points at itself,
+// so a node that does is a sentinel whose ring was just emptied.
+struct Link {
+  Link* prev;
+  Link* next;
+};
+
+void link_after(Link& head, Link& node) noexcept {
+  node = Link{&head, head.next};
+  head.next->prev = &node;
+  head.next = &node;
+}
+
+// Unlinks `node`; returns what followed it.
+Link* unlink_node(Link& node) noexcept {
+  node.prev->next = node.next;
+  node.next->prev = node.prev;
+  return node.next;
+}
+
+bool emptied(const Link* rest) noexcept { return rest->next == rest; }
+
+// A resource as a shard knows it: the sentinel of the ring through its entries.
+struct ResourceRing {
+  Link entries;
+  const std::string* name;  // the index's key for this record
+};
+
+// An entry's link into the ring of one of its tags after the first.
 struct TagLink {
-  TagLink* prev;
-  TagLink* next;
+  Link link;
   Entry* owner;
 };
 
-// A tag as a shard knows it: the sentinel of the ring through its entries. Its address is
-// stable (the index is node-based) and its first member is the sentinel, so an emptied
-// ring leads back to the record to erase.
+// A tag as a shard knows it: the sentinels of its two rings (see the top of this file).
+// Walking a ring to its sentinel (tags_of) tells the sentinel apart from entries' links
+// by what precedes it: before a first tag's link lies its entry's tag_count, never 0 (see
+// Entry), before `firsts` lies `no_tags`; the others sentinel's owner is null.
 struct TagRing {
-  TagLink sentinel;
+  std::uint64_t no_tags = 0;
+  Link firsts;
+  TagLink others;
   const std::string* name;  // the index's key for this record
 };
-static_assert(std::is_standard_layout_v<TagRing>);
+static_assert(std::is_standard_layout_v<ResourceRing> && std::is_standard_layout_v<TagLink> &&
+              std::is_standard_layout_v<TagRing>);
 
-// Resource name -> its most recently inserted entry (the head of its list).
-using ResourceIndex = std::unordered_map<std::string, Entry*, NameHash, std::equal_to<>>;
+using ResourceIndex = std::unordered_map<std::string, ResourceRing, NameHash, std::equal_to<>>;
 using TagIndex = std::unordered_map<std::string, TagRing, NameHash, std::equal_to<>>;
+
+// A load time kept in whole microseconds, rounded up (0 stays "not known") and capped.
+std::uint32_t load_us_of(Nanos load_ns) noexcept {
+  if (load_ns <= 0) return 0;
+  const Nanos us = (load_ns + 999) / 1000;
+  return us >= std::numeric_limits<std::uint32_t>::max() ? std::numeric_limits<std::uint32_t>::max()
+                                                          : static_cast<std::uint32_t>(us);
+}
 
 struct Entry {
   Entry* lru_prev = nullptr;
   Entry* lru_next = nullptr;
-  Entry* res_prev = nullptr;
-  Entry* res_next = nullptr;
-  ResourceIndex::value_type* resource = nullptr;  // stable: the index is node-based
-  std::uint64_t hash = 0;
-  std::size_t charge = 0;
+  Link res{nullptr, nullptr};   // in the resource's ring
   Lifetime life;
-  Nanos load_ns = 0;
   Handle value;
+  std::uint32_t charge = 0;     // < 2^32: put() keeps nothing larger
+  std::uint32_t load_us = 0;    // load_us_of(the load's time)
   std::uint32_t full_size = 0;
   std::uint16_t key_size = 0;   // <= kMaxKeyBytes
   std::uint16_t tag_count = 0;
-  // followed by TagLink[tag_count], key bytes, full bytes
+  // tag_count last: it ends where the first tag's Link begins (see TagRing). Followed
+  // (with tags) by the first tag's Link and a TagLink per other tag, then the key bytes
+  // and the full bytes.
 
-  TagLink* links() noexcept { return reinterpret_cast<TagLink*>(this + 1); }
-  const char* text() const noexcept {
-    return reinterpret_cast<const char*>(this + 1) + tag_count * sizeof(TagLink);
+  static Entry* of(Link* res) noexcept {
+    return reinterpret_cast<Entry*>(reinterpret_cast<char*>(res) - offsetof(Entry, res));
   }
+  static Entry* of_first_tag(Link* link) noexcept { return reinterpret_cast<Entry*>(link) - 1; }
+  // Whether `link`, in a ring of first tags, is the ring's sentinel rather than an entry's.
+  static bool is_firsts_sentinel(const Link* link) noexcept {
+    std::uint16_t before;  // an entry's tag_count, or the last bytes of TagRing::no_tags
+    std::memcpy(&before, reinterpret_cast<const char*>(link) - sizeof(before), sizeof(before));
+    return before == 0;
+  }
+  static std::size_t tag_bytes(std::size_t tags) noexcept {
+    return tags == 0 ? 0 : sizeof(Link) + (tags - 1) * sizeof(TagLink);
+  }
+  Link* first_tag() noexcept { return reinterpret_cast<Link*>(this + 1); }
+  TagLink* other_tags() noexcept { return reinterpret_cast<TagLink*>(first_tag() + 1); }
+  const char* text() const noexcept { return reinterpret_cast<const char*>(this + 1) + tag_bytes(tag_count); }
   std::string_view key() const noexcept { return {text(), key_size}; }  // Key::str
+  std::uint64_t hash() const noexcept { return hash_bytes(key()); }    // Key::hash
   std::string_view canonical() const noexcept {
     return full_size == 0 ? key() : std::string_view(text() + key_size, full_size);
   }
 
   static std::size_t size_for(std::size_t tags, std::size_t key, std::size_t full) noexcept {
-    return sizeof(Entry) + tags * sizeof(TagLink) + key + full;
+    return sizeof(Entry) + tag_bytes(tags) + key + full;
   }
   // The links are left for Shard::insert to fill.
   static Entry* create(const Key& key, std::size_t tag_count) {
@@ -111,7 +170,6 @@ struct Entry {
     }
     void* memory = ::operator new(size_for(tag_count, key.str.size(), key.full.size()));
     auto* e = new (memory) Entry;
-    e->hash = key.hash;
     e->key_size = static_cast<std::uint16_t>(key.str.size());
     e->full_size = static_cast<std::uint32_t>(key.full.size());
     e->tag_count = static_cast<std::uint16_t>(tag_count);
@@ -125,7 +183,11 @@ struct Entry {
     ::operator delete(e);
   }
 };
-static_assert(alignof(TagLink) <= alignof(Entry) && sizeof(Entry) % alignof(TagLink) == 0);
+static_assert(alignof(TagLink) <= alignof(Entry) && sizeof(Entry) % alignof(TagLink) == 0 &&
+              sizeof(Link) % alignof(TagLink) == 0);
+static_assert(std::is_standard_layout_v<Entry>);  // for Entry::of
+static_assert(offsetof(Entry, tag_count) + sizeof(Entry::tag_count) == sizeof(Entry) &&
+              offsetof(TagRing, firsts) == sizeof(TagRing::no_tags));  // for is_firsts_sentinel
 
 struct EntryDeleter {
   void operator()(Entry* e) const noexcept { Entry::destroy(e); }
@@ -145,12 +207,12 @@ std::string_view without_namespace(std::string_view canonical) noexcept {
 }  // namespace
 
 // What one entry costs beyond its key, value and tag bytes, as kEntryOverhead promises:
-// the entry itself and its allocation's header (8 bytes), its share of the index (9-byte
-// slots, the table 7/16 to 7/8 full: 14 bytes at a typical 2/3), and a production handle's
-// control block (a shared_ptr with a deleter: a 32-byte allocation). benchmarks/
-// bench_memory.py --bytes measures the whole.
-static_assert(sizeof(Entry) + 8 + 14 + 32 <= MemoryTier::kEntryOverhead);
-static_assert(sizeof(TagLink) <= MemoryTier::kTagOverhead);
+// the entry itself and its allocation's header (8 bytes), and its share of the index
+// (9-byte slots, the table 7/16 to 7/8 full: 14 bytes at a typical 2/3). A production
+// handle allocates nothing (handle.hpp). A tag costs a TagLink at most (the first one a
+// bare Link). benchmarks/bench_memory.py --bytes measures the whole.
+static_assert(sizeof(Entry) + 8 + 14 <= MemoryTier::kEntryOverhead);
+static_assert(sizeof(TagLink) <= MemoryTier::kTagOverhead && sizeof(Link) <= sizeof(TagLink));
 
 struct alignas(64) MemoryTier::Shard {
   MemoryTier* tier = nullptr;
@@ -188,21 +250,20 @@ struct alignas(64) MemoryTier::Shard {
   TagRing& ring_of(const std::string& tag) {
     auto [it, created] = tags.try_emplace(tag);
     if (created) {
-      it->second.sentinel = TagLink{&it->second.sentinel, &it->second.sentinel, nullptr};
+      it->second.firsts = Link{&it->second.firsts, &it->second.firsts};
+      it->second.others = TagLink{{&it->second.others.link, &it->second.others.link}, nullptr};
       it->second.name = &it->first;
     }
     return it->second;
   }
 
-  // Unlinks one of an entry's links; the tag's record goes with its last entry.
-  void unlink_tag(TagLink& link) noexcept {
-    link.prev->next = link.next;
-    link.next->prev = link.prev;
-    TagLink* rest = link.next;
-    if (rest->owner == nullptr && rest->next == rest) {
-      auto* ring = reinterpret_cast<TagRing*>(rest);
-      tags.erase(tags.find(*ring->name));
-    }
+  // Unlinks an entry's link for its `i`th tag; the tag's record goes with its last entry.
+  void unlink_tag(Entry* e, std::size_t i) noexcept {
+    Link* rest = unlink_node(i == 0 ? *e->first_tag() : e->other_tags()[i - 1].link);
+    if (!emptied(rest)) return;
+    auto* ring = reinterpret_cast<TagRing*>(reinterpret_cast<char*>(rest) -
+                                            (i == 0 ? offsetof(TagRing, firsts) : offsetof(TagRing, others)));
+    if (emptied(&ring->firsts) && emptied(&ring->others.link)) tags.erase(tags.find(*ring->name));
   }
 
   // Takes ownership of `owned` and links it into every index under the `tags` it was
@@ -212,27 +273,31 @@ struct alignas(64) MemoryTier::Shard {
     Entry* e = owned.get();
     index.reserve_one();
     auto res = resources.find(resource);
-    if (res == resources.end()) res = resources.emplace(std::string(resource), nullptr).first;
-    TagLink* links = e->links();
+    if (res == resources.end()) {
+      res = resources.try_emplace(std::string(resource)).first;
+      res->second.entries = Link{&res->second.entries, &res->second.entries};
+      res->second.name = &res->first;
+    }
     std::size_t linked = 0;
     try {
       for (; linked < e->tag_count; ++linked) {
-        TagLink& head = ring_of(tag_names[linked]).sentinel;
-        links[linked] = TagLink{&head, head.next, e};
-        head.next->prev = &links[linked];
-        head.next = &links[linked];
+        TagRing& ring = ring_of(tag_names[linked]);
+        if (linked == 0) {
+          link_after(ring.firsts, *e->first_tag());
+        } else {
+          TagLink& link = e->other_tags()[linked - 1];
+          link.owner = e;
+          link_after(ring.others.link, link.link);
+        }
       }
     } catch (...) {
-      for (std::size_t i = 0; i < linked; ++i) unlink_tag(links[i]);
-      if (res->second == nullptr) resources.erase(res);
+      for (std::size_t i = 0; i < linked; ++i) unlink_tag(e, i);
+      if (emptied(&res->second.entries)) resources.erase(res);
       throw;
     }
     owned.release();
     index.insert(e);
-    e->resource = &*res;
-    e->res_next = res->second;
-    if (e->res_next) e->res_next->res_prev = e;
-    res->second = e;
+    link_after(res->second.entries, e->res);
     lru_push_front(e);
     tier->bytes_.fetch_add(e->charge, std::memory_order_relaxed);
     tier->entries_.fetch_add(1, std::memory_order_relaxed);
@@ -244,16 +309,33 @@ struct alignas(64) MemoryTier::Shard {
   Handle remove(Entry* e) noexcept {
     index.erase(e);
     lru_unlink(e);
-    (e->res_prev ? e->res_prev->res_next : e->resource->second) = e->res_next;
-    if (e->res_next) e->res_next->res_prev = e->res_prev;
-    if (e->resource->second == nullptr) resources.erase(resources.find(e->resource->first));
-    TagLink* links = e->links();
-    for (std::size_t i = 0; i < e->tag_count; ++i) unlink_tag(links[i]);
+    if (Link* rest = unlink_node(e->res); emptied(rest)) {
+      resources.erase(resources.find(*reinterpret_cast<ResourceRing*>(rest)->name));
+    }
+    for (std::size_t i = 0; i < e->tag_count; ++i) unlink_tag(e, i);
     tier->bytes_.fetch_sub(e->charge, std::memory_order_relaxed);
     tier->entries_.fetch_sub(1, std::memory_order_relaxed);
     Handle value = std::move(e->value);
     Entry::destroy(e);
     return value;
+  }
+
+  // Removes each entry of `resource` that `match` accepts; appends their handles to `dead`.
+  template <class Match>
+  void remove_from(std::string_view resource, Match match, std::vector<Handle>& dead) {
+    auto res = resources.find(resource);
+    if (res == resources.end()) return;
+    // Removing the ring's last entry erases the ring's record, sentinel included: the
+    // walk stops at the entry before the sentinel instead of coming back to it.
+    const Link* sentinel = &res->second.entries;
+    for (Link* l = sentinel->next; l != sentinel;) {
+      Link* next = l->next;
+      const bool last = next == sentinel;
+      Entry* e = Entry::of(l);
+      if (match(e)) dead.push_back(remove(e));
+      if (last) break;
+      l = next;
+    }
   }
 
   // Evicts LRU tails, never `keep`, until the tier is within budget or only `keep` is left.
@@ -320,7 +402,7 @@ Lookup MemoryTier::get(std::string_view key, std::uint64_t hash, Visitor visit, 
     const Freshness state = freshness(e->life, now);
     if (state != Freshness::Expired) {
       shard.touch(e);
-      if (visit) visit(ctx, e->value, EntryMeta{e->life, e->load_ns});
+      if (visit) visit(ctx, e->value, EntryMeta{e->life, Nanos{e->load_us} * 1000});
       return state == Freshness::Fresh ? Lookup::Fresh : Lookup::Stale;
     }
     expired = shard.remove(e);
@@ -330,6 +412,10 @@ Lookup MemoryTier::get(std::string_view key, std::uint64_t hash, Visitor visit, 
 }
 
 MemoryTier::Put MemoryTier::put(const Key& key, EntryData data, WriteFence::Seq since) {
+  // Entries do not keep the hash: the index recomputes it, and must find what lookups do.
+  if (key.hash != hash_bytes(key.str)) {
+    throw InvalidArgument(fmt::format("MemoryTier: the hash of key {:?} is not hash_bytes of it", key.str));
+  }
   std::sort(data.tags.begin(), data.tags.end());
   data.tags.erase(std::unique(data.tags.begin(), data.tags.end()), data.tags.end());
   std::size_t charge = key.str.size() + key.full.size() + data.value_bytes + kEntryOverhead;
@@ -337,7 +423,7 @@ MemoryTier::Put MemoryTier::put(const Key& key, EntryData data, WriteFence::Seq 
 
   Shard& shard = shard_for(key.hash);
   std::vector<Handle> dead;  // destroyed after the lock is released (declared before it)
-  if (charge > options_.max_bytes) {
+  if (charge > options_.max_bytes || charge > std::numeric_limits<std::uint32_t>::max()) {
     if (!admits(since, key, data.tags)) return {Put::Fenced};
     rejected_.fetch_add(1, std::memory_order_relaxed);
     // The caller meant to replace the old value: keeping it would serve what they replaced.
@@ -348,9 +434,9 @@ MemoryTier::Put MemoryTier::put(const Key& key, EntryData data, WriteFence::Seq 
 
   // Built before locking, so the lock covers only the index updates.
   EntryPtr entry(Entry::create(key, data.tags.size()));
-  entry->charge = charge;
+  entry->charge = static_cast<std::uint32_t>(charge);
   entry->life = data.life;
-  entry->load_ns = data.load_ns;
+  entry->load_us = load_us_of(data.load_ns);
   entry->value = std::move(data.value);
 
   bool over_budget;
@@ -421,13 +507,7 @@ std::size_t MemoryTier::erase_prefix(std::string_view resource, std::string_view
     Shard& shard = shards_[i];
     {
       std::lock_guard lock(shard.mutex);
-      auto res = shard.resources.find(resource);
-      if (res == shard.resources.end()) continue;
-      // remove() may erase the resource's index node, so walk with `next` saved first.
-      for (Entry *e = res->second, *next; e != nullptr; e = next) {
-        next = e->res_next;
-        if (key_has_prefix(e->canonical(), prefix)) dead.push_back(shard.remove(e));
-      }
+      shard.remove_from(resource, [&](const Entry* e) { return key_has_prefix(e->canonical(), prefix); }, dead);
     }
     removed += dead.size();
     dead.clear();
@@ -450,8 +530,11 @@ std::size_t MemoryTier::erase_tags(const std::vector<std::string>& tags) {
         // Copied first: removing an entry edits this ring (and may erase it). An entry
         // carrying several of `tags` is gone from the later rings, so it counts once.
         victims.clear();
-        const TagLink* sentinel = &it->second.sentinel;
-        for (const TagLink* l = sentinel->next; l != sentinel; l = l->next) victims.push_back(l->owner);
+        const TagRing& ring = it->second;
+        for (Link* l = ring.firsts.next; l != &ring.firsts; l = l->next) victims.push_back(Entry::of_first_tag(l));
+        for (Link* l = ring.others.link.next; l != &ring.others.link; l = l->next) {
+          victims.push_back(reinterpret_cast<TagLink*>(l)->owner);
+        }
         for (Entry* e : victims) dead.push_back(shard.remove(e));
       }
     }
@@ -474,14 +557,8 @@ std::size_t MemoryTier::erase_pattern(std::string_view pattern) {
     {
       std::lock_guard lock(shard.mutex);
       if (one_resource) {
-        auto res = shard.resources.find(first);
-        Entry* e = res == shard.resources.end() ? nullptr : res->second;
-        for (Entry* next; e != nullptr; e = next) {
-          next = e->res_next;
-          if (glob_match(pattern, without_namespace(e->canonical()))) {
-            dead.push_back(shard.remove(e));
-          }
-        }
+        shard.remove_from(first, [&](const Entry* e) { return glob_match(pattern, without_namespace(e->canonical())); },
+                          dead);
       } else {
         for (Entry *e = shard.lru_head, *next; e != nullptr; e = next) {
           next = e->lru_next;
@@ -520,11 +597,19 @@ std::vector<std::string> MemoryTier::tags_of(std::string_view key, std::uint64_t
   std::lock_guard lock(shard.mutex);
   Entry* e = shard.find(key, hash);
   if (e == nullptr) return tags;
-  const TagLink* links = e->links();
+  // Each link's ring, walked to its sentinel: its TagRing names it.
   for (std::size_t i = 0; i < e->tag_count; ++i) {
-    const TagLink* l = links[i].next;
-    while (l->owner != nullptr) l = l->next;  // the ring's sentinel: its TagRing names it
-    tags.push_back(*reinterpret_cast<const TagRing*>(l)->name);
+    const TagRing* ring;
+    if (i == 0) {
+      const Link* l = e->first_tag()->next;
+      while (!Entry::is_firsts_sentinel(l)) l = l->next;
+      ring = reinterpret_cast<const TagRing*>(reinterpret_cast<const char*>(l) - offsetof(TagRing, firsts));
+    } else {
+      const Link* l = e->other_tags()[i - 1].link.next;
+      while (reinterpret_cast<const TagLink*>(l)->owner != nullptr) l = l->next;
+      ring = reinterpret_cast<const TagRing*>(reinterpret_cast<const char*>(l) - offsetof(TagRing, others));
+    }
+    tags.push_back(*ring->name);
   }
   return tags;
 }

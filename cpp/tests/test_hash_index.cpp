@@ -16,8 +16,9 @@ namespace {
 
 struct Item {
   std::string name;
-  std::uint64_t hash;
+  std::uint64_t hash_value;
   std::string_view key() const noexcept { return name; }
+  std::uint64_t hash() const noexcept { return hash_value; }
 };
 
 Item make_item(std::string name) {
@@ -30,7 +31,7 @@ std::deque<Item> colliding(std::size_t count, std::size_t capacity) {
   std::deque<Item> items;
   for (std::uint64_t i = 0; items.size() < count; ++i) {
     Item item = make_item("c" + std::to_string(i));
-    if ((item.hash & (capacity - 1)) == 0) items.push_back(std::move(item));
+    if ((item.hash() & (capacity - 1)) == 0) items.push_back(std::move(item));
   }
   return items;
 }
@@ -49,13 +50,13 @@ TEST_CASE("hash index: finds what it holds by key and hash, nothing else") {
   Item a = make_item("a"), b = make_item("b");
   add(index, a);
   add(index, b);
-  CHECK(index.find("a", a.hash) == &a);
-  CHECK(index.find("b", b.hash) == &b);
-  CHECK(index.find("a", b.hash) == nullptr);  // the hash and the key must both match
+  CHECK(index.find("a", a.hash()) == &a);
+  CHECK(index.find("b", b.hash()) == &b);
+  CHECK(index.find("a", b.hash()) == nullptr);  // looked for under another key's hash
   CHECK(index.find("c", hash_bytes("c")) == nullptr);
   index.erase(&a);
-  CHECK(index.find("a", a.hash) == nullptr);
-  CHECK(index.find("b", b.hash) == &b);
+  CHECK(index.find("a", a.hash()) == nullptr);
+  CHECK(index.find("b", b.hash()) == &b);
   CHECK(index.size() == 1);
 }
 
@@ -70,7 +71,7 @@ TEST_CASE("hash index: erasing from the middle of a run keeps the rest reachable
   index.erase(&items[3]);
   CHECK(index.max_displacement() == 3);  // the run shifted back over both holes
   for (std::size_t i = 0; i < items.size(); ++i) {
-    CHECK(index.find(items[i].name, items[i].hash) == (i == 1 || i == 3 ? nullptr : &items[i]));
+    CHECK(index.find(items[i].name, items[i].hash()) == (i == 1 || i == 3 ? nullptr : &items[i]));
   }
 }
 
@@ -83,10 +84,10 @@ TEST_CASE("hash index: grows before it is 7/8 full and keeps every item") {
     CHECK(index.size() * 8 <= index.capacity() * 7);
   }
   CHECK(index.capacity() == 2048);
-  for (const Item& item : items) CHECK(index.find(item.name, item.hash) == &item);
+  for (const Item& item : items) CHECK(index.find(item.name, item.hash()) == &item);
   index.clear();
   CHECK(index.capacity() == 0);
-  CHECK(index.find(items[0].name, items[0].hash) == nullptr);
+  CHECK(index.find(items[0].name, items[0].hash()) == nullptr);
 }
 
 TEST_CASE("hash index: a long run of random inserts and erases agrees with unordered_map") {
@@ -105,7 +106,7 @@ TEST_CASE("hash index: a long run of random inserts and erases agrees with unord
       model.erase(it);
     }
     if (step % 20000 == 0) {
-      for (const auto& [key, item] : model) REQUIRE(index.find(key, item.hash) == &item);
+      for (const auto& [key, item] : model) REQUIRE(index.find(key, item.hash()) == &item);
     }
   }
   CHECK(index.size() == model.size());

@@ -5,6 +5,8 @@
 #include <algorithm>
 #include <atomic>
 #include <cmath>
+#include <cstdint>
+#include <limits>
 #include <random>
 #include <string>
 #include <thread>
@@ -58,14 +60,14 @@ struct Fixture {
   }
   bool put(const Key& key, int value, std::size_t value_bytes = 100,
            std::vector<std::string> tags = {}) {
-    return static_cast<bool>(tier.put(key, EntryData{std::make_shared<int>(value), value_bytes, life(), 7,
+    return static_cast<bool>(tier.put(key, EntryData{std::make_shared<int>(value), value_bytes, life(), 7000,
                                                      std::move(tags)}));
   }
   // The value stored under `key`, or -1 on a miss.
   int value(const Key& key) {
     Got got;
     if (tier.get(key.str, key.hash, capture, &got) == Lookup::Miss) return -1;
-    return *std::static_pointer_cast<int>(got.value);
+    return *got.value.as<int>();
   }
   Lookup lookup(const Key& key) { return tier.get(key.str, key.hash, nullptr, nullptr); }
 
@@ -90,8 +92,8 @@ TEST_CASE("memory: put, get and replace") {
   REQUIRE(f.put(k, 1));
   Got got;
   REQUIRE(f.tier.get(k.str, k.hash, capture, &got) == Lookup::Fresh);
-  CHECK(*std::static_pointer_cast<int>(got.value) == 1);
-  CHECK(got.meta.load_ns == 7);
+  CHECK(*got.value.as<int>() == 1);
+  CHECK(got.meta.load_ns == 7000);
   CHECK(got.meta.life.fresh_until == f.clock->monotonic_ns() + 10 * kSecond);
 
   REQUIRE(f.put(k, 2, 300, {"t"}));
@@ -190,7 +192,7 @@ TEST_CASE("memory: the byte budget holds under a randomized workload") {
     Got got;
     if (f.tier.get(k.str, k.hash, capture, &got) == Lookup::Miss) continue;
     ++entries;
-    bytes += *std::static_pointer_cast<std::size_t>(got.value);
+    bytes += *got.value.as<std::size_t>();
   }
   const auto stats = f.tier.stats();
   CHECK(stats.entries == entries);
@@ -341,6 +343,99 @@ TEST_CASE("memory: erase_pattern globs over the key without its namespace") {
   CHECK(f.tier.stats().entries == 0);
 }
 
+// A resource's entries are a ring whose record goes with its last entry, however that
+// entry leaves; the walk of erase_prefix and erase_pattern must survive removing the last.
+TEST_CASE("memory: a resource's ring is kept through removals in any order") {
+  Fixture f(1 << 20, 1);  // one shard: every entry in the same ring
+  std::vector<Key> keys;
+  for (int i = 0; i < 6; ++i) keys.push_back(make_key("app:r:" + std::to_string(i), "r"));
+  for (const Key& k : keys) f.put(k, 1);
+  f.put(make_key("app:s:0", "s"), 1);
+  CHECK(f.tier.erase(keys[3].str, keys[3].hash));  // from the middle of the ring
+  CHECK(f.tier.erase(keys[5].str, keys[5].hash));  // the most recent: next to the sentinel
+  CHECK(f.tier.erase(keys[0].str, keys[0].hash));  // the oldest: the sentinel's other side
+  CHECK(f.tier.erase_pattern("r:2") == 1);
+  CHECK(f.tier.erase_prefix("r", "app:r") == 2);  // the last two: the ring's record goes
+  CHECK(f.tier.erase_prefix("r", "app:r") == 0);
+  CHECK(f.tier.erase_pattern("r:*") == 0);
+  for (const Key& k : keys) CHECK(f.value(k) == -1);
+  CHECK(f.value(make_key("app:s:0", "s")) == 1);  // another resource's ring is untouched
+
+  f.put(keys[1], 2);  // the resource comes back with a fresh ring
+  f.put(keys[4], 3);
+  CHECK(f.tier.erase_pattern("r:*") == 2);
+  f.put(keys[2], 4);
+  CHECK(f.value(keys[2]) == 4);
+  CHECK(f.tier.clear() == 2);
+}
+
+// A tag's ring of entries whose first tag it is and its ring of the others: the record
+// stays while either holds an entry, and each reaches its entries.
+TEST_CASE("memory: a tag reaches entries that carry it first and later, and goes with the last") {
+  Fixture f(1 << 20, 1);
+  const Key x = make_key("app:r:x", "r"), y = make_key("app:r:y", "r"), z = make_key("app:r:z", "r"),
+            w = make_key("app:r:w", "r");
+  f.put(x, 1, 10, {"a", "b"});  // b is x's second tag
+  f.put(y, 2, 10, {"b"});       // and y's first
+  f.put(z, 3, 10, {"b", "c"});
+  f.put(w, 4, 10, {"c"});
+  CHECK(f.tier.erase(y.str, y.hash));
+  CHECK(f.tier.erase(z.str, z.hash));  // b's ring of firsts is empty now, its other ring is not
+  CHECK(f.tier.erase_tags({"b"}) == 1);
+  CHECK(f.value(x) == -1);
+  CHECK(f.tier.erase_tags({"a", "b"}) == 0);  // both records went with x
+  CHECK(f.tier.erase_tags({"c"}) == 1);       // z's later tag left w's ring as it was
+  CHECK(f.tier.stats().entries == 0);
+  f.put(y, 5, 10, {"a", "b"});  // the tags come back with fresh rings
+  CHECK(f.tier.erase_tags({"b"}) == 1);
+  CHECK(f.tier.erase_tags({"a"}) == 0);
+}
+
+// tags_of walks each of the entry's links around its ring to the ring's sentinel, past
+// other entries' links of both kinds.
+TEST_CASE("memory: tags_of names an entry's tags, first and later, among other entries") {
+  Fixture f(1 << 20, 1);
+  const Key x = make_key("app:r:x", "r"), y = make_key("app:r:y", "r"), z = make_key("app:r:z", "r");
+  f.put(x, 1, 10, {"b", "c", "a"});
+  f.put(y, 2, 10, {"a", "c"});
+  f.put(z, 3, 10, {"a", "b", "c"});
+  CHECK(f.tier.tags_of(x.str, x.hash) == std::vector<std::string>{"a", "b", "c"});
+  CHECK(f.tier.tags_of(y.str, y.hash) == std::vector<std::string>{"a", "c"});
+  CHECK(f.tier.tags_of(z.str, z.hash) == std::vector<std::string>{"a", "b", "c"});
+  f.put(make_key("app:r:w", "r"), 4, 10, {});
+  CHECK(f.tier.tags_of("app:r:w", hash_bytes("app:r:w")).empty());
+  CHECK(f.tier.erase(y.str, y.hash));
+  CHECK(f.tier.tags_of(z.str, z.hash) == std::vector<std::string>{"a", "b", "c"});
+  CHECK(f.tier.erase_tags({"b"}) == 2);
+  CHECK(f.tier.tags_of(x.str, x.hash).empty());  // gone
+}
+
+TEST_CASE("memory: a key whose hash is not its own is refused") {
+  Fixture f;
+  Key k = make_key("app:r:1", "r");
+  k.hash ^= 1;
+  CHECK_THROWS_AS(f.tier.put(k, EntryData{std::make_shared<int>(1), 10, f.life(), 0, {}}), InvalidArgument);
+  CHECK(f.tier.stats().entries == 0);
+}
+
+TEST_CASE("memory: a load time is kept to the microsecond, rounded up") {
+  Fixture f;
+  const Key k = make_key("app:r:1", "r");
+  auto load_of = [&](Nanos load_ns) {
+    f.tier.put(k, EntryData{std::make_shared<int>(1), 10, f.life(), load_ns, {}});
+    Got got;
+    REQUIRE(f.tier.get(k.str, k.hash, capture, &got) == Lookup::Fresh);
+    return got.meta.load_ns;
+  };
+  CHECK(load_of(0) == 0);  // not known stays not known
+  CHECK(load_of(1) == 1000);
+  CHECK(load_of(2'500'000) == 2'500'000);
+  CHECK(load_of(2'500'001) == 2'501'000);
+  const Nanos cap = Nanos{std::numeric_limits<std::uint32_t>::max()} * 1000;  // 71 minutes
+  CHECK(load_of(cap) == cap);
+  CHECK(load_of(24 * 3600 * kSecond) == cap);
+}
+
 TEST_CASE("memory: clear empties every index") {
   Fixture f(1 << 20, 4);
   for (int i = 0; i < 100; ++i) {
@@ -366,13 +461,13 @@ TEST_CASE("memory: a handle released by the tier may call back into it") {
             c = make_key("app:r:c", "r");
   int released = 0;
   auto reentrant = [&] {
-    return Handle(new int(0), [&](int* p) {
+    return Handle(std::shared_ptr<int>(new int(0), [&](int* p) {
       delete p;
       f.tier.stats();
       f.tier.get(a.str, a.hash, nullptr, nullptr);
       f.tier.erase(make_key("app:r:none", "r").str, hash_bytes("app:r:none"));
       ++released;
-    });
+    }));
   };
   auto put = [&](const Key& k, std::vector<std::string> tags = {}) {
     f.tier.put(k, EntryData{reentrant(), 100, f.life(), 0, std::move(tags)});
@@ -443,7 +538,7 @@ TEST_CASE("memory: concurrent get, put and erase_tags keep the counts consistent
     Got got;
     if (f.tier.get(k.str, k.hash, capture, &got) == Lookup::Miss) continue;
     ++entries;
-    bytes += *std::static_pointer_cast<std::size_t>(got.value);
+    bytes += *got.value.as<std::size_t>();
   }
   const auto stats = f.tier.stats();
   CHECK(stats.evictions > 0);

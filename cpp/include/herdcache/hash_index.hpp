@@ -1,15 +1,17 @@
-// An open-addressing index of objects that carry their own key and hash (the memory
-// tier's entries): 9 bytes a slot, no node per object.
+// An open-addressing index of objects that carry their own key (the memory tier's
+// entries): 9 bytes a slot, no node per object.
 //
 // Two arrays of one power-of-two capacity: a control byte per slot (0 = empty, else 0x80 |
 // the hash's top 7 bits) and the object pointer. Linear probing from the hash's low bits;
-// a probe reads control bytes and dereferences an object only when its 7 bits match, so a
-// lookup normally touches one object, the one it finds. The table doubles before it is
+// a probe reads control bytes and compares an object's key only when its 7 bits match, so
+// a lookup normally touches one object, the one it finds. The table doubles before it is
 // 7/8 full and never shrinks, except on clear(). erase() shifts the following run back
 // (no tombstones), so heavy insert/erase never degrades probe lengths.
 //
-// T provides `std::uint64_t hash` and `std::string_view key() const`; the index does not
-// own its objects. Not thread-safe: the owner locks.
+// T provides `std::string_view key() const` and `std::uint64_t hash() const`, the hash
+// lookups for that key are made with (objects need not store it: the memory tier's
+// entries recompute it, which only erase and growth ask for). The index does not own its
+// objects. Not thread-safe: the owner locks.
 #pragma once
 #include <cstddef>
 #include <cstdint>
@@ -30,7 +32,7 @@ class HashIndex {
     for (std::size_t i = hash & mask_;; i = (i + 1) & mask_) {
       const std::uint8_t c = ctrl_[i];
       if (c == kEmpty) return nullptr;
-      if (c == tag && slots_[i]->hash == hash && slots_[i]->key() == key) return slots_[i];
+      if (c == tag && slots_[i]->key() == key) return slots_[i];
     }
   }
 
@@ -51,12 +53,12 @@ class HashIndex {
 
   // Precondition: `object` is in the index.
   void erase(const T* object) noexcept {
-    std::size_t hole = object->hash & mask_;
+    std::size_t hole = object->hash() & mask_;
     while (slots_[hole] != object) hole = (hole + 1) & mask_;
     // Backward shift: each later member of the run moves into the hole when the hole lies
     // on its probe path (between its home slot and where it is).
     for (std::size_t j = (hole + 1) & mask_; ctrl_[j] != kEmpty; j = (j + 1) & mask_) {
-      const std::size_t home = slots_[j]->hash & mask_;
+      const std::size_t home = slots_[j]->hash() & mask_;
       if (((j - home) & mask_) >= ((j - hole) & mask_)) {
         ctrl_[hole] = ctrl_[j];
         slots_[hole] = slots_[j];
@@ -81,7 +83,7 @@ class HashIndex {
     std::size_t longest = 0;
     for (std::size_t i = 0; ctrl_ && i <= mask_; ++i) {
       if (ctrl_[i] == kEmpty) continue;
-      const std::size_t d = (i - (slots_[i]->hash & mask_)) & mask_;
+      const std::size_t d = (i - (slots_[i]->hash() & mask_)) & mask_;
       if (d > longest) longest = d;
     }
     return longest;
@@ -96,9 +98,10 @@ class HashIndex {
   }
 
   void place(T* object) noexcept {
-    std::size_t i = object->hash & mask_;
+    const std::uint64_t hash = object->hash();
+    std::size_t i = hash & mask_;
     while (ctrl_[i] != kEmpty) i = (i + 1) & mask_;
-    ctrl_[i] = tag_of(object->hash);
+    ctrl_[i] = tag_of(hash);
     slots_[i] = object;
   }
 

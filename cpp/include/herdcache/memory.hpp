@@ -6,7 +6,7 @@
 // are what an entry really costs (memory.cpp checks them against its layout). The budget is global: an insert that pushes the total
 // over it evicts least-recently-used entries (its own shard first, then the others) until
 // the total fits again, so the budget is exceeded by at most the entries being inserted
-// concurrently. An entry larger than the whole budget is not stored.
+// concurrently. An entry larger than the whole budget (or charged 4 GiB or more) is not stored.
 //
 // Entries move fresh -> stale -> expired by the clock; an expired entry is a miss and is
 // removed when found. get/put/erase are O(1). Secondary indexes (per resource and per
@@ -28,19 +28,19 @@
 #include <vector>
 
 #include "herdcache/clock.hpp"
+#include "herdcache/handle.hpp"
 #include "herdcache/keys.hpp"
 #include "herdcache/write_fence.hpp"
 #include "herdcache/policy.hpp"
 
 namespace herdcache {
 
-using Handle = std::shared_ptr<void>;
-
 struct EntryData {
   Handle value;
   std::size_t value_bytes = 0;    // size the value is charged for (its serialized size)
   Lifetime life;
-  Nanos load_ns = 0;              // how long the load that produced it took (XFetch delta)
+  Nanos load_ns = 0;              // how long the load that produced it took (XFetch delta); kept
+                                  // to the microsecond, rounded up, at most 71 minutes
   std::vector<std::string> tags;
 };
 
@@ -68,7 +68,7 @@ class MemoryTier {
     std::size_t max_bytes = 64u << 20;  // byte budget for all shards together
     std::size_t shards = 8;             // power of two
   };
-  static constexpr std::size_t kEntryOverhead = 168;  // entry, allocation, index slot, handle
+  static constexpr std::size_t kEntryOverhead = 104;  // entry, allocation, index slot
   static constexpr std::size_t kTagOverhead = 24;     // the entry's link in the tag's ring
 
   // A visitor runs under the shard lock: it must only copy/pin what it needs.
