@@ -11,6 +11,11 @@ Redis
                  redis_factory(tls=True, tls_auth_clients=True): with TLS (tls_files'
                  certificates), asking clients for a certificate.
   tls_files      the session's throwaway CA and certificates (servers.TlsFiles).
+Sentinel
+  sentinel_topology  a master, a replica and three sentinels of this test's own
+                 (servers.SentinelTopology): .url(), .master_port(), .switch_watch(),
+                 .master/.replica/.sentinels to stop or kill. Failover timings are short.
+  sentinel_factory   sentinel_factory(sentinel_password="pw") for one with sentinel AUTH.
 Both tiers (the contract suite, see tiers.py)
   tier           a tiers.Tier, once per tier: "memory" (redis_url=None), "redis" (the
                  shared redis_server, marked `redis`) and "tls" (the same server through
@@ -39,7 +44,8 @@ from pathlib import Path
 
 import pytest
 
-from servers import PostgresServer, RedisServer, TlsFiles, find_postgres_bindir, find_redis_server
+from servers import (PostgresServer, RedisServer, SentinelTopology, TlsFiles, find_postgres_bindir,
+                     find_redis_server)
 from tiers import Tier
 
 # A temporary directory of the run's own (its processes inherit it): memory-only managers
@@ -50,7 +56,7 @@ os.chmod(_RUN_TMP, 0o1777)  # as /tmp: the PostgreSQL fixture's server runs as a
 os.environ["TMPDIR"] = _RUN_TMP
 tempfile.tempdir = None  # gettempdir() reads TMPDIR again
 
-REDIS_FIXTURES = {"redis_server", "redis_url", "redis_factory"}
+REDIS_FIXTURES = {"redis_server", "redis_url", "redis_factory", "sentinel_factory", "sentinel_topology"}
 POSTGRES_FIXTURES = {"postgres_server", "postgres_dsn", "postgres_factory"}
 
 
@@ -106,6 +112,31 @@ def redis_server(_shared_redis) -> RedisServer:
 @pytest.fixture
 def redis_url(redis_server) -> str:
     return redis_server.url
+
+
+@pytest.fixture
+def sentinel_factory(tmp_path_factory):
+    """sentinel_factory(sentinel_password=None): a started servers.SentinelTopology of this
+    test's own (one master, one replica, three sentinels); killed at the end of the test."""
+    binary = find_redis_server()
+    if binary is None:
+        pytest.skip("redis-server not found (Debian package redis-server; scripts/setup.sh installs it)")
+    made: list[SentinelTopology] = []
+
+    def make(sentinel_password: str | None = None) -> SentinelTopology:
+        topology = SentinelTopology(binary, tmp_path_factory.mktemp("sentinel"), sentinel_password)
+        made.append(topology)
+        topology.start()
+        return topology
+
+    yield make
+    for topology in made:
+        topology.stop()
+
+
+@pytest.fixture
+def sentinel_topology(sentinel_factory) -> SentinelTopology:
+    return sentinel_factory()
 
 
 # --- Both tiers ----------------------------------------------------------------------

@@ -281,6 +281,16 @@ void register_redis(py::module_& m) {
         d["reads_scripted"] = s.reads_scripted;
         d["entries_forged"] = s.entries_forged;
         d["versions_known"] = s.versions_known;
+        if (const SentinelResolver* sentinel = t->sentinel()) {
+          const SentinelStats ss = sentinel->stats();
+          py::dict sd;
+          sd["master"] = ss.master.empty() ? py::object(py::none()) : py::object(py::str(ss.master));
+          sd["failovers"] = ss.failovers;
+          sd["rounds"] = ss.rounds;
+          sd["listening_on"] = ss.listening_on;
+          sd["last_error"] = ss.last_error;
+          d["sentinel"] = sd;
+        }
         return d;
       });
 }

@@ -21,6 +21,11 @@
 // Invalidations made while Redis is unreachable are kept in a bounded journal and
 // replayed on reconnect. If the journal overflows, the replay is a whole-namespace clear.
 //
+// With a sentinel URL both connections follow the master one SentinelResolver names; a
+// failover is a reconnect like any other (the journal replays on the new master, the
+// subscriber's move to it flushes the memory tier: the new master may not carry every
+// invalidation the old one saw).
+//
 // This class is the protocol: which command or script each operation sends, what its
 // reply means, and when the memory tier is trusted. The pieces it composes have no I/O
 // and are their own files: the entry codec (entry_codec.hpp: stored fields, replies and
@@ -42,6 +47,7 @@
 #include "herdcache/memory.hpp"
 #include "herdcache/redis.hpp"
 #include "herdcache/redis_subscriber.hpp"
+#include "herdcache/sentinel.hpp"
 #include "herdcache/tier_result.hpp"
 #include "herdcache/version_cache.hpp"
 
@@ -132,6 +138,8 @@ class RedisTier {
 
   RedisHealth health() const;
   TierStats stats() const;
+  // With a sentinel URL, the resolver both connections follow; null otherwise.
+  const SentinelResolver* sentinel() const noexcept { return sentinel_.get(); }
   const std::string& instance_id() const noexcept { return instance_id_; }
   const std::string& channel() const noexcept { return channel_; }
   void close();
@@ -170,6 +178,7 @@ class RedisTier {
   LogCallback log_;
   std::unique_ptr<Script> read_, write_, bump_, delete_, release_, incr_, unlink_batch_;
   EntryCodec codec_;  // seals what is written, opens what is read
+  std::shared_ptr<SentinelResolver> sentinel_;  // before the connections that use it
   std::unique_ptr<RedisClient> client_;
   std::unique_ptr<RedisSubscriber> subscriber_;
 
