@@ -591,9 +591,11 @@ void RedisClient::Impl::fail_connection(RedisErrorKind kind, const std::string& 
 }
 
 // The resolver's master changed: leave a server that is no longer it, and connect now
-// rather than after the backoff (the breaker still decides whether an attempt may run).
+// rather than after the backoff or the open circuit's wait.
 void RedisClient::Impl::on_master_change(Nanos now) {
   const bool moved = master_.moved_from(target_);
+  // The circuit opened against a server that is no longer the master: probe the new one.
+  if (moved && master_.target().url) breaker_.probe_now();
   if (awaiting_master_) {
     start_attempt(now);
   } else if (phase_ == Phase::Backoff) {
