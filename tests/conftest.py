@@ -18,8 +18,9 @@ Sentinel
   sentinel_factory   sentinel_factory(sentinel_password="pw") for one with sentinel AUTH.
 Both tiers (the contract suite, see tiers.py)
   tier           a tiers.Tier, once per tier: "memory" (redis_url=None), "redis" (the
-                 shared redis_server, marked `redis`) and "tls" (the same server through
-                 rediss://localhost, verified against tls_files' CA; marked `redis`). tier.open(**kwargs) is an async
+                 shared redis_server, marked `redis`), "tls" (the same server through
+                 rediss://localhost, verified against tls_files' CA; marked `redis`) and
+                 "sentinel" (a session topology's master through redis+sentinel://). tier.open(**kwargs) is an async
                  context manager giving a started manager whose memory tier is served;
                  tier.open_sync(**kwargs) the same through cache.sync; tier.manager(**kwargs)
                  an unstarted one. A test taking `tier` is one spec run against each.
@@ -141,13 +142,30 @@ def sentinel_topology(sentinel_factory) -> SentinelTopology:
 
 # --- Both tiers ----------------------------------------------------------------------
 
+@pytest.fixture(scope="session")
+def _shared_sentinel(tmp_path_factory):
+    """The contract suite's topology: no test fails it over (those make their own)."""
+    binary = find_redis_server()
+    if binary is None:
+        pytest.skip("redis-server not found (Debian package redis-server; scripts/setup.sh installs it)")
+    topology = SentinelTopology(binary, tmp_path_factory.mktemp("sentinel"))
+    topology.start()
+    yield topology
+    topology.stop()
+
+
 @pytest.fixture(params=["memory", pytest.param("redis", marks=pytest.mark.redis),
-                        pytest.param("tls", marks=pytest.mark.redis)])
+                        pytest.param("tls", marks=pytest.mark.redis),
+                        pytest.param("sentinel", marks=pytest.mark.redis)])
 def tier(request) -> Tier:
     if request.param == "memory":
         return Tier("memory")
     if request.param == "tls":
         return Tier("tls", request.getfixturevalue("redis_server").tls_url())
+    if request.param == "sentinel":
+        topology = request.getfixturevalue("_shared_sentinel")
+        topology.master.flushall()  # replicated: the replica is empty too
+        return Tier("sentinel", topology.url())
     return Tier("redis", request.getfixturevalue("redis_url"))
 
 

@@ -74,6 +74,12 @@ std::optional<MasterAddress> parse_switch_master(std::string_view payload, std::
   return MasterAddress{std::string(words[3]), *port};
 }
 
+std::optional<MasterAddress> master_after_round(const std::optional<MasterAddress>& verified, bool answered,
+                                                const std::optional<MasterAddress>& previous) {
+  if (verified) return verified;
+  return answered ? std::nullopt : previous;
+}
+
 SentinelOrder::SentinelOrder(std::size_t count) : order_(count) {
   for (std::size_t i = 0; i < count; ++i) order_[i] = i;
 }
@@ -292,16 +298,12 @@ void SentinelResolver::Impl::round() {
   next_round_ = clock_->monotonic_ns() + backoff_.next_delay_ns();
   std::string why = fmt::format("no master for '{}': ", url_.sentinel_service);
   for (std::size_t i = 0; i < errors.size(); ++i) why.append(i ? "; " : "").append(errors[i]);
-  if (answered) {
-    publish(std::nullopt, why);
-  } else {
-    std::optional<MasterAddress> keep;
-    {
-      std::lock_guard lock(mu_);
-      keep = master_;
-    }
-    publish(keep, why);
+  std::optional<MasterAddress> previous;
+  {
+    std::lock_guard lock(mu_);
+    previous = master_;
   }
+  publish(master_after_round(std::nullopt, answered, previous), why);
 }
 
 std::optional<MasterAddress> SentinelResolver::Impl::ask(std::size_t index) {

@@ -71,6 +71,16 @@ TEST_CASE("sentinel: the sentinel that answered is asked first next time", "[sen
   CHECK((order.at(0) == 1 && order.at(1) == 2 && order.at(2) == 0));
 }
 
+TEST_CASE("sentinel: after a round, the verified master, none, or the one before", "[sentinel]") {
+  const MasterAddress old{"10.0.0.1", 6379}, promoted{"10.0.0.2", 6379};
+  CHECK(master_after_round(promoted, true, old) == promoted);
+  // A sentinel named an address that failed ROLE (the old master, going down): none.
+  CHECK(master_after_round(std::nullopt, true, old) == std::nullopt);
+  // No sentinel answered: nothing says the master changed, keep using it.
+  CHECK(master_after_round(std::nullopt, false, old) == old);
+  CHECK(master_after_round(std::nullopt, false, std::nullopt) == std::nullopt);
+}
+
 TEST_CASE("sentinel: READONLY error replies, also from inside a script", "[sentinel]") {
   CHECK(is_readonly_error(Reply::error("READONLY You can't write against a read only replica.")));
   CHECK(is_readonly_error(

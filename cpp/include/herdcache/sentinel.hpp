@@ -55,6 +55,11 @@ bool is_master_role(const Reply& reply);
 // <new-port>") when it is about `service`; nullopt for another service or a malformed one.
 std::optional<MasterAddress> parse_switch_master(std::string_view payload, std::string_view service);
 
+// What master() says after a round (see the top): the verified address; none when a
+// sentinel answered but no address it named passed ROLE; `previous` when none answered.
+std::optional<MasterAddress> master_after_round(const std::optional<MasterAddress>& verified, bool answered,
+                                                const std::optional<MasterAddress>& previous);
+
 // The order to ask `count` sentinels in: the URL's order at first, then whichever answered
 // last moves to the front.
 class SentinelOrder {
