@@ -130,7 +130,7 @@ async def test_get_set_invalidate_and_leases_through_sentinel(sentinel_topology)
         assert a.stats()["redis"]["connected"]
 
 
-async def failover_under_traffic(topology, make_it_happen) -> None:
+async def failover_under_traffic(topology, make_it_happen, journaled: bool) -> None:
     """Runs traffic on two managers, triggers a failover with `make_it_happen(topology)`,
     and checks that reads never raised, both managers follow the new master, the journal
     replayed an invalidation made while no master answered, and the memory tier started
@@ -149,6 +149,8 @@ async def failover_under_traffic(topology, make_it_happen) -> None:
                 await in_thread(make_it_happen, topology)
                 # While no master answers (or the old one is going): journaled, replayed later.
                 await a.delete(kept)
+                if journaled:  # the master is gone and no other is known yet
+                    assert a.stats()["redis"]["journal_pending"] >= 1
                 switch = await in_thread(watch.wait, SWITCH_TIMEOUT_S)
                 new_port = int(switch.split()[4])
                 assert new_port != old_port, switch
@@ -178,11 +180,11 @@ async def test_sentinel_failover_command_under_traffic(sentinel_topology):
     def failover(topology):
         assert topology.sentinels[1].command("SENTINEL", "FAILOVER", "mymaster") == "OK"
 
-    await failover_under_traffic(sentinel_topology, failover)
+    await failover_under_traffic(sentinel_topology, failover, journaled=False)
 
 
 async def test_sigkilled_master_under_traffic(sentinel_topology):
-    await failover_under_traffic(sentinel_topology, lambda topology: topology.master.kill())
+    await failover_under_traffic(sentinel_topology, lambda topology: topology.master.kill(), journaled=True)
 
 
 async def test_sentinel_auth(sentinel_factory):
