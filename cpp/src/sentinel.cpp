@@ -155,12 +155,17 @@ class SentinelResolver::Impl {
         opt_(options),
         clock_(std::move(clock)),
         order_(url_.sentinels.size()),
-        backoff_(opt_.backoff_initial_ms, opt_.backoff_max_ms, std::random_device{}()) {
+        backoff_(validated(opt_).backoff_initial_ms, opt_.backoff_max_ms, std::random_device{}()),
+        sub_backoff_(opt_.backoff_initial_ms, opt_.backoff_max_ms, std::random_device{}()) {
     if (!url_.uses_sentinel()) throw InvalidArgument("SentinelResolver needs a redis+sentinel:// url");
-    opt_.validate();
     io_.start([this] { run(); });
   }
   ~Impl() { close(); }
+
+  static const RedisOptions& validated(const RedisOptions& options) {
+    options.validate();
+    return options;
+  }
 
   std::optional<RedisUrl> master() const {
     std::lock_guard lock(mu_);
@@ -234,7 +239,7 @@ class SentinelResolver::Impl {
   RedisConnection sub_;                         // subscribed to +switch-master
   std::size_t sub_next_ = 0;                    // the sentinel to subscribe on next
   Nanos sub_retry_ = 0;
-  Backoff sub_backoff_{25, 1000, 7};
+  Backoff sub_backoff_;
 };
 
 void SentinelResolver::Impl::run() {
@@ -373,7 +378,6 @@ void SentinelResolver::Impl::publish(std::optional<MasterAddress> master, std::s
 // short backoff (the rounds do not depend on the subscription, they only start sooner).
 void SentinelResolver::Impl::open_subscription(Nanos now) {
   const std::size_t index = sub_next_ % order_.size();
-  sub_next_ = index + 1;
   const RedisUrl sentinel = sentinel_url(index);
   try {
     Exchange x(sub_, io_, *clock_, step_deadline());
@@ -381,24 +385,19 @@ void SentinelResolver::Impl::open_subscription(Nanos now) {
     auto commands = handshake_commands(sentinel);
     commands.push_back({"SUBSCRIBE", "+switch-master"});
     check_replies(x.call(commands), sentinel.describe());
-    sub_backoff_.reset();
-    sub_next_ = index;  // stay with this one after a drop, unless it fails again
-    std::lock_guard lock(mu_);
-    stats_.listening_on = sentinel.describe();
-    // A switch announced before the subscription was missed: check now.
-  } catch (const ConnectionError& e) {
-    sub_.close();
-    sub_retry_ = now + sub_backoff_.next_delay_ns();
-    sub_next_ = index + 1;
-    std::lock_guard lock(mu_);
-    stats_.listening_on.clear();
-    return;
-  } catch (const ProtocolError&) {
+  } catch (const Error&) {  // ConnectionError or ProtocolError: the next sentinel, later
     sub_.close();
     sub_retry_ = now + sub_backoff_.next_delay_ns();
     sub_next_ = index + 1;
     return;
   }
+  sub_backoff_.reset();
+  sub_next_ = index;  // the one in use; a drop moves on to the next
+  {
+    std::lock_guard lock(mu_);
+    stats_.listening_on = sentinel.describe();
+  }
+  // A switch announced while nobody listened was missed: ask again (not before the first round).
   if (settled_.load()) next_round_ = std::min(next_round_, now);
 }
 
