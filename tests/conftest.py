@@ -13,9 +13,10 @@ Redis
   tls_files      the session's throwaway CA and certificates (servers.TlsFiles).
 Sentinel
   sentinel_topology  a master, a replica and three sentinels of this test's own
-                 (servers.SentinelTopology): .url(), .master_port(), .switch_watch(),
+                 (servers.SentinelTopology): .url(), .server_on(port), .switch_watch(),
                  .master/.replica/.sentinels to stop or kill. Failover timings are short.
-  sentinel_factory   sentinel_factory(sentinel_password="pw") for one with sentinel AUTH.
+  sentinel_factory   sentinel_factory(sentinel_password="pw") for one with sentinel AUTH,
+                 sentinel_factory(tls=True) for one reached through rediss+sentinel://.
 Both tiers (the contract suite, see tiers.py)
   tier           a tiers.Tier, once per tier: "memory" (redis_url=None), "redis" (the
                  shared redis_server, marked `redis`), "tls" (the same server through
@@ -116,16 +117,17 @@ def redis_url(redis_server) -> str:
 
 
 @pytest.fixture
-def sentinel_factory(tmp_path_factory):
-    """sentinel_factory(sentinel_password=None): a started servers.SentinelTopology of this
+def sentinel_factory(tmp_path_factory, request):
+    """sentinel_factory(sentinel_password=None, tls=False): a started servers.SentinelTopology of this
     test's own (one master, one replica, three sentinels); killed at the end of the test."""
     binary = find_redis_server()
     if binary is None:
         pytest.skip("redis-server not found (Debian package redis-server; scripts/setup.sh installs it)")
     made: list[SentinelTopology] = []
 
-    def make(sentinel_password: str | None = None) -> SentinelTopology:
-        topology = SentinelTopology(binary, tmp_path_factory.mktemp("sentinel"), sentinel_password)
+    def make(sentinel_password: str | None = None, tls: bool = False) -> SentinelTopology:
+        files = request.getfixturevalue("tls_files") if tls else None
+        topology = SentinelTopology(binary, tmp_path_factory.mktemp("sentinel"), sentinel_password, files)
         made.append(topology)
         topology.start()
         return topology

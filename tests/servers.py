@@ -312,12 +312,15 @@ class SentinelServer(_Server):
     file, so each start writes a fresh one. With `password`: sentinels ask clients (and
     each other) for it."""
 
-    def __init__(self, binary: str, directory: Path, master_port: int, password: str | None = None) -> None:
+    def __init__(self, binary: str, directory: Path, master_port: int, password: str | None = None,
+                 tls: TlsFiles | None = None) -> None:
         super().__init__()
         self.binary = binary
         self.directory = directory
         self.master_port = master_port
         self.password = password
+        self.tls = tls  # also TLS on tls_port, and TLS to the servers it monitors
+        self.tls_port: int | None = None
 
     def command(self, *args: str | bytes):
         if self.password is None:
@@ -339,6 +342,11 @@ class SentinelServer(_Server):
                  f"sentinel parallel-syncs {SENTINEL_SERVICE} 1"]
         if self.password is not None:
             lines += [f"requirepass {self.password}", f"sentinel sentinel-pass {self.password}"]
+        if self.tls is not None:
+            self.tls_port = self.tls_port or free_port()
+            lines += [f"tls-port {self.tls_port}", f"tls-cert-file {self.tls.path('server.crt')}",
+                      f"tls-key-file {self.tls.path('server.key')}", f"tls-ca-cert-file {self.tls.ca}",
+                      "tls-auth-clients no", "tls-replication yes"]
         config = self.directory / "sentinel.conf"
         config.write_text("\n".join(lines) + "\n")
         self._process = _Process([self.binary, str(config), "--sentinel"], self.directory / "sentinel.log",
@@ -367,30 +375,35 @@ class SentinelTopology:
     """One master, one replica and three sentinels on loopback ports, each in a directory
     of its own under `directory`. start() returns once the replica is in sync and every
     sentinel knows the replica and the two other sentinels (so a failover can run).
-    `sentinel_password`: the sentinels' own AUTH."""
+    `sentinel_password`: the sentinels' own AUTH. With `tls` replication, monitoring and
+    the addresses the sentinels name are the servers' TLS ports (their plain ports stay
+    open for the fixtures' own commands), and url() is rediss+sentinel://."""
 
-    def __init__(self, binary: str, directory: Path, sentinel_password: str | None = None) -> None:
+    def __init__(self, binary: str, directory: Path, sentinel_password: str | None = None,
+                 tls: TlsFiles | None = None) -> None:
         self.binary = binary
         self.directory = directory
         self.sentinel_password = sentinel_password
+        self.tls = tls
         (directory / "master").mkdir()
         (directory / "replica").mkdir()
-        self.master = RedisServer(binary, directory / "master")
+        self.master = RedisServer(binary, directory / "master", tls=tls)
         self.replica: RedisServer | None = None
         self.sentinels: list[SentinelServer] = []
 
     def start(self) -> None:
         self.master.start()
-        assert self.master.port is not None
-        self.replica = RedisServer(self.binary, self.directory / "replica",
-                                   extra_args=("--replicaof", "127.0.0.1", str(self.master.port)))
+        master_port = self._service_port(self.master)
+        tls_args = ("--tls-replication", "yes") if self.tls is not None else ()
+        self.replica = RedisServer(self.binary, self.directory / "replica", tls=self.tls,
+                                   extra_args=("--replicaof", "127.0.0.1", str(master_port), *tls_args))
         self.replica.start()
         _wait_for(lambda: b"master_link_status:up" in self.replica.command("INFO", "replication"),
                   "replica in sync", self.replica)
         for i in range(3):
             d = self.directory / f"sentinel{i}"
             d.mkdir()
-            sentinel = SentinelServer(self.binary, d, self.master.port, self.sentinel_password)
+            sentinel = SentinelServer(self.binary, d, master_port, self.sentinel_password, self.tls)
             self.sentinels.append(sentinel)
             sentinel.start()
         for sentinel in self.sentinels:
@@ -401,23 +414,30 @@ class SentinelTopology:
         info = dict(zip(fields[::2], fields[1::2]))
         return info.get(b"num-other-sentinels") == b"2" and info.get(b"num-slaves") == b"1"
 
-    def url(self, scheme: str = "redis+sentinel", **params: str) -> str:
-        hosts = ",".join(f"127.0.0.1:{s.port}" for s in self.sentinels)
+    def _service_port(self, server: "RedisServer | SentinelServer") -> int:
+        """The port others reach `server` on: its TLS port in a TLS topology."""
+        port = server.tls_port if self.tls is not None else server.port
+        assert port is not None
+        return port
+
+    def url(self, **params: str) -> str:
+        hosts = ",".join(f"127.0.0.1:{self._service_port(s)}" for s in self.sentinels)
+        scheme = "redis+sentinel"
         if self.sentinel_password is not None:
             params = {"sentinel_password": self.sentinel_password, **params}
+        if self.tls is not None:  # the certificates name 'localhost'; the sentinels say 127.0.0.1
+            scheme = "rediss+sentinel"
+            params = {"ssl_ca_certs": self.tls.ca, "ssl_check_hostname": "false", **params}
         query = "&".join(f"{k}={urllib.parse.quote(v)}" for k, v in params.items())
         return f"{scheme}://{hosts}/{SENTINEL_SERVICE}/0" + (f"?{query}" if query else "")
 
-    def master_port(self) -> int:
-        """The port of the master as the first sentinel that answers names it."""
-        for sentinel in self.sentinels:
-            if sentinel.running:
-                return int(sentinel.command("SENTINEL", "get-master-addr-by-name", SENTINEL_SERVICE)[1])
-        raise ServerError("no sentinel running")
-
     def server_on(self, port: int) -> RedisServer:
+        """The server the sentinels name at `port` (a service port)."""
         assert self.replica is not None
-        return self.master if self.master.port == port else self.replica
+        return self.master if self._service_port(self.master) == port else self.replica
+
+    def service_port(self, server: RedisServer) -> int:
+        return self._service_port(server)
 
     def switch_watch(self) -> "SwitchWatch":
         return SwitchWatch(self.sentinels[0])

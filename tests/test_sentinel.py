@@ -124,7 +124,7 @@ async def test_get_set_invalidate_and_leases_through_sentinel(sentinel_topology)
         assert len(calls) == 1  # one lease across both instances
 
         sentinel = a.stats()["redis"]["sentinel"]
-        assert sentinel["master"] == f"127.0.0.1:{sentinel_topology.master.port}"
+        assert sentinel["master"] == f"127.0.0.1:{sentinel_topology.service_port(sentinel_topology.master)}"
         assert sentinel["failovers"] == 0
         assert sentinel["listening_on"].startswith("redis://127.0.0.1:")
         assert a.stats()["redis"]["connected"]
@@ -136,7 +136,7 @@ async def failover_under_traffic(topology, make_it_happen, journaled: bool) -> N
     replayed an invalidation made while no master answered, and the memory tier started
     over on the new master."""
     url = topology.url()
-    old_port = topology.master.port
+    old_port = topology.service_port(topology.master)
     async with manager(url) as a, manager(url) as b:
         await subscribed(a, b)
         kept = a.key("l2only", "kept")
@@ -187,6 +187,18 @@ async def test_sigkilled_master_under_traffic(sentinel_topology):
     await failover_under_traffic(sentinel_topology, lambda topology: topology.master.kill(), journaled=True)
 
 
+async def test_sentinel_failover_over_tls(sentinel_factory):
+    """rediss+sentinel://: the sentinels and the master (the replica after the failover)
+    reached over TLS, verified against the test CA."""
+    topology = sentinel_factory(tls=True)
+    assert topology.url().startswith("rediss+sentinel://")
+
+    def failover(topology):
+        assert topology.sentinels[0].command("SENTINEL", "FAILOVER", "mymaster") == "OK"
+
+    await failover_under_traffic(topology, failover, journaled=False)
+
+
 async def test_sentinel_auth(sentinel_factory):
     topology = sentinel_factory(sentinel_password="s3ntinel")
     async with manager(topology.url()) as cache:
@@ -224,7 +236,7 @@ async def test_a_readonly_reply_asks_the_sentinels_again(sentinel_topology):
         # Put the roles back: the resolver, retrying, verifies the master again.
         master.command("REPLICAOF", "NO", "ONE")
         replica.command("REPLICAOF", "127.0.0.1", str(master.port))
-        await follows(cache, topology, master.port)
+        await follows(cache, topology, topology.service_port(master))
 
 
 def test_bad_sentinel_urls_say_what_is_wrong():
