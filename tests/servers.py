@@ -439,8 +439,8 @@ class SentinelTopology:
     def service_port(self, server: RedisServer) -> int:
         return self._service_port(server)
 
-    def switch_watch(self) -> "SwitchWatch":
-        return SwitchWatch(self.sentinels[0])
+    def switch_watch(self, sentinel: int = 0) -> "SwitchWatch":
+        return SwitchWatch(self.sentinels[sentinel])
 
     def stop(self) -> None:
         for server in [*self.sentinels, self.replica, self.master]:

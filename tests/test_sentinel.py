@@ -17,6 +17,7 @@ import pytest
 from herdcache import CacheManager, Policy
 
 from background import eventually, subscribed
+from proxy import TcpProxy
 
 pytestmark = pytest.mark.redis
 
@@ -197,6 +198,51 @@ async def test_sentinel_failover_over_tls(sentinel_factory):
         assert topology.sentinels[0].command("SENTINEL", "FAILOVER", "mymaster") == "OK"
 
     await failover_under_traffic(topology, failover, journaled=False)
+
+
+async def test_the_sentinel_listened_to_dies_and_the_next_failover_is_still_followed(sentinel_topology):
+    topology = sentinel_topology
+    async with manager(topology.url()) as cache:
+        await subscribed(cache)
+
+        def listening_on() -> str:
+            return cache.stats()["redis"]["sentinel"]["listening_on"]
+
+        dead = next(i for i, s in enumerate(topology.sentinels) if listening_on().endswith(f":{s.port}/0"))
+        topology.sentinels[dead].kill()
+        await eventually(lambda: listening_on() and not listening_on().endswith(f":{topology.sentinels[dead].port}/0"),
+                         timeout=FOLLOW_TIMEOUT_S)
+        alive = [i for i in range(3) if i != dead]
+        watch = topology.switch_watch(alive[0])
+        try:
+            assert topology.sentinels[alive[1]].command("SENTINEL", "FAILOVER", "mymaster") == "OK"
+            new_port = int((await in_thread(watch.wait, SWITCH_TIMEOUT_S)).split()[4])
+        finally:
+            watch.close()
+        await follows(cache, topology, new_port)
+        assert cache.stats()["redis"]["sentinel"]["failovers"] == 1
+
+
+async def test_a_black_holed_sentinel_is_left_for_another(sentinel_topology):
+    """A sentinel that stops answering (a partition: no reset, no EOF) is found out by the
+    subscription's PING, and the +switch-master subscription moves to the next sentinel."""
+    topology = sentinel_topology
+    proxy = TcpProxy(topology.sentinels[0].port)
+    try:
+        hosts = ",".join([f"127.0.0.1:{proxy.port}", *(f"127.0.0.1:{s.port}" for s in topology.sentinels[1:])])
+        async with manager(f"redis+sentinel://{hosts}/mymaster/0") as cache:
+            await subscribed(cache)
+
+            def listening_on() -> str:
+                return cache.stats()["redis"]["sentinel"]["listening_on"]
+
+            assert listening_on() == f"redis://127.0.0.1:{proxy.port}/0"  # the URL's first
+            assert proxy.blackhole(b"+switch-master") == 1
+            await eventually(lambda: listening_on() not in ("", f"redis://127.0.0.1:{proxy.port}/0"),
+                             timeout=FOLLOW_TIMEOUT_S)
+            assert cache.stats()["redis"]["connected"]  # the master was never in question
+    finally:
+        proxy.close()
 
 
 async def test_sentinel_auth(sentinel_factory):

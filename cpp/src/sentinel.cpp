@@ -203,6 +203,8 @@ class SentinelResolver::Impl {
   bool verify(const MasterAddress& address, std::vector<std::string>& errors);
   void open_subscription(Nanos now);
   void read_subscription(Nanos now);
+  void ping_subscription(Nanos now);
+  void drop_subscription(Nanos now);
   void publish(std::optional<MasterAddress> master, std::string error);
 
   RedisUrl sentinel_url(std::size_t i) const {
@@ -239,6 +241,8 @@ class SentinelResolver::Impl {
   RedisConnection sub_;                         // subscribed to +switch-master
   std::size_t sub_next_ = 0;                    // the sentinel to subscribe on next
   Nanos sub_retry_ = 0;
+  Nanos sub_ping_at_ = kNoWakeup;       // the next PING on the subscription
+  Nanos sub_pong_deadline_ = kNoWakeup;  // a PING is out: answered by then, or the sentinel is gone
   Backoff sub_backoff_;
 };
 
@@ -247,12 +251,14 @@ void SentinelResolver::Impl::run() {
     while (!io_.stopping()) {
       Nanos now = clock_->monotonic_ns();
       if (!sub_.is_open() && now >= sub_retry_) open_subscription(now);
+      if (sub_.is_open()) ping_subscription(now);
       if (now >= next_round_) {
         round();
         now = clock_->monotonic_ns();
       }
-      const Nanos wake_at = std::min(next_round_, sub_.is_open() ? kNoWakeup : sub_retry_);
-      pollfd fds[3] = {{io_.wake_fd(), POLLIN, 0}, {requests_.fd(), POLLIN, 0}, {sub_.fd(), POLLIN, 0}};
+      const Nanos wake_at = std::min(
+          next_round_, sub_.is_open() ? std::min(sub_ping_at_, sub_pong_deadline_) : sub_retry_);
+      pollfd fds[3] = {{io_.wake_fd(), POLLIN, 0}, {requests_.fd(), POLLIN, 0}, {sub_.fd(), sub_.poll_events(false), 0}};
       const nfds_t count = sub_.is_open() ? 3 : 2;
       if (::poll(fds, count, poll_timeout_ms(now, wake_at)) <= 0) continue;
       if (io_.stopping()) break;
@@ -263,7 +269,14 @@ void SentinelResolver::Impl::run() {
           next_round_ = std::min(next_round_, std::max(now, last_round_ + kSuspectGapMs * kMs));
         }
       }
-      if (count == 3 && fds[2].revents != 0) read_subscription(now);
+      if (count == 3 && sub_.readable(fds[2].revents)) read_subscription(now);
+      if (count == 3 && sub_.is_open() && (fds[2].revents & POLLOUT) != 0) {
+        try {
+          sub_.flush();
+        } catch (const ConnectionError&) {
+          drop_subscription(now);
+        }
+      }
     }
   } catch (const Stopped&) {
   }
@@ -393,6 +406,8 @@ void SentinelResolver::Impl::open_subscription(Nanos now) {
   }
   sub_backoff_.reset();
   sub_next_ = index;  // the one in use; a drop moves on to the next
+  sub_ping_at_ = opt_.health_interval_ms > 0 ? now + opt_.health_interval_ms * kMs : kNoWakeup;
+  sub_pong_deadline_ = kNoWakeup;
   {
     std::lock_guard lock(mu_);
     stats_.listening_on = sentinel.describe();
@@ -406,18 +421,44 @@ void SentinelResolver::Impl::read_subscription(Nanos now) {
     while (sub_.read_some()) {
       while (auto reply = sub_.next_reply()) {
         const auto& e = reply->elements();
-        if (!reply->is_array() || e.size() != 3 || e[0].str() != "message") continue;
-        if (parse_switch_master(e[2].str(), url_.sentinel_service)) next_round_ = now;
+        if (reply->is_array() && !e.empty() && e[0].str() == "pong") {
+          sub_pong_deadline_ = kNoWakeup;
+          sub_ping_at_ = now + opt_.health_interval_ms * kMs;
+        } else if (reply->is_array() && e.size() == 3 && e[0].str() == "message" &&
+                   parse_switch_master(e[2].str(), url_.sentinel_service)) {
+          next_round_ = now;
+        }
       }
     }
   } catch (const Error&) {  // ConnectionError or ProtocolError: subscribe elsewhere
-    sub_.close();
-    sub_next_ += 1;
-    sub_retry_ = now;
-    next_round_ = std::min(next_round_, now);  // a switch may be under way unheard
-    std::lock_guard lock(mu_);
-    stats_.listening_on.clear();
+    drop_subscription(now);
   }
+}
+
+// Liveness, as the subscriber's (redis_subscriber.hpp): a sentinel that does not answer a
+// PING within command_timeout_ms is presumed gone, and with it the switches it would announce.
+void SentinelResolver::Impl::ping_subscription(Nanos now) {
+  if (now >= sub_pong_deadline_) return drop_subscription(now);
+  if (now < sub_ping_at_ || sub_pong_deadline_ != kNoWakeup) return;
+  static const std::vector<std::string> kPing = {"PING"};
+  append_command(sub_.output(), kPing);
+  sub_pong_deadline_ = now + opt_.command_timeout_ms * kMs;
+  sub_ping_at_ = kNoWakeup;
+  try {
+    sub_.flush();
+  } catch (const ConnectionError&) {
+    drop_subscription(now);
+  }
+}
+
+void SentinelResolver::Impl::drop_subscription(Nanos now) {
+  sub_.close();
+  sub_next_ += 1;
+  sub_retry_ = now;
+  sub_ping_at_ = sub_pong_deadline_ = kNoWakeup;
+  next_round_ = std::min(next_round_, now);  // a switch may be under way unheard
+  std::lock_guard lock(mu_);
+  stats_.listening_on.clear();
 }
 
 // ---------------------------------------------------------------------------------------

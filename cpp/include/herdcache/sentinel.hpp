@@ -8,8 +8,10 @@
 // turn for the master's address (with the sentinels' AUTH when the URL gives
 // sentinel_password), connects to that address with the master's credentials and checks
 // with ROLE that it is a master; the first address that passes is the master. Between
-// rounds it stays subscribed to +switch-master on one sentinel, and a switch of its service
-// starts a round at once. A round also runs when a connection reports the master suspect
+// rounds it stays subscribed to +switch-master on one sentinel (kept honest by a PING every
+// health_interval_ms; a drop or an unanswered PING moves it to the next sentinel, and
+// starts a round: a switch may have gone unheard), and a switch of its service starts a
+// round at once. A round also runs when a connection reports the master suspect
 // (a failed connection, a READONLY reply), at most every kSuspectGapMs; a round that finds
 // no master is retried with the client's backoff.
 //
