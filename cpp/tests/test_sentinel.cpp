@@ -1,13 +1,19 @@
 // Sentinel's pure half: what the sentinels' and ROLE's replies say, a +switch-master
-// message, the order sentinels are asked in; and the sentinel URL forms.
+// message, the order sentinels are asked in; the sentinel URL forms; and the resolver
+// against a real redis-server and sentinel (failovers under traffic: tests/test_sentinel.py).
 #include <catch2/catch.hpp>
 
+#include <fmt/format.h>
+
+#include <chrono>
+#include <fstream>
 #include <string>
 
 #include "herdcache/errors.hpp"
 #include "herdcache/redis_url.hpp"
 #include "herdcache/resp.hpp"
 #include "herdcache/sentinel.hpp"
+#include "redis_server.hpp"
 
 using namespace herdcache;
 using Catch::Matchers::Contains;
@@ -141,4 +147,83 @@ TEST_CASE("redis_url: bad sentinel urls name what is wrong", "[redis_url][sentin
   CHECK_THROWS_WITH(parse_redis_url("redis+sentinel://h/svc?nope=1"), Contains("unknown query parameter"));
   CHECK_THROWS_WITH(parse_redis_url("redis+sentinel://h/svc?sentinel_password=%zz"), Contains("<redacted>"));
   CHECK_THROWS_WITH(parse_redis_url("sentinel://h/svc"), Contains("unknown scheme"));
+}
+
+namespace {
+
+using herdcache::testing::Observed;
+using herdcache::testing::RedisServer;
+using herdcache::testing::TempDir;
+using namespace std::chrono_literals;
+
+std::string sentinel_config(const TempDir& dir, int master_port) {
+  const std::string path = (dir.path() / "sentinel.conf").string();
+  std::ofstream(path) << fmt::format("sentinel monitor mymaster 127.0.0.1 {} 1\n", master_port);
+  return path;
+}
+
+// Until `pred(resolver)` holds, woken by the resolver's change notices (and checked first:
+// the first round may have ended before the watch began).
+template <class P>
+bool wait_for(SentinelResolver& resolver, P pred) {
+  Observed<int> changes;
+  const auto id = resolver.watch([&] { changes.update([](int& n) { ++n; }); });
+  const bool held = changes.wait_for([&](int) { return pred(resolver); }, 10s);
+  resolver.unwatch(id);
+  return held;
+}
+
+}  // namespace
+
+TEST_CASE("sentinel: a resolver finds the master past a dead sentinel, and refuses a replica",
+          "[sentinel][redis]") {
+  RedisServer master;
+  TempDir dir;
+  RedisServer sentinel = RedisServer::sentinel(sentinel_config(dir, master.port()));
+  RedisOptions options;
+  options.connect_timeout_ms = 500;
+  const int dead = herdcache::testing::free_port();
+  SentinelResolver resolver(parse_redis_url(fmt::format("redis+sentinel://127.0.0.1:{},127.0.0.1:{}/mymaster",
+                                                        dead, sentinel.port())),
+                            options);
+  REQUIRE(wait_for(resolver, [](SentinelResolver& r) { return r.master().has_value(); }));
+  CHECK(resolver.master()->port == master.port());
+  CHECK(resolver.master()->describe() == fmt::format("redis://127.0.0.1:{}/0", master.port()));
+  CHECK(resolver.settled());
+  CHECK(resolver.stats().failovers == 0);
+  REQUIRE(wait_for(resolver, [&](SentinelResolver& r) { return !r.stats().listening_on.empty(); }));
+  CHECK(resolver.stats().listening_on == fmt::format("redis://127.0.0.1:{}/0", sentinel.port()));
+
+  // The sentinel still names it, but it answers ROLE as a replica now: no master.
+  RedisServer other;
+  RedisClient admin(parse_redis_url(master.url()), RedisOptions{});
+  REQUIRE(admin.execute({"REPLICAOF", "127.0.0.1", std::to_string(other.port())}).ok());
+  resolver.suspect();
+  REQUIRE(wait_for(resolver, [](SentinelResolver& r) { return !r.master(); }));
+  CHECK_THAT(resolver.stats().last_error, Contains("not a master (ROLE says slave)"));
+
+  // A master again: a later round (suspect-driven or the backoff's) verifies it.
+  REQUIRE(admin.execute({"REPLICAOF", "NO", "ONE"}).ok());
+  resolver.suspect();
+  REQUIRE(wait_for(resolver, [](SentinelResolver& r) { return r.master().has_value(); }));
+  CHECK(resolver.stats().failovers == 0);  // the same master: not a failover
+  CHECK(resolver.stats().last_error.empty());
+}
+
+TEST_CASE("sentinel: a service no sentinel monitors is no master, and says so", "[sentinel][redis]") {
+  RedisServer master;
+  TempDir dir;
+  RedisServer sentinel = RedisServer::sentinel(sentinel_config(dir, master.port()));
+  SentinelResolver resolver(parse_redis_url(fmt::format("redis+sentinel://127.0.0.1:{}/nope", sentinel.port())),
+                            RedisOptions{});
+  REQUIRE(wait_for(resolver, [](SentinelResolver& r) { return r.settled(); }));
+  CHECK_FALSE(resolver.master());
+  CHECK_THAT(resolver.stats().last_error, Contains("does not monitor 'nope'"));
+
+  // A client on it waits for no master: its requests fail, they do not hang.
+  RedisClient client(parse_redis_url(fmt::format("redis+sentinel://127.0.0.1:{}/nope", sentinel.port())),
+                     RedisOptions{});
+  const RedisResult result = client.execute({"PING"});
+  REQUIRE_FALSE(result.ok());
+  CHECK_THAT(result.error_message(), Contains("no master for 'nope'") || Contains("not connected"));
 }
