@@ -14,6 +14,7 @@
 #include <charconv>
 #include <mutex>
 #include <random>
+#include <utility>
 
 #include <fmt/format.h>
 
@@ -236,6 +237,7 @@ class SentinelResolver::Impl {
   SentinelOrder order_;
   Backoff backoff_;
   std::optional<MasterAddress> last_verified_;  // the last master ever verified
+  std::optional<MasterAddress> announced_;      // named by a +switch-master not yet checked
   Nanos next_round_ = 0;                        // kNoWakeup: none due
   Nanos last_round_ = 0;
   RedisConnection sub_;                         // subscribed to +switch-master
@@ -289,6 +291,13 @@ void SentinelResolver::Impl::round() {
     ++stats_.rounds;
   }
   std::vector<std::string> errors;
+  // The address a switch announced first: other sentinels may name the old master for a
+  // moment longer, and until it is reconfigured it still answers ROLE as a master.
+  if (const auto announced = std::exchange(announced_, std::nullopt); announced && verify(*announced, errors)) {
+    backoff_.reset();
+    next_round_ = kNoWakeup;
+    return publish(announced, "");
+  }
   bool answered = false;  // some sentinel named a master (or said it knows none)
   for (std::size_t i = 0; i < order_.size(); ++i) {
     const std::size_t index = order_.at(i);
@@ -424,9 +433,11 @@ void SentinelResolver::Impl::read_subscription(Nanos now) {
         if (reply->is_array() && !e.empty() && e[0].str() == "pong") {
           sub_pong_deadline_ = kNoWakeup;
           sub_ping_at_ = now + opt_.health_interval_ms * kMs;
-        } else if (reply->is_array() && e.size() == 3 && e[0].str() == "message" &&
-                   parse_switch_master(e[2].str(), url_.sentinel_service)) {
-          next_round_ = now;
+        } else if (reply->is_array() && e.size() == 3 && e[0].str() == "message") {
+          if (auto moved = parse_switch_master(e[2].str(), url_.sentinel_service)) {
+            announced_ = std::move(moved);
+            next_round_ = now;
+          }
         }
       }
     }

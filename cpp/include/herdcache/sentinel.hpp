@@ -11,7 +11,8 @@
 // rounds it stays subscribed to +switch-master on one sentinel (kept honest by a PING every
 // health_interval_ms; a drop or an unanswered PING moves it to the next sentinel, and
 // starts a round: a switch may have gone unheard), and a switch of its service starts a
-// round at once. A round also runs when a connection reports the master suspect
+// round at once, which checks the announced address first (other sentinels may name the
+// old master for a moment longer, and it answers ROLE as a master until it is demoted). A round also runs when a connection reports the master suspect
 // (a failed connection, a READONLY reply), at most every kSuspectGapMs; a round that finds
 // no master is retried with the client's backoff.
 //
