@@ -11,10 +11,17 @@ Redis
                  redis_factory(tls=True, tls_auth_clients=True): with TLS (tls_files'
                  certificates), asking clients for a certificate.
   tls_files      the session's throwaway CA and certificates (servers.TlsFiles).
+Sentinel
+  sentinel_topology  a master, a replica and three sentinels of this test's own
+                 (servers.SentinelTopology): .url(), .server_on(port), .switch_watch(),
+                 .master/.replica/.sentinels to stop or kill. Failover timings are short.
+  sentinel_factory   sentinel_factory(sentinel_password="pw") for one with sentinel AUTH,
+                 sentinel_factory(tls=True) for one reached through rediss+sentinel://.
 Both tiers (the contract suite, see tiers.py)
   tier           a tiers.Tier, once per tier: "memory" (redis_url=None), "redis" (the
-                 shared redis_server, marked `redis`) and "tls" (the same server through
-                 rediss://localhost, verified against tls_files' CA; marked `redis`). tier.open(**kwargs) is an async
+                 shared redis_server, marked `redis`), "tls" (the same server through
+                 rediss://localhost, verified against tls_files' CA; marked `redis`) and
+                 "sentinel" (a session topology's master through redis+sentinel://). tier.open(**kwargs) is an async
                  context manager giving a started manager whose memory tier is served;
                  tier.open_sync(**kwargs) the same through cache.sync; tier.manager(**kwargs)
                  an unstarted one. A test taking `tier` is one spec run against each.
@@ -39,7 +46,8 @@ from pathlib import Path
 
 import pytest
 
-from servers import PostgresServer, RedisServer, TlsFiles, find_postgres_bindir, find_redis_server
+from servers import (PostgresServer, RedisServer, SentinelTopology, TlsFiles, find_postgres_bindir,
+                     find_redis_server)
 from tiers import Tier
 
 # A temporary directory of the run's own (its processes inherit it): memory-only managers
@@ -50,7 +58,7 @@ os.chmod(_RUN_TMP, 0o1777)  # as /tmp: the PostgreSQL fixture's server runs as a
 os.environ["TMPDIR"] = _RUN_TMP
 tempfile.tempdir = None  # gettempdir() reads TMPDIR again
 
-REDIS_FIXTURES = {"redis_server", "redis_url", "redis_factory"}
+REDIS_FIXTURES = {"redis_server", "redis_url", "redis_factory", "sentinel_factory", "sentinel_topology"}
 POSTGRES_FIXTURES = {"postgres_server", "postgres_dsn", "postgres_factory"}
 
 
@@ -108,15 +116,58 @@ def redis_url(redis_server) -> str:
     return redis_server.url
 
 
+@pytest.fixture
+def sentinel_factory(tmp_path_factory, request):
+    """sentinel_factory(sentinel_password=None, tls=False): a started servers.SentinelTopology of this
+    test's own (one master, one replica, three sentinels); killed at the end of the test."""
+    binary = find_redis_server()
+    if binary is None:
+        pytest.skip("redis-server not found (Debian package redis-server; scripts/setup.sh installs it)")
+    made: list[SentinelTopology] = []
+
+    def make(sentinel_password: str | None = None, tls: bool = False) -> SentinelTopology:
+        files = request.getfixturevalue("tls_files") if tls else None
+        topology = SentinelTopology(binary, tmp_path_factory.mktemp("sentinel"), sentinel_password, files)
+        made.append(topology)
+        topology.start()
+        return topology
+
+    yield make
+    for topology in made:
+        topology.stop()
+
+
+@pytest.fixture
+def sentinel_topology(sentinel_factory) -> SentinelTopology:
+    return sentinel_factory()
+
+
 # --- Both tiers ----------------------------------------------------------------------
 
+@pytest.fixture(scope="session")
+def _shared_sentinel(tmp_path_factory):
+    """The contract suite's topology: no test fails it over (those make their own)."""
+    binary = find_redis_server()
+    if binary is None:
+        pytest.skip("redis-server not found (Debian package redis-server; scripts/setup.sh installs it)")
+    topology = SentinelTopology(binary, tmp_path_factory.mktemp("sentinel"))
+    topology.start()
+    yield topology
+    topology.stop()
+
+
 @pytest.fixture(params=["memory", pytest.param("redis", marks=pytest.mark.redis),
-                        pytest.param("tls", marks=pytest.mark.redis)])
+                        pytest.param("tls", marks=pytest.mark.redis),
+                        pytest.param("sentinel", marks=pytest.mark.redis)])
 def tier(request) -> Tier:
     if request.param == "memory":
         return Tier("memory")
     if request.param == "tls":
         return Tier("tls", request.getfixturevalue("redis_server").tls_url())
+    if request.param == "sentinel":
+        topology = request.getfixturevalue("_shared_sentinel")
+        topology.master.flushall()  # replicated: the replica is empty too
+        return Tier("sentinel", topology.url())
     return Tier("redis", request.getfixturevalue("redis_url"))
 
 

@@ -156,15 +156,11 @@ def resp_command(address: tuple[str, int] | str, *args: str | bytes, timeout_s: 
     simple string → str, error → ServerError raised, integer → int, bulk → bytes or None,
     array → list (None for a nil array).
     `address` is (host, port) or a Unix socket path."""
-    parts = [f"*{len(args)}\r\n".encode()]
-    for arg in args:
-        data = arg.encode() if isinstance(arg, str) else arg
-        parts.append(b"$%d\r\n%s\r\n" % (len(data), data))
     family = socket.AF_UNIX if isinstance(address, str) else socket.AF_INET
     with socket.socket(family, socket.SOCK_STREAM) as sock:
         sock.settimeout(timeout_s)
         sock.connect(address)
-        sock.sendall(b"".join(parts))
+        sock.sendall(_encode(*args))
         with sock.makefile("rb") as reader:
             return _read_reply(reader)
 
@@ -240,12 +236,13 @@ class RedisServer(_Server):
     stop() is SIGTERM (a clean shutdown)."""
 
     def __init__(self, binary: str, directory: Path, tls: TlsFiles | None = None,
-                 tls_auth_clients: bool = False) -> None:
+                 tls_auth_clients: bool = False, extra_args: tuple[str, ...] = ()) -> None:
         super().__init__()
         self.binary = binary
         self.directory = directory
         self.tls = tls
         self.tls_auth_clients = tls_auth_clients
+        self.extra_args = extra_args  # more redis-server options, e.g. ("--replicaof", host, port)
         self.tls_port: int | None = None  # chosen with port, kept across restarts
 
     @property
@@ -295,11 +292,199 @@ class RedisServer(_Server):
             [self.binary, "--port", str(port), "--bind", "127.0.0.1",
              "--unixsocket", self.unix_socket, "--unixsocketperm", "700",
              "--dir", str(self.directory), "--save", "", "--appendonly", "no",
-             "--daemonize", "no", "--logfile", "", *tls_args],
+             "--daemonize", "no", "--logfile", "", *tls_args, *self.extra_args],
             self.directory / "redis.log", cwd=self.directory,
         )
         self._process.wait_until(self.ping, f"redis-server on port {port}")
 
+
+
+# --- Sentinel --------------------------------------------------------------------------
+
+SENTINEL_SERVICE = "mymaster"
+SENTINEL_DOWN_AFTER_MS = 500   # a killed master is down for sentinels after this
+SENTINEL_FAILOVER_TIMEOUT_MS = 3000
+
+
+class SentinelServer(_Server):
+    """`redis-server --sentinel` on 127.0.0.1:`port`, monitoring SENTINEL_SERVICE at
+    `master_port` with quorum 2 and short failover timings. Sentinel rewrites its config
+    file, so each start writes a fresh one. With `password`: sentinels ask clients (and
+    each other) for it."""
+
+    def __init__(self, binary: str, directory: Path, master_port: int, password: str | None = None,
+                 tls: TlsFiles | None = None) -> None:
+        super().__init__()
+        self.binary = binary
+        self.directory = directory
+        self.master_port = master_port
+        self.password = password
+        self.tls = tls  # also TLS on tls_port, and TLS to the servers it monitors
+        self.tls_port: int | None = None
+
+    def command(self, *args: str | bytes):
+        if self.password is None:
+            return resp_command(("127.0.0.1", self.port), *args)
+        return _authed_command(("127.0.0.1", self.port), self.password, *args)
+
+    def ping(self) -> bool:
+        try:
+            return self.command("PING") == "PONG"
+        except (OSError, ServerError):
+            return False
+
+    def _spawn(self, port: int) -> None:
+        self.port = port
+        lines = [f"port {port}", "bind 127.0.0.1", f"dir {self.directory}",
+                 f"sentinel monitor {SENTINEL_SERVICE} 127.0.0.1 {self.master_port} 2",
+                 f"sentinel down-after-milliseconds {SENTINEL_SERVICE} {SENTINEL_DOWN_AFTER_MS}",
+                 f"sentinel failover-timeout {SENTINEL_SERVICE} {SENTINEL_FAILOVER_TIMEOUT_MS}",
+                 f"sentinel parallel-syncs {SENTINEL_SERVICE} 1"]
+        if self.password is not None:
+            lines += [f"requirepass {self.password}", f"sentinel sentinel-pass {self.password}"]
+        if self.tls is not None:
+            self.tls_port = self.tls_port or free_port()
+            lines += [f"tls-port {self.tls_port}", f"tls-cert-file {self.tls.path('server.crt')}",
+                      f"tls-key-file {self.tls.path('server.key')}", f"tls-ca-cert-file {self.tls.ca}",
+                      "tls-auth-clients no", "tls-replication yes"]
+        config = self.directory / "sentinel.conf"
+        config.write_text("\n".join(lines) + "\n")
+        self._process = _Process([self.binary, str(config), "--sentinel"], self.directory / "sentinel.log",
+                                 cwd=self.directory)
+        self._process.wait_until(self.ping, f"redis-sentinel on port {port}")
+
+
+def _authed_command(address: tuple[str, int], password: str, *args: str | bytes):
+    """AUTH then one command on one raw socket."""
+    with socket.create_connection(address, timeout=2.0) as sock:
+        sock.sendall(_encode("AUTH", password) + _encode(*args))
+        with sock.makefile("rb") as reader:
+            _read_reply(reader)
+            return _read_reply(reader)
+
+
+def _encode(*args: str | bytes) -> bytes:
+    parts = [f"*{len(args)}\r\n".encode()]
+    for arg in args:
+        data = arg.encode() if isinstance(arg, str) else arg
+        parts.append(b"$%d\r\n%s\r\n" % (len(data), data))
+    return b"".join(parts)
+
+
+class SentinelTopology:
+    """One master, one replica and three sentinels on loopback ports, each in a directory
+    of its own under `directory`. start() returns once the replica is in sync and every
+    sentinel knows the replica and the two other sentinels (so a failover can run).
+    `sentinel_password`: the sentinels' own AUTH. With `tls` replication, monitoring and
+    the addresses the sentinels name are the servers' TLS ports (their plain ports stay
+    open for the fixtures' own commands), and url() is rediss+sentinel://."""
+
+    def __init__(self, binary: str, directory: Path, sentinel_password: str | None = None,
+                 tls: TlsFiles | None = None) -> None:
+        self.binary = binary
+        self.directory = directory
+        self.sentinel_password = sentinel_password
+        self.tls = tls
+        (directory / "master").mkdir()
+        (directory / "replica").mkdir()
+        self.master = RedisServer(binary, directory / "master", tls=tls)
+        self.replica: RedisServer | None = None
+        self.sentinels: list[SentinelServer] = []
+
+    def start(self) -> None:
+        self.master.start()
+        master_port = self._service_port(self.master)
+        tls_args = ("--tls-replication", "yes") if self.tls is not None else ()
+        self.replica = RedisServer(self.binary, self.directory / "replica", tls=self.tls,
+                                   extra_args=("--replicaof", "127.0.0.1", str(master_port), *tls_args))
+        self.replica.start()
+        _wait_for(lambda: b"master_link_status:up" in self.replica.command("INFO", "replication"),
+                  "replica in sync", self.replica)
+        for i in range(3):
+            d = self.directory / f"sentinel{i}"
+            d.mkdir()
+            sentinel = SentinelServer(self.binary, d, master_port, self.sentinel_password, self.tls)
+            self.sentinels.append(sentinel)
+            sentinel.start()
+        for sentinel in self.sentinels:
+            _wait_for(lambda: self._knows_everyone(sentinel), "sentinels discovering each other", sentinel)
+
+    def _knows_everyone(self, sentinel: SentinelServer) -> bool:
+        fields = sentinel.command("SENTINEL", "master", SENTINEL_SERVICE)
+        info = dict(zip(fields[::2], fields[1::2]))
+        return info.get(b"num-other-sentinels") == b"2" and info.get(b"num-slaves") == b"1"
+
+    def _service_port(self, server: "RedisServer | SentinelServer") -> int:
+        """The port others reach `server` on: its TLS port in a TLS topology."""
+        port = server.tls_port if self.tls is not None else server.port
+        assert port is not None
+        return port
+
+    def url(self, **params: str) -> str:
+        hosts = ",".join(f"127.0.0.1:{self._service_port(s)}" for s in self.sentinels)
+        scheme = "redis+sentinel"
+        if self.sentinel_password is not None:
+            params = {"sentinel_password": self.sentinel_password, **params}
+        if self.tls is not None:  # the certificates name 'localhost'; the sentinels say 127.0.0.1
+            scheme = "rediss+sentinel"
+            params = {"ssl_ca_certs": self.tls.ca, "ssl_check_hostname": "false", **params}
+        query = "&".join(f"{k}={urllib.parse.quote(v)}" for k, v in params.items())
+        return f"{scheme}://{hosts}/{SENTINEL_SERVICE}/0" + (f"?{query}" if query else "")
+
+    def server_on(self, port: int) -> RedisServer:
+        """The server the sentinels name at `port` (a service port)."""
+        assert self.replica is not None
+        return self.master if self._service_port(self.master) == port else self.replica
+
+    def service_port(self, server: RedisServer) -> int:
+        return self._service_port(server)
+
+    def switch_watch(self, sentinel: int = 0) -> "SwitchWatch":
+        return SwitchWatch(self.sentinels[sentinel])
+
+    def stop(self) -> None:
+        for server in [*self.sentinels, self.replica, self.master]:
+            if server is not None:
+                server.kill()  # nothing to keep: no persistence, a fresh topology per use
+
+
+class SwitchWatch:
+    """Subscribed to +switch-master on one sentinel from the moment it is made: wait()
+    blocks until the next switch is announced (a notification, with a deadline)."""
+
+    def __init__(self, sentinel: SentinelServer) -> None:
+        self.sock = socket.create_connection(("127.0.0.1", sentinel.port), timeout=START_TIMEOUT_S)
+        self.reader = self.sock.makefile("rb")
+        if sentinel.password is not None:
+            self.sock.sendall(_encode("AUTH", sentinel.password))
+            _read_reply(self.reader)
+        self.sock.sendall(_encode("SUBSCRIBE", "+switch-master"))
+        _read_reply(self.reader)  # the confirmation: subscribed from here on
+
+    def wait(self, timeout_s: float) -> str:
+        """The switch's payload ("<name> <old-ip> <old-port> <new-ip> <new-port>")."""
+        self.sock.settimeout(timeout_s)
+        message = _read_reply(self.reader)
+        return message[2].decode()
+
+    def close(self) -> None:
+        self.reader.close()
+        self.sock.close()
+
+
+def _wait_for(ready, what: str, server: _Server) -> None:
+    """Poll `ready()` (another process's state; nothing announces it) up to START_TIMEOUT_S."""
+    deadline = time.monotonic() + START_TIMEOUT_S
+    while True:
+        try:
+            if ready():
+                return
+        except (OSError, ServerError):
+            pass
+        if time.monotonic() > deadline:
+            log = server._process.log_path if server._process else None
+            raise ServerError(f"{what}: not after {START_TIMEOUT_S}s:\n{_log_tail(log) if log else ''}")
+        time.sleep(POLL_INTERVAL_S)
 
 
 # --- PostgreSQL ------------------------------------------------------------------------

@@ -5,6 +5,8 @@
             before each test by the redis_server fixture, so a namespace cannot meet a
             previous test's entries).
     tls     the same server over TLS: rediss://localhost, verified against the test CA.
+    sentinel  a master found through three sentinels (redis+sentinel://), FLUSHALL'd
+            before each test.
 
 conftest.py's `tier` fixture hands a test one Tier per parameter; a test written against
 it runs on each. Managers are opened with their invalidation channel up: with Redis the

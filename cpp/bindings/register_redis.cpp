@@ -314,6 +314,16 @@ void register_redis(py::module_& m) {
         d["writes_failing_episodes"] = s.writes_failing_episodes;
         d["last_write_error"] = s.last_write_error;
         d["scripts_reloaded"] = s.scripts_reloaded;
+        if (const SentinelResolver* sentinel = t->sentinel()) {
+          const SentinelStats ss = sentinel->stats();
+          py::dict sd;
+          sd["master"] = ss.master.empty() ? py::object(py::none()) : py::object(py::str(ss.master));
+          sd["failovers"] = ss.failovers;
+          sd["rounds"] = ss.rounds;
+          sd["listening_on"] = ss.listening_on;
+          sd["last_error"] = ss.last_error;
+          d["sentinel"] = sd;
+        }
         return d;
       });
 }

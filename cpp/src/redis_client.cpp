@@ -29,6 +29,7 @@
 #include "herdcache/redis.hpp"
 #include "herdcache/redis_connection.hpp"
 #include "herdcache/reply_errors.hpp"
+#include "herdcache/sentinel.hpp"
 
 namespace herdcache {
 
@@ -66,11 +67,12 @@ RedisClient::DeferWakeups::~DeferWakeups() { --deferring; }
 class RedisClient::Impl {
  public:
   Impl(RedisUrl url, RedisOptions options, EventCallback on_event,
-       std::shared_ptr<const Clock> clock)
+       std::shared_ptr<const Clock> clock, std::shared_ptr<SentinelResolver> sentinel)
       : url_(std::move(url)),
         opt_(validated(options)),
         clock_(std::move(clock)),
         events_(std::move(on_event)),
+        master_(url_, std::move(sentinel), opt_, clock_),
         breaker_(BreakerOptions{opt_.breaker_failures, opt_.breaker_open_ms}, clock_),
         backoff_(opt_.backoff_initial_ms, opt_.backoff_max_ms, std::random_device{}()) {
     io_.start([this] { run(); });
@@ -114,6 +116,7 @@ class RedisClient::Impl {
   void send(Request&& request, Nanos now);
   void send_internal(InFlight::Kind kind, Nanos now);
   void fail_connection(RedisErrorKind kind, const std::string& why);
+  void on_master_change(Nanos now);
   void sync_breaker();
   void shutdown();
 
@@ -121,6 +124,7 @@ class RedisClient::Impl {
   const RedisOptions opt_;
   const std::shared_ptr<const Clock> clock_;
   ConnectionReporter events_;
+  MasterFollower master_;  // where to connect (the URL, or the master Sentinel names)
 
   // Shared with submitting threads.
   WakeQueue<Request> inbox_;
@@ -134,6 +138,8 @@ class RedisClient::Impl {
 
   // I/O thread only.
   RedisConnection conn_;
+  RedisUrl target_ = url_;  // what conn_ connects to (the URL, or the master resolved for it)
+  bool awaiting_master_ = false;  // Connecting with no socket: the resolver's first round runs
   Phase phase_ = Phase::Backoff;
   Nanos next_attempt_ = 0;    // Backoff: when to try again
   Nanos phase_deadline_ = 0;  // Connecting/Handshaking: give up then
@@ -219,14 +225,15 @@ void RedisClient::Impl::run() {
     on_timers(now);
     if (conn_.is_open() && phase_ != Phase::Connecting && conn_.wants_write()) flush();
 
-    pollfd fds[3] = {{inbox_.fd(), POLLIN, 0}, {io_.wake_fd(), POLLIN, 0}, {-1, 0, 0}};
-    nfds_t count = 2;
+    pollfd fds[4] = {{inbox_.fd(), POLLIN, 0}, {io_.wake_fd(), POLLIN, 0}, {master_.fd(), POLLIN, 0}, {-1, 0, 0}};
+    nfds_t count = 3;
     if (conn_.is_open()) fds[count++] = {conn_.fd(), conn_.poll_events(phase_ == Phase::Connecting), 0};
     const int ready = ::poll(fds, count, poll_timeout_ms(now, next_wakeup()));
     if (ready <= 0) continue;  // timeout (timers run next iteration) or EINTR
     if (io_.stopping()) break;
     now = clock_->monotonic_ns();
-    if (count == 3 && fds[2].revents != 0) on_socket(fds[2].revents, now);
+    if ((fds[2].revents & POLLIN) != 0) on_master_change(now);
+    if (count == 4 && fds[3].revents != 0) on_socket(fds[3].revents, now);
     if ((fds[0].revents & POLLIN) != 0) intake(now);
     if (conn_.is_open() && phase_ != Phase::Connecting && conn_.wants_write()) flush();
   }
@@ -263,10 +270,12 @@ Nanos RedisClient::Impl::next_wakeup() const {
 void RedisClient::Impl::on_timers(Nanos now) {
   if (phase_ == Phase::Backoff && now >= next_attempt_) start_attempt(now);
   if ((phase_ == Phase::Connecting || phase_ == Phase::Handshaking) && now >= phase_deadline_) {
+    const char* stage = phase_ != Phase::Connecting ? "handshake"
+                        : awaiting_master_          ? "asking the sentinels for the master"
+                                                    : conn_.connect_stage();
     fail_connection(RedisErrorKind::Disconnected,
-                    fmt::format("{}: {} timed out after {} ms", url_.describe(),
-                                phase_ == Phase::Connecting ? conn_.connect_stage() : "handshake",
-                                opt_.connect_timeout_ms));
+                    fmt::format("{}: {} timed out after {} ms", (awaiting_master_ ? url_ : target_).describe(),
+                                stage, opt_.connect_timeout_ms));
   }
   expire(now);
   if (phase_ != Phase::Ready) return;
@@ -276,7 +285,7 @@ void RedisClient::Impl::on_timers(Nanos now) {
       now - std::max(last_read_, in_flight_.front().deadline) >= opt_.command_timeout_ms * kMs) {
     fail_connection(RedisErrorKind::Disconnected,
                     fmt::format("{}: no reply for {} ms past a deadline; connection reset",
-                                url_.describe(), opt_.command_timeout_ms));
+                                target_.describe(), opt_.command_timeout_ms));
     return;
   }
   if (breaker_.state() == CircuitBreaker::State::Closed) {
@@ -362,7 +371,7 @@ void RedisClient::Impl::read_replies(Nanos now) {
       }
     }
   } catch (const ProtocolError& e) {
-    fail_connection(RedisErrorKind::Protocol, fmt::format("{}: {}", url_.describe(), e.what()));
+    fail_connection(RedisErrorKind::Protocol, fmt::format("{}: {}", target_.describe(), e.what()));
   } catch (const ConnectionError& e) {
     fail_connection(RedisErrorKind::Disconnected, e.what());
   }
@@ -381,6 +390,7 @@ void RedisClient::Impl::on_reply(Reply reply, Nanos now, bool& live) {
   switch (entry.kind) {
     case InFlight::Kind::User:
       if (reply.is_error()) reply_errors_.count(reply.str());
+      if (is_readonly_error(reply)) master_.suspect();  // a replica now: where is the master?
       if (!entry.done) {
         live = true;
         complete(entry.cb, RedisResult::success(std::move(reply)));
@@ -389,7 +399,7 @@ void RedisClient::Impl::on_reply(Reply reply, Nanos now, bool& live) {
     case InFlight::Kind::Handshake:
       if (reply.is_error()) {
         fail_connection(RedisErrorKind::Disconnected,
-                        fmt::format("{}: handshake refused: {}", url_.describe(), reply.str()));
+                        fmt::format("{}: handshake refused: {}", target_.describe(), reply.str()));
         return;
       }
       if (--handshake_left_ == 0) on_ready(now, entry.sent);
@@ -465,7 +475,7 @@ void RedisClient::Impl::expire(Nanos now) {
   std::lock_guard lock(stats_mu_);
   stats_.timeouts += expired;
   stats_.errors += expired;
-  stats_.last_error = fmt::format("{}: {} request(s) timed out after {} ms", url_.describe(),
+  stats_.last_error = fmt::format("{}: {} request(s) timed out after {} ms", target_.describe(),
                                   expired, opt_.command_timeout_ms);
 }
 
@@ -479,8 +489,17 @@ void RedisClient::Impl::start_attempt(Nanos now) {
   }
   sync_breaker();  // may have become half_open
   phase_deadline_ = now + opt_.connect_timeout_ms * kMs;
+  awaiting_master_ = false;
+  const MasterFollower::Target target = master_.target();
+  if (!target.url && target.wait) {  // requests wait, as for a connect; on_master_change resumes
+    phase_ = Phase::Connecting;
+    awaiting_master_ = true;
+    return;
+  }
   try {
-    if (conn_.connect(url_) == RedisConnection::Progress::Connected) {
+    if (!target.url) throw ConnectionError(target.why);
+    target_ = *target.url;
+    if (conn_.connect(target_) == RedisConnection::Progress::Connected) {
       begin_handshake(now);
     } else {
       phase_ = Phase::Connecting;
@@ -493,7 +512,7 @@ void RedisClient::Impl::start_attempt(Nanos now) {
 
 void RedisClient::Impl::begin_handshake(Nanos now) {
   phase_ = Phase::Handshaking;
-  auto commands = handshake_commands(url_);
+  auto commands = handshake_commands(target_);
   commands.push_back({"PING"});  // proves the server answers, not just its kernel
   for (const auto& argv : commands) {
     append_command(conn_.output(), argv);
@@ -517,7 +536,7 @@ void RedisClient::Impl::on_ready(Nanos now, Nanos handshake_sent) {
     if (ever_ready_) ++stats_.reconnects;
   }
   ever_ready_ = true;
-  events_.up(url_.describe());
+  events_.up(target_.describe());
   while (!waiting_.empty()) {
     send(std::move(waiting_.front()), now);
     waiting_.pop_front();
@@ -540,6 +559,8 @@ void RedisClient::Impl::send_internal(InFlight::Kind kind, Nanos now) {
 // count one failure and schedule the next attempt.
 void RedisClient::Impl::fail_connection(RedisErrorKind kind, const std::string& why) {
   conn_.close();
+  awaiting_master_ = false;
+  master_.suspect();
   std::uint64_t failed = 0;
   for (auto& entry : in_flight_) {
     if (entry.kind == InFlight::Kind::User && !entry.done) {
@@ -572,6 +593,23 @@ void RedisClient::Impl::fail_connection(RedisErrorKind kind, const std::string& 
     stats_.last_error = why;
   }
   events_.down(why);
+}
+
+// The resolver's master changed: leave a server that is no longer it, and connect now
+// rather than after the backoff or the open circuit's wait.
+void RedisClient::Impl::on_master_change(Nanos now) {
+  const bool moved = master_.moved_from(target_);
+  // The circuit opened against a server that is no longer the master: probe the new one.
+  if (moved && master_.target().url) breaker_.probe_now();
+  if (awaiting_master_) {
+    start_attempt(now);
+  } else if (phase_ == Phase::Backoff) {
+    next_attempt_ = std::min(next_attempt_, now);
+  } else if (moved) {
+    fail_connection(RedisErrorKind::Disconnected,
+                    fmt::format("{}: no longer the master of {}", target_.describe(), url_.describe()));
+    next_attempt_ = now;
+  }
 }
 
 void RedisClient::Impl::sync_breaker() {
@@ -609,9 +647,9 @@ void RedisClient::Impl::shutdown() {
 // RedisClient: the public face
 
 RedisClient::RedisClient(RedisUrl url, RedisOptions options, EventCallback on_event,
-                         std::shared_ptr<const Clock> clock)
+                         std::shared_ptr<const Clock> clock, std::shared_ptr<SentinelResolver> sentinel)
     : impl_(std::make_unique<Impl>(std::move(url), options, std::move(on_event),
-                                   clock ? std::move(clock) : system_clock())) {}
+                                   clock ? std::move(clock) : system_clock(), std::move(sentinel))) {}
 
 RedisClient::~RedisClient() = default;  // Impl's destructor closes
 

@@ -24,6 +24,7 @@
 #include "herdcache/breaker.hpp"
 #include "herdcache/completions.hpp"
 #include "herdcache/redis_connection.hpp"
+#include "herdcache/sentinel.hpp"
 
 namespace herdcache {
 
@@ -48,10 +49,12 @@ bool is_kind(const Reply& reply, std::string_view kind, std::size_t size) {
 class RedisSubscriber::Impl {
  public:
   Impl(RedisUrl url, RedisOptions options, std::vector<std::string> channels,
-       MessageCallback on_message, EventCallback on_event, std::shared_ptr<const Clock> clock)
+       MessageCallback on_message, EventCallback on_event, std::shared_ptr<const Clock> clock,
+       std::shared_ptr<SentinelResolver> sentinel)
       : url_(std::move(url)),
         opt_(validated(options)),
         clock_(std::move(clock)),
+        master_(url_, std::move(sentinel), opt_, clock_),
         on_message_(std::move(on_message)),
         events_(std::move(on_event)),
         channels_(channels.begin(), channels.end()),
@@ -85,10 +88,13 @@ class RedisSubscriber::Impl {
   void send(std::vector<std::string> argv) { append_command(conn_.output(), argv); }
   void flush();
   void fail_connection(const std::string& why);
+  void on_master_change(Nanos now);
 
   const RedisUrl url_;
   const RedisOptions opt_;
   const std::shared_ptr<const Clock> clock_;
+  MasterFollower master_;  // where to connect (the URL, or the master Sentinel names)
+  RedisUrl target_ = url_;  // I/O thread: what conn_ connects to
   const MessageCallback on_message_;
   ConnectionReporter events_;
 
@@ -127,13 +133,14 @@ void RedisSubscriber::Impl::run() {
         wake_at = next_ping_;
       }
     }
-    pollfd fds[3] = {{ops_.fd(), POLLIN, 0}, {io_.wake_fd(), POLLIN, 0}, {-1, 0, 0}};
-    nfds_t count = 2;
+    pollfd fds[4] = {{ops_.fd(), POLLIN, 0}, {io_.wake_fd(), POLLIN, 0}, {master_.fd(), POLLIN, 0}, {-1, 0, 0}};
+    nfds_t count = 3;
     if (conn_.is_open()) fds[count++] = {conn_.fd(), conn_.poll_events(phase_ == Phase::Connecting), 0};
     if (::poll(fds, count, poll_timeout_ms(now, wake_at)) <= 0) continue;
     if (io_.stopping()) break;
     now = clock_->monotonic_ns();
-    if (count == 3 && fds[2].revents != 0) on_socket(fds[2].revents, now);
+    if ((fds[2].revents & POLLIN) != 0) on_master_change(now);
+    if (count == 4 && fds[3].revents != 0) on_socket(fds[3].revents, now);
     if ((fds[0].revents & POLLIN) != 0) apply_ops();
   }
   conn_.close();
@@ -148,7 +155,7 @@ void RedisSubscriber::Impl::on_timers(Nanos now) {
     case Phase::Connecting:
     case Phase::Subscribing:
       if (now >= phase_deadline_) {
-        fail_connection(fmt::format("{}: {} timed out after {} ms", url_.describe(),
+        fail_connection(fmt::format("{}: {} timed out after {} ms", target_.describe(),
                                     phase_ == Phase::Connecting ? conn_.connect_stage() : "subscribe",
                                     opt_.connect_timeout_ms));
       }
@@ -156,7 +163,7 @@ void RedisSubscriber::Impl::on_timers(Nanos now) {
     case Phase::Ready:
       if (ping_deadline_ && now >= *ping_deadline_) {
         fail_connection(fmt::format("{}: no PONG within {} ms; connection reset",
-                                    url_.describe(), opt_.command_timeout_ms));
+                                    target_.describe(), opt_.command_timeout_ms));
       } else if (!ping_deadline_ && opt_.health_interval_ms > 0 && now >= next_ping_) {
         send({"PING"});
         ping_deadline_ = now + opt_.command_timeout_ms * kMs;
@@ -183,7 +190,7 @@ void RedisSubscriber::Impl::on_socket(short revents, Nanos now) {
     }
     if (conn_.is_open() && (revents & POLLOUT) != 0) flush();
   } catch (const ProtocolError& e) {
-    fail_connection(fmt::format("{}: {}", url_.describe(), e.what()));
+    fail_connection(fmt::format("{}: {}", target_.describe(), e.what()));
   } catch (const ConnectionError& e) {
     fail_connection(e.what());
   }
@@ -202,10 +209,17 @@ void RedisSubscriber::Impl::apply_ops() {
 }
 
 void RedisSubscriber::Impl::start_attempt(Nanos now) {
+  const MasterFollower::Target target = master_.target();
+  if (!target.url && target.wait) {  // the resolver's first round runs: on_master_change resumes
+    next_attempt_ = now + opt_.connect_timeout_ms * kMs;
+    return;
+  }
   phase_deadline_ = now + opt_.connect_timeout_ms * kMs;
   phase_ = Phase::Connecting;
   try {
-    if (conn_.connect(url_) == RedisConnection::Progress::Connected) begin_session();
+    if (!target.url) throw ConnectionError(target.why);
+    target_ = *target.url;
+    if (conn_.connect(target_) == RedisConnection::Progress::Connected) begin_session();
   } catch (const ConnectionError& e) {
     fail_connection(e.what());
   }
@@ -213,7 +227,7 @@ void RedisSubscriber::Impl::start_attempt(Nanos now) {
 
 void RedisSubscriber::Impl::begin_session() {
   phase_ = Phase::Subscribing;
-  auto commands = handshake_commands(url_);
+  auto commands = handshake_commands(target_);
   commands.push_back({"PING"});
   handshake_left_ = commands.size();
   for (auto& argv : commands) send(std::move(argv));
@@ -228,7 +242,7 @@ void RedisSubscriber::Impl::begin_session() {
 
 void RedisSubscriber::Impl::on_reply(const Reply& reply, Nanos now) {
   if (reply.is_error()) {
-    fail_connection(fmt::format("{}: {} refused: {}", url_.describe(),
+    fail_connection(fmt::format("{}: {} refused: {}", target_.describe(),
                                 handshake_left_ > 0 ? "handshake" : "subscription", reply.str()));
     return;
   }
@@ -252,7 +266,7 @@ void RedisSubscriber::Impl::on_reply(const Reply& reply, Nanos now) {
     ping_deadline_.reset();
     next_ping_ = now + opt_.health_interval_ms * kMs;
     connected_.store(true);
-    events_.up(url_.describe());
+    events_.up(target_.describe());
   }
 }
 
@@ -266,6 +280,7 @@ void RedisSubscriber::Impl::flush() {
 
 void RedisSubscriber::Impl::fail_connection(const std::string& why) {
   conn_.close();
+  master_.suspect();
   connected_.store(false);
   phase_ = Phase::Backoff;
   handshake_left_ = acks_left_ = 0;
@@ -274,13 +289,22 @@ void RedisSubscriber::Impl::fail_connection(const std::string& why) {
   events_.down(why);
 }
 
+// The resolver's master changed: leave a server that is no longer it (what it would
+// publish from now on is not what the tier's writes publish), and connect now.
+void RedisSubscriber::Impl::on_master_change(Nanos now) {
+  if (master_.moved_from(target_) && phase_ != Phase::Backoff) {
+    fail_connection(fmt::format("{}: no longer the master of {}", target_.describe(), url_.describe()));
+  }
+  if (phase_ == Phase::Backoff) next_attempt_ = std::min(next_attempt_, now);
+}
 
 RedisSubscriber::RedisSubscriber(RedisUrl url, RedisOptions options,
                                  std::vector<std::string> channels, MessageCallback on_message,
-                                 EventCallback on_event, std::shared_ptr<const Clock> clock)
+                                 EventCallback on_event, std::shared_ptr<const Clock> clock,
+                                 std::shared_ptr<SentinelResolver> sentinel)
     : impl_(std::make_unique<Impl>(std::move(url), options, std::move(channels),
                                    std::move(on_message), std::move(on_event),
-                                   clock ? std::move(clock) : system_clock())) {}
+                                   clock ? std::move(clock) : system_clock(), std::move(sentinel))) {}
 
 RedisSubscriber::~RedisSubscriber() = default;
 

@@ -65,12 +65,14 @@ RedisTier::RedisTier(std::string ns, std::string instance_id, const RedisUrl& ur
       incr_(new Script{scripts::kIncr, true, {}, {}}),
       unlink_batch_(new Script{scripts::kUnlinkBatch, true, {}, {}}),
       codec_(std::move(signing_key)) {
+  // One resolver for both connections: they follow the same master.
+  if (url.uses_sentinel()) sentinel_ = std::make_shared<SentinelResolver>(url, options, clock_);
   client_ = std::make_unique<RedisClient>(
-      url, options, [this](const ConnectionEvent& e) { on_client_event(e); }, clock_);
+      url, options, [this](const ConnectionEvent& e) { on_client_event(e); }, clock_, sentinel_);
   subscriber_ = std::make_unique<RedisSubscriber>(
       url, options, std::vector<std::string>{channel_, fill_channel_},
       [this](const std::string& channel, const std::string& payload) { on_message(channel, payload); },
-      [this](const ConnectionEvent& e) { on_subscriber_event(e); }, clock_);
+      [this](const ConnectionEvent& e) { on_subscriber_event(e); }, clock_, sentinel_);
   // The client's first "connected" event may have fired before client_ was assigned.
   started_.store(true);
   if (connected_once_.load()) on_connected();
@@ -81,6 +83,7 @@ RedisTier::~RedisTier() { close(); }
 void RedisTier::close() {
   if (subscriber_) subscriber_->close();
   if (client_) client_->close();
+  if (sentinel_) sentinel_->close();
 }
 
 void RedisTier::eval(const Script& script, std::vector<std::string> keys, std::vector<std::string> args,

@@ -194,10 +194,15 @@ void parse_query(std::string_view query, RedisUrl& url, bool& db_given) {
       url.command_timeout_ms = parse_timeout_ms(value, "socket_timeout");
     } else if (name == "socket_connect_timeout") {
       url.connect_timeout_ms = parse_timeout_ms(value, "socket_connect_timeout");
+    } else if (name == "sentinel_password" || name == "sentinel_username") {
+      if (!url.uses_sentinel()) bad("sentinel_* parameters need a redis+sentinel:// url", name);
+      auto& field = name == "sentinel_password" ? url.sentinel_password : url.sentinel_username;
+      field = percent_decode(value, name);
     } else if (!parse_tls_param(name, value, url, check_hostname)) {
       bad("unknown query parameter (accepted: db, username, password, socket_timeout, "
-          "socket_connect_timeout, and with rediss:// ssl_ca_certs, ssl_certfile, ssl_keyfile, "
-          "ssl_cert_reqs, ssl_check_hostname)",
+          "socket_connect_timeout, with rediss:// ssl_ca_certs, ssl_certfile, ssl_keyfile, "
+          "ssl_cert_reqs, ssl_check_hostname, with redis+sentinel:// sentinel_username, "
+          "sentinel_password)",
           name);
     }
   }
@@ -209,6 +214,38 @@ void parse_query(std::string_view query, RedisUrl& url, bool& db_given) {
   url.tls_check_hostname = url.tls && url.tls_verify_peer && check_hostname.value_or(true);
   if (!url.tls_key_file.empty() && url.tls_cert_file.empty()) {
     bad("ssl_keyfile needs ssl_certfile", url.tls_key_file);
+  }
+  if (!url.sentinel_username.empty() && url.sentinel_password.empty()) {
+    bad("sentinel_username needs sentinel_password", url.sentinel_username);
+  }
+}
+
+// host:port[,host:port...]/service_name[/db]: the sentinels and the service they watch.
+void parse_sentinel_target(std::string_view hosts, std::string_view path, RedisUrl& url, bool& db_given) {
+  while (true) {
+    const auto comma = hosts.find(',');
+    const auto one = hosts.substr(0, comma);
+    if (one.empty()) bad("empty sentinel address in the host list", hosts);
+    RedisUrl sentinel;
+    sentinel.port = 26379;
+    parse_host_port(one, sentinel);
+    url.sentinels.push_back(RedisUrl::Endpoint{std::move(sentinel.host), sentinel.port});
+    if (comma == std::string_view::npos) break;
+    hosts = hosts.substr(comma + 1);
+  }
+  const auto slash = path.find('/');
+  const auto service = path.substr(0, slash);
+  if (service.empty()) bad("a sentinel url needs a service name (redis+sentinel://host:port/service_name)", path);
+  url.sentinel_service = percent_decode(service, "path");
+  if (std::any_of(url.sentinel_service.begin(), url.sentinel_service.end(), control_or_space)) {
+    throw InvalidArgument(fmt::format("redis url: service name must not contain spaces or control characters: {:?}",
+                                      url.sentinel_service));
+  }
+  if (slash != std::string_view::npos) {
+    const auto db = path.substr(slash + 1);
+    if (db.empty()) bad("empty db after the service name", path);
+    url.db = parse_db(db);
+    db_given = true;
   }
 }
 
@@ -226,11 +263,13 @@ RedisUrl parse_redis_url(std::string_view text) {
   RedisUrl url;
   if (scheme == "unix" || scheme == "redis+unix") {
     url.transport = RedisUrl::Transport::Unix;
-  } else if (scheme == "rediss") {
+  } else if (scheme == "rediss" || scheme == "rediss+sentinel") {
     url.tls = true;
-  } else if (scheme != "redis") {
-    bad("unknown scheme (expected redis, rediss, unix or redis+unix)", scheme);
+  } else if (scheme != "redis" && scheme != "redis+sentinel") {
+    bad("unknown scheme (expected redis, rediss, unix, redis+unix, redis+sentinel or rediss+sentinel)",
+        scheme);
   }
+  const bool sentinel = scheme.ends_with("+sentinel");
 
   std::string_view query;
   if (const auto q = rest.find('?'); q != std::string_view::npos) {
@@ -267,8 +306,9 @@ RedisUrl parse_redis_url(std::string_view text) {
       parse_userinfo(authority.substr(0, at), url);
       authority = authority.substr(at + 1);
     }
-    parse_host_port(authority, url);
-    if (!path.empty()) {
+    if (sentinel) {
+      parse_sentinel_target(authority, path, url, db_given);
+    } else if (parse_host_port(authority, url); !path.empty()) {
       url.db = parse_db(path);
       db_given = true;
     }
@@ -277,11 +317,33 @@ RedisUrl parse_redis_url(std::string_view text) {
   return url;
 }
 
+RedisUrl RedisUrl::at(const std::string& to_host, std::uint16_t to_port) const {
+  RedisUrl out = *this;
+  out.transport = Transport::Tcp;
+  out.host = to_host;
+  out.port = to_port;
+  out.sentinels.clear();
+  out.sentinel_service.clear();
+  out.sentinel_username.clear();
+  out.sentinel_password.clear();
+  return out;
+}
+
+namespace {
+std::string host_port(const std::string& host, std::uint16_t port) {
+  const bool v6 = host.find(':') != std::string::npos;
+  return fmt::format("{}{}{}:{}", v6 ? "[" : "", host, v6 ? "]" : "", port);
+}
+}  // namespace
+
 std::string RedisUrl::describe() const {
   if (transport == Transport::Unix) return fmt::format("unix://{}?db={}", path, db);
-  const bool v6 = host.find(':') != std::string::npos;
-  return fmt::format("{}://{}{}{}:{}/{}", tls ? "rediss" : "redis", v6 ? "[" : "", host,
-                     v6 ? "]" : "", port, db);
+  if (uses_sentinel()) {
+    std::string hosts;
+    for (const auto& s : sentinels) hosts.append(hosts.empty() ? "" : ",").append(host_port(s.host, s.port));
+    return fmt::format("{}://{}/{}/{}", tls ? "rediss+sentinel" : "redis+sentinel", hosts, sentinel_service, db);
+  }
+  return fmt::format("{}://{}/{}", tls ? "rediss" : "redis", host_port(host, port), db);
 }
 
 }  // namespace herdcache

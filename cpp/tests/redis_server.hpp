@@ -71,6 +71,10 @@ class RedisServer {
       : port_(port), extra_(std::move(extra)) {
     start();
   }
+  // `redis-server <config_file> --sentinel`: a sentinel (it rewrites the file it is given).
+  static RedisServer sentinel(std::string config_file, int port = free_port()) {
+    return RedisServer(SentinelMode{}, std::move(config_file), port);
+  }
   ~RedisServer() { kill(SIGTERM); }
   RedisServer(const RedisServer&) = delete;
   RedisServer& operator=(const RedisServer&) = delete;
@@ -79,9 +83,10 @@ class RedisServer {
   std::string url() const { return "redis://127.0.0.1:" + std::to_string(port_); }
 
   void start() {
-    std::vector<std::string> args = {"redis-server", "--port", std::to_string(port_), "--bind",
-                                     "127.0.0.1", "--save", "", "--appendonly", "no",
-                                     "--daemonize", "no", "--enable-debug-command", "local"};
+    std::vector<std::string> args = {"redis-server"};
+    args.insert(args.end(), leading_.begin(), leading_.end());
+    args.insert(args.end(), {"--port", std::to_string(port_), "--bind", "127.0.0.1", "--save", "",
+                             "--appendonly", "no", "--daemonize", "no", "--enable-debug-command", "local"});
     args.insert(args.end(), extra_.begin(), extra_.end());
     std::vector<char*> argv;
     for (auto& arg : args) argv.push_back(arg.data());
@@ -134,6 +139,12 @@ class RedisServer {
   }
 
  private:
+  struct SentinelMode {};
+  RedisServer(SentinelMode, std::string config_file, int port)
+      : port_(port), leading_{std::move(config_file), "--sentinel"}, ready_line_("+monitor master") {
+    start();
+  }
+
   void read_log(int fd) {
     char buf[4096];
     for (;;) {
@@ -142,7 +153,7 @@ class RedisServer {
       if (n <= 0) break;
       std::lock_guard lock(mu_);
       if (log_.size() < (1 << 20)) log_.append(buf, static_cast<std::size_t>(n));
-      if (log_.find("Ready to accept connections") != std::string::npos) ready_ = true;
+      if (log_.find(ready_line_) != std::string::npos) ready_ = true;
       cv_.notify_all();
     }
     ::close(fd);
@@ -153,6 +164,8 @@ class RedisServer {
 
   int port_;
   std::vector<std::string> extra_;
+  std::vector<std::string> leading_;  // before the options: a sentinel's config file
+  std::string ready_line_ = "Ready to accept connections";  // the log line that says so
   pid_t pid_ = -1;
   std::thread reader_;
   mutable std::mutex mu_;

@@ -56,6 +56,23 @@ TEST_CASE("breaker: open fast-fails until open_ms, then exactly one probe", "[br
   CHECK_FALSE(breaker.allow());
 }
 
+TEST_CASE("breaker: probe_now lets an open circuit's probe out at once, and nothing else", "[breaker]") {
+  auto clock = std::make_shared<ManualClock>();
+  CircuitBreaker breaker(BreakerOptions{.failures_to_open = 1, .open_ms = 100}, clock);
+  breaker.probe_now();  // closed: nothing to do
+  CHECK(breaker.state() == State::Closed);
+  breaker.record_failure();
+  REQUIRE(breaker.state() == State::Open);
+  clock->advance(10 * kMs);
+  CHECK_FALSE(breaker.allow());
+  breaker.probe_now();  // the server it opened against was replaced
+  CHECK(breaker.probe_at_ns() <= clock->monotonic_ns());
+  CHECK(breaker.allow());
+  CHECK(breaker.state() == State::HalfOpen);
+  breaker.probe_now();  // half-open: the probe is out already
+  CHECK_FALSE(breaker.allow());
+}
+
 TEST_CASE("breaker: probe success closes, probe failure re-opens for open_ms", "[breaker]") {
   auto clock = std::make_shared<ManualClock>();
   CircuitBreaker breaker(BreakerOptions{.failures_to_open = 2, .open_ms = 50}, clock);

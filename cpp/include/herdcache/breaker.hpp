@@ -41,6 +41,11 @@ class CircuitBreaker {
   // re-opens for another open_ms. Open: ignored (already open; the timer is not pushed).
   void record_failure();
 
+  // Open: the probe may go out now rather than after open_ms (what failed was replaced:
+  // Sentinel named a new master). Otherwise nothing.
+  void probe_now() noexcept {
+    if (state_ == State::Open) opened_at_ = clock_->monotonic_ns() - open_ns_;
+  }
   State state() const noexcept { return state_; }
   int consecutive_failures() const noexcept { return failures_; }
   // When allow() will let the probe through (monotonic ns); meaningful while Open.

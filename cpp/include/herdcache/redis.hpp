@@ -45,6 +45,13 @@
 // Health. While connected and the circuit is closed, a PING every health_interval_ms
 // measures latency; its timeout counts as a failure like any other.
 //
+// Sentinel. With a redis+sentinel:// URL the client connects to the master a
+// SentinelResolver names (sentinel.hpp): every attempt asks it where the master is now,
+// a change of master drops a connection to any other address (what was in flight fails
+// with Disconnected) and reconnects at once, and a failed connection or a READONLY reply
+// makes the resolver ask the sentinels again. Until the resolver's first round ends,
+// requests wait for it as they wait for a connect.
+//
 // Time comes from the injected Clock, but the I/O thread waits with poll(), so the
 // client needs a clock that moves by itself (SystemClock); ManualClock is for the pure
 // pieces (breaker, backoff).
@@ -66,6 +73,8 @@
 #include "herdcache/resp.hpp"
 
 namespace herdcache {
+
+class SentinelResolver;  // sentinel.hpp
 
 struct RedisOptions {
   std::int64_t connect_timeout_ms = 2000;  // TCP connect + AUTH/SELECT/PING handshake
@@ -153,8 +162,11 @@ class RedisClient {
   using EventCallback = std::function<void(const ConnectionEvent&)>;
 
   // Starts the I/O thread, which connects at once. Throws InvalidArgument on bad options.
+  // `sentinel`: the resolver to share with other connections of a sentinel URL (null: one
+  // of its own); unused otherwise.
   RedisClient(RedisUrl url, RedisOptions options, EventCallback on_event = {},
-              std::shared_ptr<const Clock> clock = system_clock());
+              std::shared_ptr<const Clock> clock = system_clock(),
+              std::shared_ptr<SentinelResolver> sentinel = nullptr);
   ~RedisClient();  // close()
   RedisClient(const RedisClient&) = delete;
   RedisClient& operator=(const RedisClient&) = delete;

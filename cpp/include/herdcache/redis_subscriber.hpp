@@ -15,6 +15,10 @@
 // Liveness: every health_interval_ms a PING (allowed in subscribed mode) must be answered
 // within command_timeout_ms, or the connection is presumed dead and replaced; a silent
 // subscriber is otherwise indistinguishable from one with nothing to hear.
+//
+// Sentinel: as the client (redis.hpp), it subscribes on the master the resolver names and
+// moves when it changes; the move is a loss (after_loss): the new master did not carry
+// what the old one published.
 #pragma once
 #include <functional>
 #include <memory>
@@ -37,7 +41,8 @@ class RedisSubscriber {
   // Connected event is reported after Redis has confirmed every one of them.
   RedisSubscriber(RedisUrl url, RedisOptions options, std::vector<std::string> channels,
                   MessageCallback on_message, EventCallback on_event = {},
-                  std::shared_ptr<const Clock> clock = system_clock());
+                  std::shared_ptr<const Clock> clock = system_clock(),
+                  std::shared_ptr<SentinelResolver> sentinel = nullptr);
   ~RedisSubscriber();  // close()
   RedisSubscriber(const RedisSubscriber&) = delete;
   RedisSubscriber& operator=(const RedisSubscriber&) = delete;

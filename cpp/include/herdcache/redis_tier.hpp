@@ -24,6 +24,10 @@
 // Error replies are answers, so the connection stays up through them; the outcome of
 // every write feeds the writes-failing rule (reply_errors.hpp), which stats() reports and
 // the log announces once per change of state.
+// With a sentinel URL both connections follow the master one SentinelResolver names; a
+// failover is a reconnect like any other (the journal replays on the new master, the
+// subscriber's move to it flushes the memory tier: the new master may not carry every
+// invalidation the old one saw).
 //
 // This class is the protocol: which command or script each operation sends, what its
 // reply means, and when the memory tier is trusted. The pieces it composes have no I/O
@@ -47,6 +51,7 @@
 #include "herdcache/redis.hpp"
 #include "herdcache/redis_subscriber.hpp"
 #include "herdcache/reply_errors.hpp"
+#include "herdcache/sentinel.hpp"
 #include "herdcache/tier_result.hpp"
 #include "herdcache/version_cache.hpp"
 
@@ -150,6 +155,8 @@ class RedisTier {
   // see them succeed again. Called where health is read (the bindings' redis_stats).
   static constexpr Nanos kWriteProbeNs = 1'000'000'000;
   void probe_writes();
+  // With a sentinel URL, the resolver both connections follow; null otherwise.
+  const SentinelResolver* sentinel() const noexcept { return sentinel_.get(); }
   const std::string& instance_id() const noexcept { return instance_id_; }
   const std::string& channel() const noexcept { return channel_; }
   void close();
@@ -189,6 +196,7 @@ class RedisTier {
   LogCallback log_;
   std::unique_ptr<Script> read_, write_, bump_, delete_, release_, incr_, unlink_batch_;
   EntryCodec codec_;  // seals what is written, opens what is read
+  std::shared_ptr<SentinelResolver> sentinel_;  // before the connections that use it
   std::unique_ptr<RedisClient> client_;
   std::unique_ptr<RedisSubscriber> subscriber_;
 

@@ -5,17 +5,24 @@
 //   rediss://[[user]:password@]host[:port][/db]         TLS (query: the ssl_* parameters)
 //   unix:///path/to/redis.sock[?db=N]                   Unix socket (also redis+unix://)
 //   unix://[[user]:password@]/path/to/redis.sock?db=N
+//   redis+sentinel://[[user]:password@]host:port[,host:port...]/service_name[/db]
+//                                                       the master Sentinel names for service_name;
+//                                                       a sentinel's port is 26379 by default
+//   rediss+sentinel://...                               the same over TLS (sentinels and master)
 //
 // User and password are percent-decoded (so '@', ':' and '/' can be written as %40, %3A,
 // %2F); so is a socket path. The query accepts `db`, `username`, `password`,
 // `socket_timeout` and `socket_connect_timeout`, and with rediss:// `ssl_ca_certs`,
 // `ssl_certfile`, `ssl_keyfile`, `ssl_cert_reqs=required|none` and
-// `ssl_check_hostname=true|false` (the redis-py spellings), nothing else: an unknown
+// `ssl_check_hostname=true|false` (the redis-py spellings), and with a sentinel URL
+// `sentinel_username` and `sentinel_password` (the sentinels' own AUTH; the userinfo is the
+// master's), nothing else: an unknown
 // parameter is an error, not silently ignored, and so is an ssl_* one on a plain URL.
 #pragma once
 #include <cstdint>
 #include <string>
 #include <string_view>
+#include <vector>
 
 namespace herdcache {
 
@@ -46,8 +53,24 @@ struct RedisUrl {
   bool tls_verify_peer = true;     // ?ssl_cert_reqs=required (default) | none
   bool tls_check_hostname = true;  // ?ssl_check_hostname=true (default) | false
 
+  // redis+sentinel:// / rediss+sentinel://: host and port above are unused until a
+  // SentinelResolver (sentinel.hpp) fills them in with the master it resolved (master_url).
+  struct Endpoint {
+    std::string host;
+    std::uint16_t port = 26379;
+  };
+  std::vector<Endpoint> sentinels;  // in the URL's order; empty: not a sentinel URL
+  std::string sentinel_service;     // the name the sentinels monitor the master under
+  std::string sentinel_username;    // ?sentinel_username=; empty: AUTH <password>
+  std::string sentinel_password;    // ?sentinel_password=; empty: no AUTH to the sentinels
+  bool uses_sentinel() const noexcept { return !sentinels.empty(); }
+
+  // This URL aimed at one server: host:port, the sentinel fields dropped (credentials, db,
+  // timeouts and TLS settings kept). For the resolved master and for each sentinel.
+  RedisUrl at(const std::string& host, std::uint16_t port) const;
+
   // The address without credentials, for logs: "redis://host:6379/0", "rediss://host:6380/0",
-  // "unix:///p?db=1".
+  // "unix:///p?db=1", "redis+sentinel://s1:26379,s2:26379/mymaster/0".
   std::string describe() const;
 };
 
