@@ -544,8 +544,12 @@ void RedisTier::on_message(const std::string& channel, const std::string& payloa
     messages_malformed_.fetch_add(1, std::memory_order_relaxed);
     return;
   }
-  versions_.forget(bumped_version_keys(*inv));  // whoever sent it (ours were forgotten already)
-  if (inv->origin == instance_id_) return;  // applied locally when it was made
+  // Ours were applied locally when made, and their versions forgotten before they were
+  // sent (a read sent after that is answered after the bump: one connection, in order).
+  // Forgetting them again on arrival would only stop reads in flight learning versions:
+  // every write's announcement names its key's dependency version.
+  if (inv->origin == instance_id_) return;
+  versions_.forget(bumped_version_keys(*inv));
   inv->apply(memory_);
   messages_received_.fetch_add(1, std::memory_order_relaxed);
 }
