@@ -15,7 +15,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from herdcache import CacheManager, Policy
 from herdcache.fastapi import admin_router
 
-from background import eventually
+from background import eventually, subscribed
 
 FAILING_AFTER = 3  # WriteHealth::kFailingAfter
 VALUE = {"rows": [1, 2, 3]}
@@ -65,6 +65,7 @@ async def test_readonly_replica_fails_writes_health_503_then_200(redis_factory, 
     caplog.set_level(logging.INFO, logger="herdcache")
     primary, replica = redis_factory(), redis_factory()
     async with manager(replica.url, "ro") as cache:
+        await subscribed(cache)  # /health is 200 only with the invalidation channel up
         key = cache.key("r", "k")
         await cache.set(key, VALUE)
         assert await cache.get(key) == VALUE
@@ -112,6 +113,7 @@ async def test_oom_fails_writes_until_memory_is_given_back(redis_factory, caplog
     caplog.set_level(logging.INFO, logger="herdcache")
     server = redis_factory()
     async with manager(server.url, "oom") as cache:
+        await subscribed(cache)  # /health is 200 only with the invalidation channel up
         key = cache.key("r", "k")
         await cache.set(key, VALUE)
         server.command("CONFIG", "SET", "maxmemory-policy", "noeviction")
@@ -135,6 +137,7 @@ async def test_oom_fails_writes_until_memory_is_given_back(redis_factory, caplog
 
 async def test_wrongtype_behind_our_back_is_a_miss_and_counted(redis_server):
     async with manager(redis_server.url, "wt") as cache:
+        await subscribed(cache)  # /health is 200 only with the invalidation channel up
         key, other = cache.key("r", "k"), cache.key("r", "other")
         await cache.set(key, VALUE)
         assert await cache.get(key) == VALUE
@@ -162,6 +165,7 @@ async def test_wrongtype_behind_our_back_is_a_miss_and_counted(redis_server):
 async def test_noscript_after_every_flush_reruns_once_and_counts(redis_server):
     flushes = 5
     async with manager(redis_server.url, "ns") as cache:
+        await subscribed(cache)  # /health is 200 only with the invalidation channel up
         # Loaded at connect (SCRIPT LOAD, answered before this write): by SHA from here on.
         await cache.set(cache.key("r", "warm"), VALUE)
         before = cache.stats()["redis"]
