@@ -82,9 +82,7 @@ def tls_files(tmp_path_factory) -> TlsFiles:
 
 @pytest.fixture(scope="session")
 def redis_factory(tmp_path_factory, request):
-    binary = find_redis_server()
-    if binary is None:
-        pytest.skip("redis-server not found (Debian package redis-server; scripts/setup.sh installs it)")
+    binary = _redis_binary()
     servers: list[RedisServer] = []
 
     def make(tls: bool = False, tls_auth_clients: bool = False) -> RedisServer:
@@ -97,6 +95,13 @@ def redis_factory(tmp_path_factory, request):
     yield make
     for server in servers:
         server.stop()
+
+
+def _redis_binary() -> str:
+    binary = find_redis_server()
+    if binary is None:
+        pytest.skip("redis-server not found (Debian package redis-server; scripts/setup.sh installs it)")
+    return binary
 
 
 @pytest.fixture(scope="session")
@@ -120,9 +125,7 @@ def redis_url(redis_server) -> str:
 def sentinel_factory(tmp_path_factory, request):
     """sentinel_factory(sentinel_password=None, tls=False): a started servers.SentinelTopology of this
     test's own (one master, one replica, three sentinels); killed at the end of the test."""
-    binary = find_redis_server()
-    if binary is None:
-        pytest.skip("redis-server not found (Debian package redis-server; scripts/setup.sh installs it)")
+    binary = _redis_binary()
     made: list[SentinelTopology] = []
 
     def make(sentinel_password: str | None = None, tls: bool = False) -> SentinelTopology:
@@ -147,9 +150,7 @@ def sentinel_topology(sentinel_factory) -> SentinelTopology:
 @pytest.fixture(scope="session")
 def _shared_sentinel(tmp_path_factory):
     """The contract suite's topology: no test fails it over (those make their own)."""
-    binary = find_redis_server()
-    if binary is None:
-        pytest.skip("redis-server not found (Debian package redis-server; scripts/setup.sh installs it)")
+    binary = _redis_binary()
     topology = SentinelTopology(binary, tmp_path_factory.mktemp("sentinel"))
     topology.start()
     yield topology
