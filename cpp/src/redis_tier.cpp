@@ -1,6 +1,12 @@
 // The shared tier's protocol (redis_tier.hpp has the design): reads, writes, leases and
 // invalidations as commands and scripts, their replies as TierResults, and the
 // connection events that decide whether the memory tier is trusted.
+//
+// One file because its parts share one state and one rule: every read, write and
+// invalidation checks or moves the same version cache, journal and trust state, and
+// the order of those steps (forget before sending, learn only within an epoch) is the
+// correctness argument. The pieces that stand alone are already their own files: the
+// entry codec, fill waiters, journal, version cache, reply-error rule and scripts.
 #include "herdcache/redis_tier.hpp"
 
 #include <algorithm>

@@ -175,6 +175,7 @@ class WarmHandle:
         while True:
             _, into = self._now_period()
             wait = self._offset - into if into < self._offset else self.every - into + self._offset
+            # The period's timer: cancel() and close() cancel this task, which ends it at once.
             await asyncio.sleep(max(wait, 0.001))
             await self.tick()
 
