@@ -71,8 +71,9 @@ void Bridge::drain() {
     PyObject* future = pending.future.ptr();
     try {
       if (is_done(future)) continue;  // cancelled: nobody waits for it
-      py::object value = pending.fetch ? finish_fetch(*pending.fetch, completion.result)
-                                       : to_python(completion.result);
+      py::object value = pending.many    ? finish_many(*pending.many)
+                         : pending.fetch ? finish_fetch(*pending.fetch, completion.result)
+                                         : to_python(completion.result);
       auto set = py::reinterpret_steal<py::object>(PyObject_CallMethodOneArg(future, set_result_name, value.ptr()));
       if (!set) throw py::error_already_set();
     } catch (py::error_already_set& error) {
@@ -132,6 +133,14 @@ py::object Bridge::finish_fetch(const Fetch& fetch, TierResult& r) {
     PyErr_Clear();  // Python decodes it again, and logs and counts why it cannot
   }
   return py::cast(SlowRead{to_python(r), fetch.since});
+}
+
+py::object Bridge::finish_many(Many& many) {
+  py::list out(many.fetches.size());
+  for (std::size_t i = 0; i < many.fetches.size(); ++i) {
+    PyList_SET_ITEM(out.ptr(), static_cast<Py_ssize_t>(i), finish_fetch(many.fetches[i], many.batch->results[i]).release().ptr());
+  }
+  return out;
 }
 
 py::object FillWaiter::wait(double timeout_seconds) {

@@ -14,6 +14,7 @@
 // it. What a future resolves to is the TierResult itself (bound as TierReply), or for get()'s read (a
 // Fetch) the answer itself (finish_fetch).
 #pragma once
+#include <atomic>
 #include <memory>
 #include <optional>
 #include <utility>
@@ -44,13 +45,6 @@ struct Fetch {
   WriteFence::Seq since;  // the memory tier's write sequence when the read was sent
 };
 
-// Returned by l2_fetch when Python must finish the read (a payload the fast path does not
-// decode, a Hit that failed to decode, an unusual status): `result` is the tuple.
-struct SlowRead {
-  py::object result;  // a TierReply
-  WriteFence::Seq since = WriteFence::kUnfenced;  // when the read was sent: its fill's fence
-};
-
 // Counts a read's outcome on the I/O thread as the reply arrives (the counters are atomic).
 inline void count_read(Resource* res, const TierResult& r) {
   if (res == nullptr) return;
@@ -58,6 +52,39 @@ inline void count_read(Resource* res, const TierResult& r) {
   if (r.status == TierResult::Status::Miss) res->counters.add(Counter::RedisMisses);
   if (r.forged) res->counters.add(Counter::Errors);  // a miss the reader did not cause
 }
+
+// get_many()'s reads, shared with the I/O thread (so it holds no Python object): each
+// read's answer in its place; the last one to arrive queues the batch's one completion.
+struct ReadBatch {
+  explicit ReadBatch(std::size_t n) : results(n), counted(n, nullptr), remaining(n) {}
+  std::vector<TierResult> results;
+  std::vector<Resource*> counted;  // each read's resource, whose hits and misses it counts
+  std::atomic<std::size_t> remaining;
+  std::weak_ptr<BridgeCore> core;  // an async caller's bridge, which the last answer wakes
+  std::uint64_t id = 0;
+  OneShot<bool> all_in;  // what a blocking caller waits on
+
+  void wait() { all_in.wait(); }
+
+  // The callback that completes read `i` of `batch`.
+  static TierCallback answer(std::shared_ptr<ReadBatch> batch, std::size_t i) {
+    return [batch = std::move(batch), i](TierResult r) {
+      count_read(batch->counted[i], r);
+      batch->results[i] = std::move(r);
+      if (batch->remaining.fetch_sub(1, std::memory_order_acq_rel) != 1) return;
+      batch->all_in.set(true);
+      if (auto core = batch->core.lock()) core->queue.push(Completion{batch->id, TierResult{}});
+    };
+  }
+};
+
+// Returned by l2_fetch when Python must finish the read (a payload the fast path does not
+// decode, a Hit that failed to decode, an unusual status): `result` is the tuple.
+struct SlowRead {
+  py::object result;  // a TierReply
+  WriteFence::Seq since = WriteFence::kUnfenced;  // when the read was sent: its fill's fence
+};
+
 
 // Keeps a value read from Redis in memory for the rest of its lifetime there (if its
 // resource keeps memory, and no invalidation covered it since `since`, when the read was
@@ -90,6 +117,15 @@ class Bridge {
 
   // Requests are queued under RedisClient::DeferWakeups; the I/O thread is woken once,
   // by a callback that runs after the tasks woken in this loop iteration made theirs.
+  // One future for get_many()'s reads of `fetches`, resolved with the list of their
+  // answers (each as finish_fetch makes it) when the last arrives; `batch` is theirs.
+  py::object expect_many(std::vector<Fetch> fetches, const std::shared_ptr<ReadBatch>& batch) {
+    py::object future = new_future();
+    batch->core = core_;
+    batch->id = futures_.add(Pending{future, std::nullopt, std::make_shared<Many>(Many{std::move(fetches), batch})});
+    return future;
+  }
+
   void flush_soon(py::handle self) {
     if (flush_scheduled_) return;
     loop_.attr("call_soon")(self.attr("flush"));
@@ -132,11 +168,17 @@ class Bridge {
   static py::object finish_fetch(const Fetch& fetch, TierResult& r);
 
  private:
+  struct Many {
+    std::vector<Fetch> fetches;
+    std::shared_ptr<ReadBatch> batch;
+  };
   struct Pending {
     py::object future;
     std::optional<Fetch> fetch;
+    std::shared_ptr<Many> many;  // get_many()'s reads: the future resolves to their list
   };
   EngineHandle& engine() { return engine_.cast<EngineHandle&>(); }
+  static py::object finish_many(Many& many);
   static bool is_done(PyObject* future);
   py::object new_future() {
     if (!future_type_) return create_future_();

@@ -124,42 +124,45 @@ void register_redis(py::module_& m) {
            },
            py::arg("key"), py::arg("bridge"))
       .def("l2_fetch_many",
-           // get_many()'s reads for a blocking caller: every key's read sent in one batch
-           // (one round trip), then all answers waited for at once; each answer as l2_fetch's.
-           [](EngineHandle& e, const std::vector<py::object>& keys) {
+           // get_many()'s reads: every key's read sent in one batch (one round trip), each
+           // answer as l2_fetch's. With a bridge, one future resolves to the list once the
+           // last answer is in (one completion for the batch, not one per key); without
+           // one, the caller blocks for them all.
+           [](EngineHandle& e, const std::vector<py::object>& keys, py::object bridge) -> py::object {
              RedisTier& t = tier(e);
              static const std::vector<std::string> kNoTags;
              const WriteFence::Seq since = e.engine.write_sequence();
+             auto batch = std::make_shared<ReadBatch>(keys.size());
              std::vector<Fetch> fetches;
-             std::vector<std::shared_ptr<OneShot<TierResult>>> answers;
              fetches.reserve(keys.size());
-             answers.reserve(keys.size());
+             for (const py::object& key_object : keys) {
+               const Key& key = key_object.cast<const Key&>();
+               batch->counted[fetches.size()] = &e.engine.resource(key.resource);
+               fetches.push_back(Fetch{key_object, &key, batch->counted[fetches.size()], &e, since});
+             }
+             py::object future;
+             if (!bridge.is_none()) future = bridge.cast<Bridge&>().expect_many(fetches, batch);
              {
-               RedisClient::DeferWakeups batch;
-               for (const py::object& key_object : keys) {
-                 const Key& key = key_object.cast<const Key&>();
-                 Resource* res = &e.engine.resource(key.resource);
-                 auto done = std::make_shared<OneShot<TierResult>>();
-                 t.read(key, kNoTags, std::string(), 0, 0, e.engine.clock().wall_ns(), [done, res](TierResult r) {
-                   count_read(res, r);
-                   done->set(std::move(r));
-                 });
-                 fetches.push_back(Fetch{key_object, &key, res, &e, since});
-                 answers.push_back(std::move(done));
+               RedisClient::DeferWakeups deferred;
+               for (std::size_t i = 0; i < fetches.size(); ++i) {
+                 t.read(*fetches[i].key, kNoTags, std::string(), 0, 0, e.engine.clock().wall_ns(),
+                        ReadBatch::answer(batch, i));
                }
              }
+             if (!bridge.is_none()) {
+               bridge.cast<Bridge&>().flush_soon(bridge);
+               return future;
+             }
              t.wake();
-             std::vector<TierResult> results;
-             results.reserve(answers.size());
              {
                py::gil_scoped_release release;  // the I/O thread answers without the GIL
-               for (auto& done : answers) results.push_back(done->wait());
+               batch->wait();
              }
              py::list out;
-             for (std::size_t i = 0; i < results.size(); ++i) out.append(Bridge::finish_fetch(fetches[i], results[i]));
+             for (std::size_t i = 0; i < fetches.size(); ++i) out.append(Bridge::finish_fetch(fetches[i], batch->results[i]));
              return out;
            },
-           py::arg("keys"))
+           py::arg("keys"), py::arg("bridge") = py::none())
       .def("set_decoder",
            // How `resource`'s payload bodies decode (bytes -> value), or None for the
            // serializer's loads; l2_fetch calls it directly.

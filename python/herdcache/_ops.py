@@ -122,10 +122,9 @@ class AsyncMode:
     @staticmethod
     async def fetch_many(m: CacheManager, keys: list[Key]) -> list[Any]:
         """get_many()'s Redis reads: all sent in this loop iteration (one batch, one round
-        trip), then their answers awaited in turn."""
-        bridge = m._bridges.get(get_running_loop()) or m._bridge()
-        reads = [m._engine.l2_fetch(key, bridge) for key in keys]
-        return [await read for read in reads]
+        trip); one future resolves to their answers."""
+        answers: list[Any] = await m._engine.l2_fetch_many(keys, m._bridges.get(get_running_loop()) or m._bridge())
+        return answers
 
     @staticmethod
     def wait(m: CacheManager, key: Key, flight: Flight) -> Any:
