@@ -7,9 +7,10 @@ import asyncio
 
 import pytest
 
-from herdcache import SerializationError
+from herdcache import CacheManager, Policy, SerializationError
 
 from background import eventually
+from proxy import TcpProxy
 
 
 async def written(m) -> None:
@@ -113,3 +114,42 @@ async def test_batch_arguments_are_checked_before_anything_changes(tier):
         with pytest.raises(ValueError, match="ttl"):
             await a.set_many({key: "changed"}, ttl=-1)
         assert await a.get(key) == "kept"
+
+
+async def test_get_many_under_a_black_holed_redis_answers_from_memory_and_none(redis_server):
+    """Redis stops answering: the batch's reads time out, the keys memory holds come from
+    memory, the rest are None (a fault counted, nothing raised), and the next batch after
+    the network heals reads Redis again."""
+    p = TcpProxy(redis_server.port)
+    try:
+        url = p.url + "?socket_timeout=0.3"
+        policies = {"rooms": Policy(ttl=60), "far": Policy(ttl=60, memory=False)}
+        async with CacheManager(redis_url=url, namespace="bh", policies=policies) as m:
+            near, far = m.key("rooms", 1), m.key("far", 1)
+            await m.set_many({near: "n", far: "f"})
+            await written(m)
+            assert await m.get_many([near, far]) == ["n", "f"]
+            p.blackhole()
+            # A deadline, not a speed: every read ends by its socket timeout.
+            assert await asyncio.wait_for(m.get_many([near, far, m.key("far", 2)]), 10) == ["n", None, None]
+            assert m.stats()["resources"]["far"]["errors"] >= 1
+            p.restore()
+            await eventually(lambda: m.stats()["redis"]["connected"], timeout=10)
+            assert await asyncio.wait_for(m.get_many([far]), 10) == ["f"]
+    finally:
+        p.close()
+
+
+async def test_a_cancelled_get_many_leaves_later_batches_whole(redis_server):
+    async with CacheManager(redis_url=redis_server.url, namespace="cx",
+                            default_policy=Policy(ttl=60, memory=False)) as m:
+        keys = [m.key("rooms", i) for i in range(50)]
+        await m.set_many({k: i for i, k in enumerate(keys)})
+        await written(m)
+        first = asyncio.ensure_future(m.get_many(keys))
+        await asyncio.sleep(0)  # the reads are sent; their answer is not in yet
+        first.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await first
+        assert await m.get_many(keys) == list(range(50))
+        assert await m.get_many(keys[::-1]) == list(range(50))[::-1]
