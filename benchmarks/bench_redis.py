@@ -412,7 +412,7 @@ def main() -> int:
         batch = None
         if "batch" in wanted:
             batch = asyncio.run(_redis_batch.measure(server.url, ROWS, PAYLOAD, TTL_S, opts, throughput_round,
-                                                     latency_round, percentile))
+                                                     latency_round, percentile, thread_cpu_seconds))
 
     met = _redis_batch.report(batch, opts, print_rows, spread) if batch else True
     if not cases:
