@@ -17,6 +17,11 @@ Sentinel
                  .master/.replica/.sentinels to stop or kill. Failover timings are short.
   sentinel_factory   sentinel_factory(sentinel_password="pw") for one with sentinel AUTH,
                  sentinel_factory(tls=True) for one reached through rediss+sentinel://.
+Redis Cluster
+  redis_cluster  the session's cluster (servers.ClusterTopology: 3 masters, 1 replica
+                 each), every master FLUSHALL'd at the start of each test: .nodes,
+                 .masters(), .replicas() (by ROLE, now), .url() (redis+cluster://, every
+                 node a seed). No test may fail it over or kill a node: make one of your own.
 Both tiers (the contract suite, see tiers.py)
   tier           a tiers.Tier, once per tier: "memory" (redis_url=None), "redis" (the
                  shared redis_server, marked `redis`), "tls" (the same server through
@@ -46,8 +51,8 @@ from pathlib import Path
 
 import pytest
 
-from servers import (PostgresServer, RedisServer, SentinelTopology, TlsFiles, find_postgres_bindir,
-                     find_redis_server)
+from servers import (ClusterTopology, PostgresServer, RedisServer, SentinelTopology, TlsFiles,
+                     find_postgres_bindir, find_redis_server)
 from tiers import Tier
 
 # A temporary directory of the run's own (its processes inherit it): memory-only managers
@@ -58,7 +63,8 @@ os.chmod(_RUN_TMP, 0o1777)  # as /tmp: the PostgreSQL fixture's server runs as a
 os.environ["TMPDIR"] = _RUN_TMP
 tempfile.tempdir = None  # gettempdir() reads TMPDIR again
 
-REDIS_FIXTURES = {"redis_server", "redis_url", "redis_factory", "sentinel_factory", "sentinel_topology"}
+REDIS_FIXTURES = {"redis_server", "redis_url", "redis_factory", "sentinel_factory", "sentinel_topology",
+                  "redis_cluster"}
 POSTGRES_FIXTURES = {"postgres_server", "postgres_dsn", "postgres_factory"}
 
 
@@ -97,10 +103,10 @@ def redis_factory(tmp_path_factory, request):
         server.stop()
 
 
-def _redis_binary() -> str:
-    binary = find_redis_server()
+def _redis_binary(name: str = "redis-server") -> str:
+    binary = find_redis_server(name)
     if binary is None:
-        pytest.skip("redis-server not found (Debian package redis-server; scripts/setup.sh installs it)")
+        pytest.skip(f"{name} not found (Debian package redis-server; scripts/setup.sh installs it)")
     return binary
 
 
@@ -143,6 +149,25 @@ def sentinel_factory(tmp_path_factory, request):
 @pytest.fixture
 def sentinel_topology(sentinel_factory) -> SentinelTopology:
     return sentinel_factory()
+
+
+# --- Redis Cluster ---------------------------------------------------------------------
+
+@pytest.fixture(scope="session")
+def _shared_cluster(tmp_path_factory):
+    """Six nodes are slow to make (the time redis-cli takes to join them): one per session."""
+    cluster = ClusterTopology(_redis_binary(), _redis_binary("redis-cli"), tmp_path_factory.mktemp("cluster"))
+    try:
+        cluster.start()
+        yield cluster
+    finally:
+        cluster.stop()
+
+
+@pytest.fixture
+def redis_cluster(_shared_cluster) -> ClusterTopology:
+    _shared_cluster.flushall()
+    return _shared_cluster
 
 
 # --- Both tiers ----------------------------------------------------------------------

@@ -122,12 +122,16 @@ class _Server:
             return
         for attempt in range(PORT_ATTEMPTS):
             try:
-                self._spawn(free_port())
+                self._spawn(self._pick_port())
                 return
             except ServerError:
                 self.port = None
                 if attempt == PORT_ATTEMPTS - 1:
                     raise
+
+    def _pick_port(self) -> int:
+        """The port a first start tries (a cluster node needs its bus port free too)."""
+        return free_port()
 
     def _spawn(self, port: int) -> None:
         """Start on `port` and wait until ready (sets self.port and self._process)."""
@@ -146,9 +150,11 @@ class _Server:
 
 # --- Redis -----------------------------------------------------------------------------
 
-def find_redis_server() -> str | None:
-    return shutil.which("redis-server") or next(
-        (p for p in ("/usr/bin/redis-server", "/usr/local/bin/redis-server") if os.access(p, os.X_OK)), None)
+def find_redis_server(name: str = "redis-server") -> str | None:
+    """The Redis binary `name` (redis-server, redis-cli) on PATH or where Debian and
+    `make install` put it."""
+    return shutil.which(name) or next(
+        (p for p in (f"/usr/bin/{name}", f"/usr/local/bin/{name}") if os.access(p, os.X_OK)), None)
 
 
 def resp_command(address: tuple[str, int] | str, *args: str | bytes, timeout_s: float = 2.0):
@@ -485,6 +491,128 @@ def _wait_for(ready, what: str, server: _Server) -> None:
             log = server._process.log_path if server._process else None
             raise ServerError(f"{what}: not after {START_TIMEOUT_S}s:\n{_log_tail(log) if log else ''}")
         time.sleep(POLL_INTERVAL_S)
+
+
+# --- Redis Cluster ---------------------------------------------------------------------
+
+CLUSTER_BUS_OFFSET = 10000  # a node's cluster bus listens on its port + this (Redis' default)
+# A node unreachable this long is failing and its replica takes over: short enough for a
+# killed-master test, long enough that a busy 2-core machine does not fail one over.
+CLUSTER_NODE_TIMEOUT_MS = 5000
+CLUSTER_PORT_ATTEMPTS = 100  # kernel picks tried for a port whose bus port is free too
+
+
+def free_cluster_port() -> int:
+    """A free loopback port whose bus port (+CLUSTER_BUS_OFFSET, at most 65535) was free
+    a moment ago too."""
+    for _ in range(CLUSTER_PORT_ATTEMPTS):
+        port = free_port()
+        if port + CLUSTER_BUS_OFFSET > 65535:
+            continue
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as bus:
+            try:
+                bus.bind(("127.0.0.1", port + CLUSTER_BUS_OFFSET))
+            except OSError:
+                continue
+        return port
+    raise ServerError(f"no free port with a free bus port in {CLUSTER_PORT_ATTEMPTS} tries")
+
+
+def _fields(text: bytes) -> dict[str, str]:
+    """The "key:value" lines of CLUSTER INFO or INFO."""
+    pairs = (line.split(":", 1) for line in text.decode().splitlines() if ":" in line)
+    return {k: v.strip() for k, v in pairs}
+
+
+class ClusterNode(RedisServer):
+    """redis-server with --cluster-enabled, its node table in `config_file` (which outlives
+    a restart, so a node restarted on its port rejoins as itself)."""
+
+    def __init__(self, binary: str, directory: Path, config_file: Path) -> None:
+        super().__init__(binary, directory, extra_args=(
+            "--cluster-enabled", "yes", "--cluster-config-file", str(config_file),
+            "--cluster-node-timeout", str(CLUSTER_NODE_TIMEOUT_MS),
+            # A replica's first sync starts at once, not after the 5 s default wait for
+            # more replicas to share the transfer.
+            "--repl-diskless-sync-delay", "0"))
+        self.config_file = config_file
+
+    def _pick_port(self) -> int:
+        return free_cluster_port()
+
+    def _spawn(self, port: int) -> None:
+        if port != self.port:  # a first start, or a retry on another port: a new node
+            self.config_file.unlink(missing_ok=True)
+        super()._spawn(port)
+
+    @property
+    def address(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+    def cluster_info(self) -> dict[str, str]:
+        return _fields(self.command("CLUSTER", "INFO"))
+
+    def role(self) -> str:
+        """"master" or "slave", as ROLE says now (a failover changes it)."""
+        return self.command("ROLE")[0].decode()
+
+
+class ClusterTopology:
+    """A Redis Cluster on loopback: `masters` masters with `replicas` replicas each (3 and
+    1: six nodes), each node a ClusterNode in a directory of its own under `directory`,
+    its node table in `directory`/nodes-N.conf. start() creates the cluster with
+    `redis-cli --cluster create` and returns once every node says cluster_state:ok and
+    every replica is in sync with its master. stop() kills every node and removes the
+    files."""
+
+    def __init__(self, binary: str, cli: str, directory: Path, masters: int = 3, replicas: int = 1) -> None:
+        self.cli = cli
+        self.directory = directory
+        self.replicas_per_master = replicas
+        self.nodes: list[ClusterNode] = []
+        for i in range(masters * (1 + replicas)):
+            (directory / f"node-{i}").mkdir()
+            self.nodes.append(ClusterNode(binary, directory / f"node-{i}", directory / f"nodes-{i}.conf"))
+
+    def start(self) -> None:
+        for node in self.nodes:
+            node.start()
+        argv = [self.cli, "--cluster", "create", *(n.address for n in self.nodes),
+                "--cluster-replicas", str(self.replicas_per_master), "--cluster-yes"]
+        try:
+            result = subprocess.run(argv, stdin=subprocess.DEVNULL, capture_output=True, text=True,
+                                    timeout=START_TIMEOUT_S, env=server_env())
+        except subprocess.TimeoutExpired as e:
+            raise ServerError(f"redis-cli --cluster create: not done after {START_TIMEOUT_S}s:\n{e.stdout}") from e
+        if result.returncode != 0:
+            raise ServerError(f"redis-cli --cluster create failed ({result.returncode}):\n"
+                              f"{result.stdout}{result.stderr}")
+        for node in self.nodes:
+            _wait_for(lambda: node.cluster_info().get("cluster_state") == "ok", "cluster_state:ok", node)
+        for node in self.replicas():
+            _wait_for(lambda: _fields(node.command("INFO", "replication")).get("master_link_status") == "up",
+                      "cluster replica in sync", node)
+
+    def masters(self) -> list[ClusterNode]:
+        """The running nodes that are masters now."""
+        return [n for n in self.nodes if n.running and n.role() == "master"]
+
+    def replicas(self) -> list[ClusterNode]:
+        return [n for n in self.nodes if n.running and n.role() == "slave"]
+
+    def url(self) -> str:
+        """redis+cluster:// with every node as a seed."""
+        return "redis+cluster://" + ",".join(n.address for n in self.nodes)
+
+    def flushall(self) -> None:
+        """Every master's keys removed (their replicas follow)."""
+        for master in self.masters():
+            master.flushall()
+
+    def stop(self) -> None:
+        for node in self.nodes:
+            node.kill()  # nothing to keep: no persistence, a fresh cluster per use
+        shutil.rmtree(self.directory, ignore_errors=True)
 
 
 # --- PostgreSQL ------------------------------------------------------------------------

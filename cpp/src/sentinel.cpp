@@ -29,21 +29,7 @@ namespace {
 
 constexpr Nanos kMs = 1'000'000;
 
-std::optional<std::uint16_t> parse_port(std::string_view text) {
-  unsigned value = 0;
-  const auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
-  if (text.empty() || ec != std::errc() || end != text.data() + text.size() || value < 1 || value > 65535) {
-    return {};
-  }
-  return static_cast<std::uint16_t>(value);
-}
-
 }  // namespace
-
-std::string MasterAddress::str() const {
-  const bool v6 = host.find(':') != std::string::npos;
-  return fmt::format("{}{}{}:{}", v6 ? "[" : "", host, v6 ? "]" : "", port);
-}
 
 std::optional<MasterAddress> parse_master_address(const Reply& reply) {
   if (reply.is_nil() || (reply.is_array() && reply.elements().empty())) return {};

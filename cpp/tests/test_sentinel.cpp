@@ -14,20 +14,14 @@
 #include "herdcache/resp.hpp"
 #include "herdcache/sentinel.hpp"
 #include "redis_server.hpp"
+#include "reply_bytes.hpp"
 
 using namespace herdcache;
 using Catch::Matchers::Contains;
 
 namespace {
 
-// The replies as they come off the wire, through the real parser.
-Reply parse(std::string_view bytes) {
-  RespParser parser;
-  parser.feed(bytes);
-  auto reply = parser.next();
-  REQUIRE(reply);
-  return std::move(*reply);
-}
+Reply parse(std::string_view bytes) { return parse_reply(bytes); }
 
 }  // namespace
 

@@ -35,18 +35,12 @@
 
 #include "herdcache/clock.hpp"
 #include "herdcache/completions.hpp"
+#include "herdcache/master_address.hpp"
 #include "herdcache/redis.hpp"
 #include "herdcache/redis_url.hpp"
 #include "herdcache/resp.hpp"
 
 namespace herdcache {
-
-struct MasterAddress {
-  std::string host;
-  std::uint16_t port = 0;
-  std::string str() const;  // "host:port", "[v6]:port"
-  friend bool operator==(const MasterAddress&, const MasterAddress&) = default;
-};
 
 // SENTINEL get-master-addr-by-name's reply: [host, port]; nullopt for nil (the sentinel
 // does not monitor that service). Throws ProtocolError on anything else, with the error
