@@ -6,7 +6,7 @@
 the command connection does not.
 
 - `cut(match)`: closes the matching connections at once (both sides see a reset/EOF).
-- `blackhole(match)`: the matching connections stay open but nothing moves on them in
+- `blackhole(match, unless)`: the matching connections stay open but nothing moves on them in
   either direction, as with a partitioned network; bytes are held, not lost, and
   `restore()` lets them through again. New connections while everything is
   black-holed are accepted and black-holed too.
@@ -53,7 +53,7 @@ class TcpProxy:
         self._links: list[_Link] = []
         self._hold_new = False
         self._refused: list[bytes] = []
-        self._pending: list = []  # (action, match, done event) run on the proxy thread
+        self._pending: list = []  # (action, match, unless, done event, result) run on the proxy thread
         self._stopped = False
         self.accepted = 0
         self._thread = threading.Thread(target=self._run, name="tcp-proxy", daemon=True)
@@ -70,8 +70,10 @@ class TcpProxy:
     def cut(self, match: bytes | None = None) -> int:
         return self._call("cut", match)
 
-    def blackhole(self, match: bytes | None = None) -> int:
-        return self._call("hold", match)
+    def blackhole(self, match: bytes | None = None, unless: bytes | None = None) -> int:
+        """With `unless`, the connections whose hello holds it are left alone (their new
+        connections too): blackhole(unless=b"SUBSCRIBE") stops commands only."""
+        return self._call("hold", match, unless)
 
     def refuse(self, match: bytes) -> None:
         self._call("refuse", match)
@@ -86,12 +88,12 @@ class TcpProxy:
 
     # --- the proxy thread -----------------------------------------------------------
 
-    def _call(self, action: str, match: bytes | None) -> int:
+    def _call(self, action: str, match: bytes | None, unless: bytes | None = None) -> int:
         """Runs `action` on the proxy thread, so it takes effect between two reads."""
         done = threading.Event()
         result = [0]
         with self._lock:
-            self._pending.append((action, match, done, result))
+            self._pending.append((action, match, unless, done, result))
         self._wake_w.send(b"x")
         if not done.wait(5):
             raise RuntimeError(f"proxy did not run {action!r}")
@@ -117,7 +119,7 @@ class TcpProxy:
     def _run_pending(self) -> None:
         with self._lock:
             pending, self._pending = self._pending, []
-        for action, match, done, result in pending:
+        for action, match, unless, done, result in pending:
             if action == "stop":
                 self._stopped = True
             elif action == "refuse":
@@ -127,8 +129,9 @@ class TcpProxy:
                 self._refused.clear()
                 result[0] = sum(self._hold(link, False) for link in list(self._links))
             else:
-                chosen = [link for link in list(self._links) if match is None or match in link.hello]
-                if action == "hold" and match is None:
+                chosen = [link for link in list(self._links) if (match is None or match in link.hello)
+                          and (unless is None or unless not in link.hello)]
+                if action == "hold" and match is None and unless is None:
                     self._hold_new = True
                 for link in chosen:
                     if action == "cut":

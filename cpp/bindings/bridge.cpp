@@ -71,7 +71,7 @@ void Bridge::drain() {
     PyObject* future = pending.future.ptr();
     try {
       if (is_done(future)) continue;  // cancelled: nobody waits for it
-      py::object value = pending.many    ? finish_many(*pending.many)
+      py::object value = pending.many    ? py::cast(std::move(pending.many))
                          : pending.fetch ? finish_fetch(*pending.fetch, completion.result)
                                          : to_python(completion.result);
       auto set = py::reinterpret_steal<py::object>(PyObject_CallMethodOneArg(future, set_result_name, value.ptr()));
@@ -217,6 +217,10 @@ void register_bridge(py::module_& m) {
       .def(py::init<py::object, WriteFence::Seq>(), py::arg("result"), py::arg("since") = WriteFence::kUnfenced)
       .def_readonly("result", &SlowRead::result)
       .def_readonly("since", &SlowRead::since);
+
+  py::class_<Bridge::Many, std::shared_ptr<Bridge::Many>>(m, "FetchedMany",
+                                                        "get_many()'s reads, all answered, not yet decoded.")
+      .def("values", &Bridge::finish_many, "Each read's answer, in order, as l2_fetch's.");
 
   py::class_<FillWaiter, std::shared_ptr<FillWaiter>>(m, "FillWaiter")
       .def("wait", &FillWaiter::wait, py::arg("timeout_seconds"));

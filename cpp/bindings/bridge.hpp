@@ -96,6 +96,16 @@ bool fill_shared(EngineHandle& e, const Key& key, Resource& res, PyObject* value
 
 class Bridge {
  public:
+  // get_many()'s reads once all are answered: what their future resolves to (bound as
+  // FetchedMany). The caller's task decodes them (finish_many), not drain(): a drain that
+  // decoded every batch answered in it would hold the loop while Redis sits idle, then
+  // send every task's next batch at once, and the two would take turns.
+  struct Many {
+    std::vector<Fetch> fetches;
+    std::shared_ptr<ReadBatch> batch;
+  };
+  static py::object finish_many(Many& many);  // each answer as finish_fetch makes it
+
   Bridge(py::object loop, py::object engine);
 
   int fd() const { return core_->queue.fd(); }
@@ -117,8 +127,8 @@ class Bridge {
 
   // Requests are queued under RedisClient::DeferWakeups; the I/O thread is woken once,
   // by a callback that runs after the tasks woken in this loop iteration made theirs.
-  // One future for get_many()'s reads of `fetches`, resolved with the list of their
-  // answers (each as finish_fetch makes it) when the last arrives; `batch` is theirs.
+  // One future for get_many()'s reads of `fetches`, resolved with their Many when the
+  // last answer arrives; `batch` is theirs.
   py::object expect_many(std::vector<Fetch> fetches, const std::shared_ptr<ReadBatch>& batch) {
     py::object future = new_future();
     batch->core = core_;
@@ -168,17 +178,12 @@ class Bridge {
   static py::object finish_fetch(const Fetch& fetch, TierResult& r);
 
  private:
-  struct Many {
-    std::vector<Fetch> fetches;
-    std::shared_ptr<ReadBatch> batch;
-  };
   struct Pending {
     py::object future;
     std::optional<Fetch> fetch;
     std::shared_ptr<Many> many;  // get_many()'s reads: the future resolves to their list
   };
   EngineHandle& engine() { return engine_.cast<EngineHandle&>(); }
-  static py::object finish_many(Many& many);
   static bool is_done(PyObject* future);
   py::object new_future() {
     if (!future_type_) return create_future_();

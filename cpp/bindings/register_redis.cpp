@@ -125,9 +125,10 @@ void register_redis(py::module_& m) {
            py::arg("key"), py::arg("bridge"))
       .def("l2_fetch_many",
            // get_many()'s reads: every key's read sent in one batch (one round trip), each
-           // answer as l2_fetch's. With a bridge, one future resolves to the list once the
-           // last answer is in (one completion for the batch, not one per key); without
-           // one, the caller blocks for them all.
+           // answer as l2_fetch's. With a bridge, one future resolves to a FetchedMany once
+           // the last answer is in (one completion for the batch, not one per key), and the
+           // batch leaves at once (it is a batch already: waiting for the loop iteration's
+           // other requests would only delay it); without one, the caller blocks for them all.
            [](EngineHandle& e, const std::vector<py::object>& keys, py::object bridge) -> py::object {
              RedisTier& t = tier(e);
              static const std::vector<std::string> kNoTags;
@@ -149,11 +150,8 @@ void register_redis(py::module_& m) {
                         ReadBatch::answer(batch, i));
                }
              }
-             if (!bridge.is_none()) {
-               bridge.cast<Bridge&>().flush_soon(bridge);
-               return future;
-             }
              t.wake();
+             if (!bridge.is_none()) return future;
              {
                py::gil_scoped_release release;  // the I/O thread answers without the GIL
                batch->wait();

@@ -5,7 +5,7 @@ herdcache's C++ engine (internal: use the herdcache package)
 from __future__ import annotations
 import collections.abc
 import typing
-__all__: list[str] = ['Bridge', 'COMPRESSED_HEADER', 'CacheError', 'Engine', 'FillWaiter', 'GetCall', 'Invalidation', 'Key', 'LEASE_GRANTED', 'LEASE_HELD', 'LEASE_NONE', 'LOG_INFO', 'LOG_WARNING', 'MISS', 'ManualClock', 'PAYLOAD_HEADER', 'PgEvent', 'PgListener', 'Policy', 'ReadProtocol', 'SIGNED_HEADER', 'STATUS_CONFLICT', 'STATUS_DONE', 'STATUS_FAULT', 'STATUS_HIT', 'STATUS_MISS', 'STATUS_REFUSED', 'SerializationError', 'SlowRead', 'TierReply', 'UNFENCED', 'WriteGuard', 'callsite', 'getter', 'pg_query', 'pg_validate_dsn', 'track_building']
+__all__: list[str] = ['Bridge', 'COMPRESSED_HEADER', 'CacheError', 'Engine', 'FetchedMany', 'FillWaiter', 'GetCall', 'Invalidation', 'Key', 'LEASE_GRANTED', 'LEASE_HELD', 'LEASE_NONE', 'LOG_INFO', 'LOG_WARNING', 'MISS', 'ManualClock', 'PAYLOAD_HEADER', 'PgEvent', 'PgListener', 'Policy', 'ReadProtocol', 'SIGNED_HEADER', 'STATUS_CONFLICT', 'STATUS_DONE', 'STATUS_FAULT', 'STATUS_HIT', 'STATUS_MISS', 'STATUS_REFUSED', 'SerializationError', 'SlowRead', 'TierReply', 'UNFENCED', 'WriteGuard', 'callsite', 'getter', 'pg_query', 'pg_validate_dsn', 'track_building']
 class CacheError(Exception):
     """Base class of herdcache's own errors."""
 
@@ -270,6 +270,14 @@ class SlowRead:
     @property
     def since(self) -> int:
         ...
+class FetchedMany:
+    """
+    get_many()'s reads, all answered, not yet decoded.
+    """
+    def values(self) -> typing.Any:
+        """
+        Each read's answer, in order, as l2_fetch's.
+        """
 class FillWaiter:
     def wait(self, timeout_seconds: typing.SupportsFloat | typing.SupportsIndex) -> typing.Any:
         ...

@@ -122,8 +122,9 @@ class AsyncMode:
     @staticmethod
     async def fetch_many(m: CacheManager, keys: list[Key]) -> list[Any]:
         """get_many()'s Redis reads: all sent in this loop iteration (one batch, one round
-        trip); one future resolves to their answers."""
-        answers: list[Any] = await m._engine.l2_fetch_many(keys, m._bridges.get(get_running_loop()) or m._bridge())
+        trip); one future resolves when all are answered, and they are decoded here."""
+        fetched = await m._engine.l2_fetch_many(keys, m._bridges.get(get_running_loop()) or m._bridge())
+        answers: list[Any] = fetched.values()  # decoded here, in this task's step
         return answers
 
     @staticmethod
