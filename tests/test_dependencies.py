@@ -176,3 +176,29 @@ async def test_dependents_go_in_every_instance_and_from_redis(redis_url, invalid
         await eventually(lambda: not b._engine.peek(sb.slots.key("o1"))[0])
         await sb.slots("o1")  # Redis' copies are out of date too: b loads them again
         assert (sb.loads["slots"], sb.loads["departments"]) == (1, 1)
+
+
+@pytest.mark.parametrize("inner_from", ["its own load", "redis"])
+async def test_an_inner_entry_kept_out_of_memory_passes_on_its_tags(redis_url, inner_from):
+    """departments has Policy(memory=False): its entry is never in memory, so what slots
+    is built from it must come from the read itself (the Redis hit, or the load that wrote
+    it). b invalidating the departments' tag then invalidates a's slots, in Redis too."""
+    from tiers import Tier
+
+    tier = Tier("redis", redis_url)
+    policies = {"departments": Policy(ttl=60, memory=False)}
+    async with tier.open(namespace="deps", policies=policies) as a, \
+            tier.open(namespace="deps", policies=policies) as b:
+        sa, sb = Service(a), Service(b)
+        if inner_from == "redis":
+            await sb.departments("o1")
+            await settled(b)
+        await sa.slots("o1")
+        await settled(a)
+        assert sa.loads["departments"] == (0 if inner_from == "redis" else 1)
+        assert not a._engine.peek(sa.departments.key("o1"))[0]  # kept out of memory
+        assert await sb.slots("o1") == ["slot/o1-d1"] and sb.loads["slots"] == 0  # b reads a's from Redis
+        await b.invalidate_tags("org:o1")
+        await eventually(lambda: not a._engine.peek(sa.slots.key("o1"))[0])
+        await sb.slots("o1")
+        assert sb.loads["slots"] == 1  # Redis' copy of slots was invalidated with the tag

@@ -160,6 +160,37 @@ class HerdCacheSpec:
         self.advance(1.2)
         self.assertIsNone(cache.get("n"))
 
+    def test_incr_of_an_integer_is_the_managers_atomic_incr(self):
+        cache.set("n", 5)
+        key = cache._key("n", None)
+        self.assertEqual(cache.herd.sync.incr(key, 2), 7)  # the very counter Django's incr adds to
+        self.assertEqual(cache.incr("n", -10), -3)
+        self.assertIs(type(cache.get("n")), int)
+        self.assertEqual(cache.herd.sync.get(key), -3)
+        self.assertEqual(cache.decr("n", 4), -7)
+
+    def test_incr_refusals_change_nothing(self):
+        with self.assertRaisesMessage(ValueError, "Key 'absent' not found"):
+            cache.incr("absent")
+        self.assertIsNone(cache.get("absent"))  # not created
+        cache.set("text", "a")
+        with self.assertRaises(TypeError):
+            cache.incr("text")
+        self.assertEqual(cache.get("text"), "a")
+        cache.set("n", 2**53 - 1)
+        with self.assertRaises(TypeError):
+            cache.incr("n")
+        self.assertEqual(cache.get("n"), 2**53 - 1)
+
+    def test_incr_of_other_numbers_keeps_djangos_semantics(self):
+        cache.set("f", 1.5)
+        self.assertEqual(cache.incr("f"), 2.5)
+        cache.set("big", 2**60)  # beyond a counter's range: stored pickled, added by compare-and-set
+        self.assertEqual(cache.incr("big", -1), 2**60 - 1)
+        self.assertEqual(cache.get("big"), 2**60 - 1)
+        cache.set("flag", True)
+        self.assertIs(cache.get("flag"), True)
+
     def test_close(self):
         cache.set("key", "value")
         cache.close()

@@ -5,6 +5,7 @@ a ManualClock and handle.tick(), never by sleeping)."""
 from __future__ import annotations
 
 import asyncio
+import threading
 
 import pytest
 
@@ -196,3 +197,107 @@ async def test_a_blocking_close_from_another_thread_stops_scheduled_warms():
     await asyncio.wait([handle._task], timeout=5)
     assert handle._task.cancelled()
     assert await handle.tick() == "not due"
+
+
+# --- cache.sync.schedule_warm: the same attempts, run by a thread, for code without a loop ---
+
+
+def sync_every_hour(cache: CacheManager, loads: list):
+    @cache.cached("config")
+    def config(org: str) -> dict:
+        loads.append(org)
+        return {"org": org, "n": len(loads)}
+
+    return config
+
+
+def test_sync_schedule_warm_runs_once_per_period_until_cancelled(tier):
+    clock = ManualClock()
+    with tier.open_sync(namespace="warm", clock=clock) as m:
+        loads: list = []
+        config = sync_every_hour(m, loads)
+        handle = m.sync.schedule_warm("config", "o1", every=3600)
+        assert handle.tick() == "warmed"
+        assert handle.tick() == "not due"
+        assert m._engine.peek(config.key("o1"))[0]
+        clock.advance(3600)
+        assert handle.tick() == "warmed"
+        assert config("o1") == {"org": "o1", "n": 2} and len(loads) == 2  # served the warmed value
+        warming = m.stats()["warming"]
+        assert (warming["runs"], warming["scheduled"]) == (2, 1)
+        handle.cancel()
+        clock.advance(3600)
+        assert handle.tick() == "not due"
+        assert m.stats()["warming"]["scheduled"] == 0 and len(loads) == 2
+
+
+def test_sync_schedule_warm_runs_by_itself_and_close_ends_its_thread():
+    """The thread's first wake (within ~1.1 periods of real time) warms the period no
+    attempt has handled; close() cancels the handle and waits for the thread."""
+    warmed = threading.Event()
+    m = CacheManager(namespace="warm", clock=ManualClock())
+
+    @m.cached("config")
+    def config(org: str) -> dict:
+        warmed.set()
+        return {"org": org}
+
+    handle = m.sync.schedule_warm("config", "o1", every=0.2)
+    assert warmed.wait(10), "the scheduled warm's thread never ran it"
+    m.sync.close()
+    assert handle.cancelled and not handle._thread.is_alive()
+    warming = m._warming.stats()  # (the closed manager's stats(): its counts, final once the thread ended)
+    assert warming["scheduled"] == 0 and warming["runs"] == 1
+
+
+def test_sync_schedule_warm_of_a_coroutine_loader_counts_failures():
+    clock = ManualClock()
+    m = CacheManager(namespace="warm", clock=clock)
+    fail = True
+
+    @m.cached("config")
+    async def config(org: str) -> dict:
+        if fail:
+            raise ConnectionError("database down")
+        return {"org": org}
+
+    handle = m.sync.schedule_warm("config", "o1", every=3600)
+    assert handle.tick() == "failed"
+    fail = False
+    clock.advance(3600)
+    assert handle.tick() == "warmed"  # the coroutine ran on a loop of its own
+    assert m._engine.peek(config.key("o1"))[0]
+    assert (m.stats()["warming"]["failures"], m.stats()["warming"]["runs"]) == (1, 1)
+    m.sync.close()
+
+
+def test_sync_schedule_warm_refuses_bad_arguments():
+    m = CacheManager(namespace="warm")
+    sync_every_hour(m, [])
+    for bad in (0, -1, float("inf"), "60", True):
+        with pytest.raises(ValueError, match="every"):
+            m.sync.schedule_warm("config", "o1", every=bad)
+    with pytest.raises(UnknownResource):
+        m.sync.schedule_warm("rooms", "o1", every=60)
+    assert m.stats()["warming"]["scheduled"] == 0
+    m.sync.close()
+
+
+def test_two_instances_sync_warm_once_per_period_between_them(redis_url):
+    clock = ManualClock()
+    a = CacheManager(redis_url=redis_url, namespace="warm", clock=clock)
+    b = CacheManager(redis_url=redis_url, namespace="warm", clock=clock)
+    try:
+        loads: list = []
+        sync_every_hour(a, loads), sync_every_hour(b, loads)
+        ha = a.sync.schedule_warm("config", "o1", every=3600)
+        hb = b.sync.schedule_warm("config", "o1", every=3600)
+        for first, second in [(ha, hb), (hb, ha), (ha, hb)]:
+            assert (first.tick(), second.tick()) == ("warmed", "skipped")
+            clock.advance(3600)
+        assert len(loads) == 3
+        runs = a.stats()["warming"]["runs"] + b.stats()["warming"]["runs"]
+        skipped = a.stats()["warming"]["skipped"] + b.stats()["warming"]["skipped"]
+        assert (runs, skipped) == (3, 3) and a.stats()["warming"]["runs"] == 2
+    finally:
+        a.sync.close(), b.sync.close()

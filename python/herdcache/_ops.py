@@ -297,6 +297,15 @@ async def get_or_load(m: CacheManager, mode: Any, key: Key, loader: Loader, tags
     return value
 
 
+def _pass_on(tags: list[str]) -> None:
+    """A value read from Redis or loaded while another key loads: the outer entry depends
+    on its tags too. dependencies_of() finds them on the entry in memory; this is for one
+    that is not there (Policy(memory=False), or not yet filled)."""
+    outer = BUILDING.get()
+    if outer is not None and tags:
+        outer.update(tags)
+
+
 def with_dependencies(m: CacheManager, tags: list[str], depends_on: list[Key]) -> list[str]:
     """`tags` plus what an entry built from each of `depends_on` depends on (depends_on=)."""
     deps = {tag for key in depends_on for tag in m._engine.dependencies_of(key)}
@@ -368,6 +377,7 @@ async def _lead(m: CacheManager, mode: Any, key: Key, loader: Loader, tags: list
         value, deps = await _run_loader(m, mode, key, loader)
         if deps:  # what the loader read from the cache: the entry is built from it
             tags = tags + sorted(deps.difference(tags))
+        _pass_on(tags)  # a load inside another key's loader: that entry is built from this one
         stored, value = _store_local(m, key, value, tags, ttl, engine.now() - started, since)
     except asyncio.CancelledError as exc:
         # The leader itself is cancelled: the callers that joined its flight are not.
@@ -467,6 +477,7 @@ async def _coordinate(m: CacheManager, mode: Any, protocol: Any, key: Key, tags:
         if step == LOAD_LEASED:
             return _LOAD, guard
         # SERVE, SERVE_AND_REFRESH: memory keeps it either way
+        _pass_on(result.tags)
         engine.fill(key, value, len(payload), result.tags, result.fresh_until, result.stale_until,
                     result.load_seconds, not refreshing, since)
         return value, (guard if step == SERVE_AND_REFRESH else None)

@@ -17,7 +17,10 @@ memcached-unsafe keys warn with CacheKeyWarning); every ``get`` returns a fresh 
 Values are serialized by the backend (``OPTIONS["serializer"]``, pickle by default, as in
 Django's own backends: whoever configures ``CACHES`` trusts what the cache holds; set
 ``signing_key`` if others can write to the Redis) and stored through the manager as bytes,
-with their absolute expiry in front, so ``touch`` and ``incr`` can keep or move it.
+with their absolute expiry in front, so ``touch`` can keep or move it. Integers (within
++-(2**53 - 1)) are stored as themselves instead, their decimal digits, with the entry's
+own lifetime as their expiry: what the manager's atomic ``incr`` (Redis' INCRBY in a
+script that keeps the lifetime) adds to.
 
 ``caches["default"].herd`` is the CacheManager behind it: coalesced loads, tags,
 ``@herd.cached`` (its values use the same serializer for Redis). ``get_or_set`` with a
@@ -36,8 +39,11 @@ in bytes (``memory_max_bytes``).
 
 ``add``, ``incr``, ``decr`` and ``touch`` are atomic across threads and (with Redis)
 processes, sync and async:
-``add`` is the manager's set-if-absent (SET NX semantics in Redis), and ``incr`` and
-``touch`` retry a compare-and-set of the stored bytes until it lands.
+``add`` is the manager's set-if-absent (SET NX semantics in Redis), ``incr`` of an integer
+is the manager's ``incr``, and ``touch`` (and ``incr`` of another number, a float or an
+integer beyond the counters' range stored pickled) retry a compare-and-set of the stored
+bytes until it lands. As in Django's Redis backend, ``incr`` checks that the key exists,
+then increments: a key deleted in between comes back holding ``delta``.
 """
 
 from __future__ import annotations
@@ -54,6 +60,7 @@ from django.core.exceptions import ImproperlyConfigured
 from django.utils.module_loading import import_string
 
 from . import CacheError, CacheManager, Key, Policy
+from ._validate import MAX_COUNTER
 from .serializers import Serializer, resolve
 
 RESOURCE = "django"  # the manager resource Django's keys live under
@@ -98,6 +105,13 @@ class HerdCache(BaseCache):
             timeout = self.default_timeout
         return None if timeout is None else float(timeout)
 
+    def _stored(self, value: Any, ttl: float | None) -> bytes | int:
+        """What the manager stores for `value`: a counter as itself, anything else packed."""
+        return value if _is_counter(value) else self._pack(value, ttl)
+
+    def _value(self, stored: bytes | int) -> Any:
+        return self._unpack(stored) if isinstance(stored, bytes) else stored
+
     def _pack(self, value: Any, ttl: float | None) -> bytes:
         expires = math.inf if ttl is None else self._now() + ttl
         return _EXPIRY.pack(expires) + self._serializer.dumps(value)
@@ -112,29 +126,34 @@ class HerdCache(BaseCache):
         (expires,) = _EXPIRY.unpack_from(blob)
         return None if math.isinf(expires) else expires - self._now()
 
+    def _restamped(self, stored: bytes | int, ttl: float | None) -> bytes | int:
+        """`stored` with a new expiry (a counter's is its entry's lifetime, given as ttl)."""
+        return self._repack(stored, ttl) if isinstance(stored, bytes) else stored
+
     # --- sync API -----------------------------------------------------------------------
 
     def get(self, key: Any, default: Any = None, version: int | None = None) -> Any:
-        blob = self._sync.get(self._key(key, version))
-        return default if blob is None else self._unpack(blob)
+        stored = self._sync.get(self._key(key, version))
+        return default if stored is None else self._value(stored)
 
     def set(self, key: Any, value: Any, timeout: Any = DEFAULT_TIMEOUT, version: int | None = None) -> None:
         k, ttl = self._key(key, version), self._ttl(timeout)
-        self._write(k, self._pack(value, ttl), ttl)
+        self._write(k, self._stored(value, ttl), ttl)
 
-    def _write(self, k: Key, blob: bytes, ttl: float | None) -> None:
+    def _write(self, k: Key, blob: bytes | int, ttl: float | None) -> None:
         if ttl is not None and ttl <= 0:
             self._sync.delete(k)
         else:
             self._sync.set(k, blob, ttl=FOREVER if ttl is None else ttl)
 
     # add, touch and incr are atomic across processes: add is the manager's set-if-absent,
-    # touch and incr are compare-and-set loops on the stored bytes.
+    # incr of a counter the manager's incr, touch (and incr of other numbers) compare-and-set
+    # loops on the stored bytes.
     def add(self, key: Any, value: Any, timeout: Any = DEFAULT_TIMEOUT, version: int | None = None) -> bool:
         k, ttl = self._key(key, version), self._ttl(timeout)
         if ttl is not None and ttl <= 0:  # stored and expired at once: only "was it absent?"
             return self._sync.get(k) is None
-        return self._sync.add(k, self._pack(value, ttl), ttl=FOREVER if ttl is None else ttl)
+        return self._sync.add(k, self._stored(value, ttl), ttl=FOREVER if ttl is None else ttl)
 
     def touch(self, key: Any, timeout: Any = DEFAULT_TIMEOUT, version: int | None = None) -> bool:
         k, ttl = self._key(key, version), self._ttl(timeout)
@@ -144,25 +163,36 @@ class HerdCache(BaseCache):
                 return False
             if ttl is not None and ttl <= 0:
                 return self._sync.delete(k)
-            if self._sync.compare_and_set(k, blob, self._repack(blob, ttl), ttl=FOREVER if ttl is None else ttl):
+            if self._sync.compare_and_set(k, blob, self._restamped(blob, ttl), ttl=FOREVER if ttl is None else ttl):
                 return True
         raise _contended(key)
 
     def incr(self, key: Any, delta: int = 1, version: int | None = None) -> Any:
         k = self._key(key, version)
         for _ in range(CAS_ATTEMPTS):
-            blob = self._sync.get(k)
-            value, remaining = self._incremented(key, blob, delta)
+            stored = self._sync.get(k)
+            if type(stored) is int and _is_counter(delta):
+                try:
+                    return self._sync.incr(k, delta)  # atomic; the entry keeps its lifetime
+                except TypeError:
+                    if type(self._sync.get(k)) is int:
+                        raise  # the sum leaves the counters' range: nothing changed
+                    continue  # replaced by a value of another type meanwhile
+            blob, value, remaining = self._incremented(key, stored, delta)
             ttl = FOREVER if remaining is None else remaining
             if self._sync.compare_and_set(k, blob, self._pack(value, remaining), ttl=ttl):  # keeps the expiry
                 return value
         raise _contended(key)
 
-    def _incremented(self, key: Any, blob: bytes | None, delta: int) -> tuple[Any, float | None]:
-        remaining = None if blob is None else self._remaining(blob)
-        if blob is None or (remaining is not None and remaining <= 0):
+    def _incremented(self, key: Any, stored: bytes | int | None, delta: int) -> tuple[bytes, Any, float | None]:
+        """incr of a value stored packed: (what is stored, the sum, the seconds it has left)."""
+        if stored is not None and not isinstance(stored, bytes):  # a counter, and a delta incr does not take
+            raise TypeError(f"incr of key {key!r}: a counter takes an integer delta within +-(2**53 - 1), "
+                            f"got {delta!r}; nothing changed")
+        remaining = None if stored is None else self._remaining(stored)
+        if stored is None or (remaining is not None and remaining <= 0):
             raise ValueError(f"Key '{key}' not found")
-        return self._unpack(blob) + delta, remaining
+        return stored, self._unpack(stored) + delta, remaining
 
     def delete(self, key: Any, version: int | None = None) -> bool:
         return self._sync.delete(self._key(key, version))
@@ -171,11 +201,11 @@ class HerdCache(BaseCache):
     def get_many(self, keys: Any, version: int | None = None) -> dict[Any, Any]:
         keys = list(keys)
         blobs = self._sync.get_many([self._key(key, version) for key in keys])
-        return {key: self._unpack(blob) for key, blob in zip(keys, blobs) if blob is not None}
+        return {key: self._value(blob) for key, blob in zip(keys, blobs) if blob is not None}
 
     def set_many(self, data: dict[Any, Any], timeout: Any = DEFAULT_TIMEOUT, version: int | None = None) -> list[Any]:
         ttl = self._ttl(timeout)
-        items = {self._key(key, version): self._pack(value, ttl) for key, value in data.items()}
+        items = {self._key(key, version): self._stored(value, ttl) for key, value in data.items()}
         if ttl is not None and ttl <= 0:
             self._sync.delete_many(items)
         else:
@@ -192,12 +222,12 @@ class HerdCache(BaseCache):
         k, ttl = self._key(key, version), self._ttl(timeout)
         if ttl is not None and ttl <= 0:  # nothing is stored; Django returns the default
             blob = self._sync.get(k)
-            return self._unpack(blob) if blob is not None else (default() if callable(default) else default)
+            return self._value(blob) if blob is not None else (default() if callable(default) else default)
         loader = self._loader(default, ttl)
-        return self._unpack(self._sync.get_or_load(k, loader, ttl=FOREVER if ttl is None else ttl))
+        return self._value(self._sync.get_or_load(k, loader, ttl=FOREVER if ttl is None else ttl))
 
-    def _loader(self, default: Any, ttl: float | None) -> Callable[[], bytes]:
-        return lambda: self._pack(default() if callable(default) else default, ttl)
+    def _loader(self, default: Any, ttl: float | None) -> Callable[[], bytes | int]:
+        return lambda: self._stored(default() if callable(default) else default, ttl)
 
     def clear(self) -> None:
         self._sync.clear()  # the whole namespace: what Django's clear() means
@@ -208,14 +238,14 @@ class HerdCache(BaseCache):
     # --- async API: the manager's own coroutines, no thread hop ------------------------
 
     async def aget(self, key: Any, default: Any = None, version: int | None = None) -> Any:
-        blob = await self.herd.get(self._key(key, version))
-        return default if blob is None else self._unpack(blob)
+        stored = await self.herd.get(self._key(key, version))
+        return default if stored is None else self._value(stored)
 
     async def aset(self, key: Any, value: Any, timeout: Any = DEFAULT_TIMEOUT, version: int | None = None) -> None:
         k, ttl = self._key(key, version), self._ttl(timeout)
-        await self._awrite(k, self._pack(value, ttl), ttl)
+        await self._awrite(k, self._stored(value, ttl), ttl)
 
-    async def _awrite(self, k: Key, blob: bytes, ttl: float | None) -> None:
+    async def _awrite(self, k: Key, blob: bytes | int, ttl: float | None) -> None:
         if ttl is not None and ttl <= 0:
             await self.herd.delete(k)
         else:
@@ -225,7 +255,7 @@ class HerdCache(BaseCache):
         k, ttl = self._key(key, version), self._ttl(timeout)
         if ttl is not None and ttl <= 0:
             return await self.herd.get(k) is None
-        return await self.herd.add(k, self._pack(value, ttl), ttl=FOREVER if ttl is None else ttl)
+        return await self.herd.add(k, self._stored(value, ttl), ttl=FOREVER if ttl is None else ttl)
 
     async def atouch(self, key: Any, timeout: Any = DEFAULT_TIMEOUT, version: int | None = None) -> bool:
         k, ttl = self._key(key, version), self._ttl(timeout)
@@ -235,15 +265,22 @@ class HerdCache(BaseCache):
                 return False
             if ttl is not None and ttl <= 0:
                 return await self.herd.delete(k)
-            if await self.herd.compare_and_set(k, blob, self._repack(blob, ttl), ttl=FOREVER if ttl is None else ttl):
+            if await self.herd.compare_and_set(k, blob, self._restamped(blob, ttl), ttl=FOREVER if ttl is None else ttl):
                 return True
         raise _contended(key)
 
     async def aincr(self, key: Any, delta: int = 1, version: int | None = None) -> Any:
         k = self._key(key, version)
         for _ in range(CAS_ATTEMPTS):
-            blob = await self.herd.get(k)
-            value, remaining = self._incremented(key, blob, delta)
+            stored = await self.herd.get(k)
+            if type(stored) is int and _is_counter(delta):
+                try:
+                    return await self.herd.incr(k, delta)
+                except TypeError:
+                    if type(await self.herd.get(k)) is int:
+                        raise
+                    continue
+            blob, value, remaining = self._incremented(key, stored, delta)
             ttl = FOREVER if remaining is None else remaining
             if await self.herd.compare_and_set(k, blob, self._pack(value, remaining), ttl=ttl):
                 return value
@@ -258,11 +295,11 @@ class HerdCache(BaseCache):
     async def aget_many(self, keys: Any, version: int | None = None) -> dict[Any, Any]:
         keys = list(keys)
         blobs = await self.herd.get_many([self._key(key, version) for key in keys])
-        return {key: self._unpack(blob) for key, blob in zip(keys, blobs) if blob is not None}
+        return {key: self._value(blob) for key, blob in zip(keys, blobs) if blob is not None}
 
     async def aset_many(self, data: dict[Any, Any], timeout: Any = DEFAULT_TIMEOUT, version: int | None = None) -> list[Any]:
         ttl = self._ttl(timeout)
-        items = {self._key(key, version): self._pack(value, ttl) for key, value in data.items()}
+        items = {self._key(key, version): self._stored(value, ttl) for key, value in data.items()}
         if ttl is not None and ttl <= 0:
             await self.herd.delete_many(items)
         else:
@@ -276,9 +313,9 @@ class HerdCache(BaseCache):
         k, ttl = self._key(key, version), self._ttl(timeout)
         if ttl is not None and ttl <= 0:
             blob = await self.herd.get(k)
-            return self._unpack(blob) if blob is not None else (default() if callable(default) else default)
+            return self._value(blob) if blob is not None else (default() if callable(default) else default)
         blob = await self.herd.get_or_load(k, self._loader(default, ttl), ttl=FOREVER if ttl is None else ttl)
-        return self._unpack(blob)
+        return self._value(blob)
 
     async def aclear(self) -> None:
         await self.herd.clear()
@@ -289,9 +326,11 @@ class HerdCache(BaseCache):
 
 class _Stored:
     """The manager's serializer: the backend's values arrive as bytes already (kept as
-    they are); anything else (``@herd.cached`` results) uses the backend's serializer."""
+    they are) or as counters (their decimal digits, which Redis increments itself);
+    anything else (``@herd.cached`` results) uses the backend's serializer."""
 
     name = "django"
+    counts_in_redis = True  # a counter's payload is its digits
 
     def __init__(self, values: Serializer) -> None:
         self._values = values
@@ -299,6 +338,8 @@ class _Stored:
     def dumps(self, value: Any) -> bytes:
         if type(value) is bytes:
             return b"b" + value
+        if _is_counter(value):
+            return b"%d" % value
         return b"v" + self._values.dumps(value)
 
     def loads(self, data: bytes) -> Any:
@@ -307,7 +348,14 @@ class _Stored:
             return bytes(body)
         if tag == b"v":
             return self._values.loads(body)
+        if tag and tag in b"-0123456789":
+            return int(data)
         raise ValueError("not a herdcache.django payload")
+
+
+def _is_counter(value: Any) -> bool:
+    """An int the manager's incr can add to (bool is not one: it is stored pickled)."""
+    return type(value) is int and abs(value) <= MAX_COUNTER
 
 
 def _serializer(option: Any) -> Serializer:

@@ -281,17 +281,22 @@ class CacheManager:
         """Re-runs the loader registered for `resource` with these arguments every `every`
         seconds, once per period across instances, until handle.cancel() or close().
         Needs a running event loop."""
-        self._ready()
-        if isinstance(every, bool) or not isinstance(every, (int, float)) or not math.isfinite(every) or every <= 0:
-            raise ValueError(f"every must be a finite number of seconds > 0, got {every!r}")
-        fn = self.registered(resource)
+        fn = self._warm_target(resource, every)
         try:
             asyncio.get_running_loop()
         except RuntimeError:
-            raise RuntimeError("schedule_warm needs a running event loop (call it from async code)") from None
+            raise RuntimeError("schedule_warm needs a running event loop (call it from async code, "
+                               "or use cache.sync.schedule_warm)") from None
         handle = WarmHandle(self, fn, args, params, float(every))
         handle.start()
         return handle
+
+    def _warm_target(self, resource: str, every: float) -> Any:
+        """schedule_warm's checks (both facades): the registered cached function."""
+        self._ready()
+        if isinstance(every, bool) or not isinstance(every, (int, float)) or not math.isfinite(every) or every <= 0:
+            raise ValueError(f"every must be a finite number of seconds > 0, got {every!r}")
+        return self.registered(resource)
 
     async def invalidate_pattern(self, pattern: str) -> int:
         self._ready()

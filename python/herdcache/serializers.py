@@ -123,7 +123,10 @@ class Codec:
 
     @property
     def counts_in_redis(self) -> bool:
-        """Whether Redis can increment its payloads itself: JSON integers are their digits."""
+        """Whether Redis can increment its payloads itself: JSON integers are their digits
+        (a serializer whose integers are their digits too says so: counts_in_redis = True)."""
+        if getattr(self.serializer, "counts_in_redis", False) is True:
+            return True
         return self.name == "json" and type(self.serializer) is JsonSerializer
 
     def encode(self, value: Any) -> bytes:

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any, Callable, Iterable
 from . import _ops
 from ._ops import SYNC, drive
 from ._validate import check_delta, check_items, check_key, check_keys, check_loader, check_ttl, tag_list
+from ._warming import SyncWarmHandle
 
 if TYPE_CHECKING:
     from ._native import Key
@@ -103,6 +104,13 @@ class SyncCache:
         fn = self._m.registered(resource)
         result = fn.warm(*args, **params)
         return self._m._run_coroutine(result) if hasattr(result, "__await__") else result
+
+    def schedule_warm(self, resource: str, *args: Any, every: float, **params: Any) -> SyncWarmHandle:
+        """CacheManager.schedule_warm without an event loop: a daemon thread re-runs the
+        registered loader once per period across instances, until handle.cancel() or close()."""
+        handle = SyncWarmHandle(self._m, self._m._warm_target(resource, every), args, params, float(every))
+        handle.start()
+        return handle
 
     def stats(self) -> dict[str, Any]:
         return self._m.stats()
