@@ -3,7 +3,8 @@
 // a TCP port in 1..65535 and a host without spaces or control bytes, or a socket path
 // without NUL; db and timeouts not negative; and describe(), which goes to logs, says
 // nothing of the password. TLS only over TCP, with no name check without verification,
-// and file paths without NUL.
+// and file paths without NUL. A cluster URL has seeds that are all usable addresses, db 0,
+// and is not a sentinel URL too.
 #include <cstdint>
 #include <string>
 #include <string_view>
@@ -39,6 +40,12 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   for (const auto* file : {&url.tls_ca_file, &url.tls_cert_file, &url.tls_key_file}) {
     FUZZ_CHECK(file->find('\0') == std::string::npos);
   }
+  FUZZ_CHECK(!(url.uses_cluster() && url.uses_sentinel()));
+  for (const auto& seed : url.cluster_seeds) {
+    FUZZ_CHECK(seed.port >= 1 && !seed.host.empty());
+    for (char c : seed.host) FUZZ_CHECK(static_cast<unsigned char>(c) > 0x20 && c != 0x7f);
+  }
+  FUZZ_CHECK(!url.uses_cluster() || (url.db == 0 && url.transport == RedisUrl::Transport::Tcp));
   RedisUrl other = url;
   other.password = url.password == "x" ? "y" : "x";
   FUZZ_CHECK(other.describe() == url.describe());  // the log form says nothing of the password

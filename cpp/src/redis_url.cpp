@@ -8,6 +8,7 @@
 #include <cctype>
 #include <charconv>
 #include <optional>
+#include <vector>
 
 #include "herdcache/errors.hpp"
 
@@ -220,19 +221,29 @@ void parse_query(std::string_view query, RedisUrl& url, bool& db_given) {
   }
 }
 
-// host:port[,host:port...]/service_name[/db]: the sentinels and the service they watch.
-void parse_sentinel_target(std::string_view hosts, std::string_view path, RedisUrl& url, bool& db_given) {
+// host:port[,host:port...]: a sentinel URL's sentinels or a cluster URL's seeds, which
+// `what` names in errors; a host without a port gets `default_port`.
+std::vector<MasterAddress> parse_address_list(std::string_view hosts, std::uint16_t default_port,
+                                              std::string_view what) {
+  if (hosts.empty()) bad(fmt::format("needs at least one {} (host:port[,host:port...])", what), hosts);
+  std::vector<MasterAddress> out;
   while (true) {
     const auto comma = hosts.find(',');
     const auto one = hosts.substr(0, comma);
-    if (one.empty()) bad("empty sentinel address in the host list", hosts);
-    RedisUrl sentinel;
-    sentinel.port = 26379;
-    parse_host_port(one, sentinel);
-    url.sentinels.push_back(RedisUrl::Endpoint{std::move(sentinel.host), sentinel.port});
+    if (one.empty()) bad(fmt::format("empty {} address in the host list", what), hosts);
+    RedisUrl parsed;
+    parsed.port = default_port;
+    parse_host_port(one, parsed);
+    out.push_back(MasterAddress{std::move(parsed.host), parsed.port});
     if (comma == std::string_view::npos) break;
     hosts = hosts.substr(comma + 1);
   }
+  return out;
+}
+
+// host:port[,host:port...]/service_name[/db]: the sentinels and the service they watch.
+void parse_sentinel_target(std::string_view hosts, std::string_view path, RedisUrl& url, bool& db_given) {
+  url.sentinels = parse_address_list(hosts, 26379, "sentinel");
   const auto slash = path.find('/');
   const auto service = path.substr(0, slash);
   if (service.empty()) bad("a sentinel url needs a service name (redis+sentinel://host:port/service_name)", path);
@@ -263,13 +274,15 @@ RedisUrl parse_redis_url(std::string_view text) {
   RedisUrl url;
   if (scheme == "unix" || scheme == "redis+unix") {
     url.transport = RedisUrl::Transport::Unix;
-  } else if (scheme == "rediss" || scheme == "rediss+sentinel") {
+  } else if (scheme == "rediss" || scheme == "rediss+sentinel" || scheme == "rediss+cluster") {
     url.tls = true;
-  } else if (scheme != "redis" && scheme != "redis+sentinel") {
-    bad("unknown scheme (expected redis, rediss, unix, redis+unix, redis+sentinel or rediss+sentinel)",
+  } else if (scheme != "redis" && scheme != "redis+sentinel" && scheme != "redis+cluster") {
+    bad("unknown scheme (expected redis, rediss, unix, redis+unix, redis+sentinel, rediss+sentinel, "
+        "redis+cluster or rediss+cluster)",
         scheme);
   }
   const bool sentinel = scheme.ends_with("+sentinel");
+  const bool cluster = scheme.ends_with("+cluster");
 
   std::string_view query;
   if (const auto q = rest.find('?'); q != std::string_view::npos) {
@@ -308,12 +321,23 @@ RedisUrl parse_redis_url(std::string_view text) {
     }
     if (sentinel) {
       parse_sentinel_target(authority, path, url, db_given);
-    } else if (parse_host_port(authority, url); !path.empty()) {
-      url.db = parse_db(path);
-      db_given = true;
+    } else {
+      if (cluster) {
+        url.cluster_seeds = parse_address_list(authority, 6379, "cluster seed");
+      } else {
+        parse_host_port(authority, url);
+      }
+      if (!path.empty()) {
+        url.db = parse_db(path);
+        db_given = true;
+      }
     }
   }
   parse_query(query, url, db_given);
+  // SELECT is refused on a cluster node: a db other than 0 could never be honoured.
+  if (cluster && url.db != 0) {
+    throw InvalidArgument(fmt::format("redis url: a Redis Cluster has only db 0, not db {}", url.db));
+  }
   return url;
 }
 
@@ -326,24 +350,28 @@ RedisUrl RedisUrl::at(const std::string& to_host, std::uint16_t to_port) const {
   out.sentinel_service.clear();
   out.sentinel_username.clear();
   out.sentinel_password.clear();
+  out.cluster_seeds.clear();
   return out;
 }
 
 namespace {
-std::string host_port(const std::string& host, std::uint16_t port) {
-  const bool v6 = host.find(':') != std::string::npos;
-  return fmt::format("{}{}{}:{}", v6 ? "[" : "", host, v6 ? "]" : "", port);
+std::string join_addresses(const std::vector<MasterAddress>& addresses) {
+  std::string out;
+  for (const auto& a : addresses) out.append(out.empty() ? "" : ",").append(a.str());
+  return out;
 }
 }  // namespace
 
 std::string RedisUrl::describe() const {
   if (transport == Transport::Unix) return fmt::format("unix://{}?db={}", path, db);
   if (uses_sentinel()) {
-    std::string hosts;
-    for (const auto& s : sentinels) hosts.append(hosts.empty() ? "" : ",").append(host_port(s.host, s.port));
-    return fmt::format("{}://{}/{}/{}", tls ? "rediss+sentinel" : "redis+sentinel", hosts, sentinel_service, db);
+    return fmt::format("{}://{}/{}/{}", tls ? "rediss+sentinel" : "redis+sentinel", join_addresses(sentinels),
+                       sentinel_service, db);
   }
-  return fmt::format("{}://{}/{}", tls ? "rediss" : "redis", host_port(host, port), db);
+  if (uses_cluster()) {
+    return fmt::format("{}://{}/{}", tls ? "rediss+cluster" : "redis+cluster", join_addresses(cluster_seeds), db);
+  }
+  return fmt::format("{}://{}/{}", tls ? "rediss" : "redis", MasterAddress{host, port}.str(), db);
 }
 
 }  // namespace herdcache

@@ -2,6 +2,8 @@
 #include <catch2/catch.hpp>
 
 #include <string>
+#include <utility>
+#include <vector>
 
 #include "herdcache/errors.hpp"
 #include "herdcache/redis_url.hpp"
@@ -186,5 +188,78 @@ TEST_CASE("redis_url: socket_timeout and socket_connect_timeout in seconds", "[r
   for (const char* bad : {"redis://h?socket_timeout=", "redis://h?socket_timeout=0", "redis://h?socket_timeout=-1",
                           "redis://h?socket_timeout=1s", "redis://h?socket_connect_timeout=1e9"}) {
     CHECK_THROWS_WITH(parse_redis_url(bad), Catch::Contains("timeout must be seconds"));
+  }
+}
+
+TEST_CASE("redis_url: redis+cluster:// carries its seeds, port 6379 by default", "[redis_url]") {
+  const RedisUrl url = parse_redis_url("redis+cluster://app:s3cr%40t@10.0.0.1:7000,node-b,[::1]:7002/0"
+                                       "?socket_timeout=0.5");
+  CHECK(url.topology() == RedisUrl::Topology::Cluster);
+  CHECK(url.uses_cluster());
+  CHECK_FALSE(url.uses_sentinel());
+  CHECK_FALSE(url.tls);
+  REQUIRE(url.cluster_seeds.size() == 3);
+  CHECK(url.cluster_seeds[0] == herdcache::MasterAddress{"10.0.0.1", 7000});
+  CHECK(url.cluster_seeds[1] == herdcache::MasterAddress{"node-b", 6379});
+  CHECK(url.cluster_seeds[2] == herdcache::MasterAddress{"::1", 7002});
+  CHECK(url.username == "app");
+  CHECK(url.password == "s3cr@t");
+  CHECK(url.db == 0);
+  CHECK(url.command_timeout_ms == 500);
+  CHECK(url.describe() == "redis+cluster://10.0.0.1:7000,node-b:6379,[::1]:7002/0");  // no credentials
+
+  const RedisUrl one = parse_redis_url("redis+cluster://h");
+  CHECK(one.cluster_seeds == std::vector<herdcache::MasterAddress>{{"h", 6379}});
+  CHECK(parse_redis_url("redis+cluster://h:7000/?db=0").db == 0);
+  // Aimed at one node (as the cluster tier will for each master), it is a plain URL.
+  const RedisUrl node = url.at("10.0.0.9", 7005);
+  CHECK(node.topology() == RedisUrl::Topology::Single);
+  CHECK(node.password == "s3cr@t");
+  CHECK(node.describe() == "redis://10.0.0.9:7005/0");
+}
+
+TEST_CASE("redis_url: rediss+cluster:// takes the ssl_* parameters", "[redis_url]") {
+  const RedisUrl url =
+      parse_redis_url("rediss+cluster://:pw@a:7000,b:7001?ssl_ca_certs=/ca.pem&ssl_check_hostname=false");
+  CHECK(url.topology() == RedisUrl::Topology::Cluster);
+  CHECK(url.tls);
+  CHECK(url.tls_ca_file == "/ca.pem");
+  CHECK(url.tls_verify_peer);
+  CHECK_FALSE(url.tls_check_hostname);
+  CHECK(url.cluster_seeds.size() == 2);
+  CHECK(url.describe() == "rediss+cluster://a:7000,b:7001/0");
+  CHECK(parse_redis_url("rediss+cluster://a").tls_check_hostname);
+}
+
+TEST_CASE("redis_url: the other forms are not clusters", "[redis_url]") {
+  CHECK(parse_redis_url("redis://h").topology() == RedisUrl::Topology::Single);
+  CHECK(parse_redis_url("unix:///r.sock").topology() == RedisUrl::Topology::Single);
+  CHECK(parse_redis_url("redis+sentinel://s:26379/mymaster").topology() == RedisUrl::Topology::Sentinel);
+  CHECK(parse_redis_url("redis://h").cluster_seeds.empty());
+}
+
+TEST_CASE("redis_url: bad cluster urls name what is wrong", "[redis_url]") {
+  for (const auto& [text, reason] : std::vector<std::pair<std::string, std::string>>{
+           {"redis+cluster://", "needs at least one cluster seed"},
+           {"redis+cluster://:pw@/0", "needs at least one cluster seed"},
+           {"redis+cluster://?socket_timeout=1", "needs at least one cluster seed"},
+           {"redis+cluster://a:7000,,b:7001", "empty cluster seed address in the host list"},
+           {"redis+cluster://a:7000,", "empty cluster seed address in the host list"},
+           {"redis+cluster://,a:7000", "empty cluster seed address in the host list"},
+           {"redis+cluster://a:7000,b:0", "port must be 1..65535: '0'"},
+           {"redis+cluster://a:7000,b:x", "port must be 1..65535: 'x'"},
+           {"redis+cluster://a:", "empty port"},
+           {"redis+cluster://a:7000,:7001", "missing host"},
+           {"redis+cluster://a:7000/3", "a Redis Cluster has only db 0, not db 3"},
+           {"redis+cluster://a:7000?db=1", "a Redis Cluster has only db 0, not db 1"},
+           {"redis+cluster://a/x", "db must be a non-negative integer"},
+           {"redis+cluster://a?ssl_ca_certs=/ca.pem", "ssl_* parameters need a rediss:// url"},
+           {"redis+cluster://a?sentinel_password=x", "sentinel_* parameters need a redis+sentinel:// url"},
+           {"redis+cluster://a?readonly=1", "unknown query parameter"},
+           {"redis+clusters://a", "unknown scheme"},
+       }) {
+    CAPTURE(text);
+    CHECK_THROWS_AS(parse_redis_url(text), herdcache::InvalidArgument);
+    CHECK_THROWS_WITH(parse_redis_url(text), Contains(reason));
   }
 }

@@ -130,6 +130,7 @@ TEST_CASE("redis_url: bad sentinel urls name what is wrong", "[redis_url][sentin
   CHECK_THROWS_WITH(parse_redis_url("redis+sentinel://h:26379/"), Contains("needs a service name"));
   CHECK_THROWS_WITH(parse_redis_url("redis+sentinel://h:1,,h:2/svc"), Contains("empty sentinel address"));
   CHECK_THROWS_WITH(parse_redis_url("redis+sentinel://h:1,/svc"), Contains("empty sentinel address"));
+  CHECK_THROWS_WITH(parse_redis_url("redis+sentinel:///svc"), Contains("needs at least one sentinel"));
   CHECK_THROWS_WITH(parse_redis_url("redis+sentinel://h:0/svc"), Contains("port must be 1..65535"));
   CHECK_THROWS_WITH(parse_redis_url("redis+sentinel://h:1/svc/x"), Contains("db must be"));
   CHECK_THROWS_WITH(parse_redis_url("redis+sentinel://h:1/svc/"), Contains("empty db"));

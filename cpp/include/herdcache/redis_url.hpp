@@ -9,6 +9,10 @@
 //                                                       the master Sentinel names for service_name;
 //                                                       a sentinel's port is 26379 by default
 //   rediss+sentinel://...                               the same over TLS (sentinels and master)
+//   redis+cluster://[[user]:password@]host:port[,host:port...][/0]
+//                                                       a Redis Cluster, from any of these seeds
+//                                                       (port 6379 by default); db 0 only
+//   rediss+cluster://...                                the same over TLS
 //
 // User and password are percent-decoded (so '@', ':' and '/' can be written as %40, %3A,
 // %2F); so is a socket path. The query accepts `db`, `username`, `password`,
@@ -24,10 +28,14 @@
 #include <string_view>
 #include <vector>
 
+#include "herdcache/master_address.hpp"
+
 namespace herdcache {
 
 struct RedisUrl {
   enum class Transport : std::uint8_t { Tcp, Unix };
+  // One server (host:port or path), a master found through sentinels, or a cluster.
+  enum class Topology : std::uint8_t { Single, Sentinel, Cluster };
 
   Transport transport = Transport::Tcp;
   std::string host = "127.0.0.1";  // Tcp: name or address literal (no brackets)
@@ -55,22 +63,30 @@ struct RedisUrl {
 
   // redis+sentinel:// / rediss+sentinel://: host and port above are unused until a
   // SentinelResolver (sentinel.hpp) fills them in with the master it resolved (master_url).
-  struct Endpoint {
-    std::string host;
-    std::uint16_t port = 26379;
-  };
-  std::vector<Endpoint> sentinels;  // in the URL's order; empty: not a sentinel URL
+  std::vector<MasterAddress> sentinels;  // in the URL's order; empty: not a sentinel URL
   std::string sentinel_service;     // the name the sentinels monitor the master under
   std::string sentinel_username;    // ?sentinel_username=; empty: AUTH <password>
   std::string sentinel_password;    // ?sentinel_password=; empty: no AUTH to the sentinels
   bool uses_sentinel() const noexcept { return !sentinels.empty(); }
 
-  // This URL aimed at one server: host:port, the sentinel fields dropped (credentials, db,
+  // redis+cluster:// / rediss+cluster://: the nodes to ask for the slot map, tried in turn;
+  // host and port above are unused. Credentials, timeouts and TLS settings apply to every
+  // node; db is always 0 (a cluster has no other).
+  std::vector<MasterAddress> cluster_seeds;  // in the URL's order; empty: not a cluster URL
+  bool uses_cluster() const noexcept { return !cluster_seeds.empty(); }
+
+  Topology topology() const noexcept {
+    if (uses_cluster()) return Topology::Cluster;
+    return uses_sentinel() ? Topology::Sentinel : Topology::Single;
+  }
+
+  // This URL aimed at one server: host:port, the sentinel and cluster fields dropped (credentials, db,
   // timeouts and TLS settings kept). For the resolved master and for each sentinel.
   RedisUrl at(const std::string& host, std::uint16_t port) const;
 
   // The address without credentials, for logs: "redis://host:6379/0", "rediss://host:6380/0",
-  // "unix:///p?db=1", "redis+sentinel://s1:26379,s2:26379/mymaster/0".
+  // "unix:///p?db=1", "redis+sentinel://s1:26379,s2:26379/mymaster/0",
+  // "redis+cluster://n1:7000,n2:7001/0".
   std::string describe() const;
 };
 
