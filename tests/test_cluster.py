@@ -1,9 +1,14 @@
 """The Redis Cluster fixture (conftest.redis_cluster): six nodes that know each other,
 three masters with a replica each, every slot served, keys spread over every master.
 redis-py's own cluster client is the witness here; herdcache's cluster tier is tested on
-the same fixture."""
+the same fixture. Until it exists, a cluster URL is refused when the manager starts."""
 
+import asyncio
+
+import pytest
 from redis.cluster import ClusterNode, RedisCluster
+
+from herdcache import CacheManager
 
 KEYS = 200
 
@@ -54,3 +59,35 @@ def test_each_test_starts_with_an_empty_cluster(redis_cluster):
 
 
 test_each_test_starts_with_an_empty_cluster_again = test_each_test_starts_with_an_empty_cluster
+
+
+NOT_AVAILABLE = "Redis Cluster URLs are recognised, but the cluster tier is not available in this version"
+
+
+def test_a_cluster_url_is_refused_at_start_and_nothing_reaches_the_cluster(redis_cluster):
+    cache = CacheManager(redis_url=redis_cluster.url())
+    with pytest.raises(ValueError, match=NOT_AVAILABLE):
+        asyncio.run(cache.start())
+    # Nothing half-works: a later call starts again and is refused the same way, and no
+    # write of herdcache's landed on any master.
+    with pytest.raises(ValueError, match=NOT_AVAILABLE):
+        cache.sync.set(cache.key("rooms", 1), "x")
+    assert [m.command("DBSIZE") for m in redis_cluster.masters()] == [0, 0, 0]
+
+
+def test_a_tls_cluster_url_is_refused_too_naming_it_without_its_password():
+    cache = CacheManager(redis_url="rediss+cluster://:hunter2@127.0.0.1:7000,127.0.0.1:7001/0")
+    with pytest.raises(ValueError, match=NOT_AVAILABLE) as refused:
+        asyncio.run(cache.start())
+    assert "rediss+cluster://127.0.0.1:7000,127.0.0.1:7001/0" in str(refused.value)
+    assert "hunter2" not in str(refused.value)
+
+
+def test_bad_cluster_urls_say_what_is_wrong():
+    for url, message in [("redis+cluster://127.0.0.1:7000/2", "a Redis Cluster has only db 0, not db 2"),
+                         ("redis+cluster://127.0.0.1:7000,,127.0.0.1:7001", "empty cluster seed address"),
+                         ("redis+cluster://127.0.0.1:99999", "port must be 1..65535"),
+                         ("redis+cluster://", "needs at least one cluster seed")]:
+        cache = CacheManager(redis_url=url)
+        with pytest.raises(ValueError, match=message):
+            asyncio.run(cache.start())

@@ -13,6 +13,7 @@
 
 #include <fmt/format.h>
 
+#include "herdcache/errors.hpp"
 #include "herdcache/scripts.hpp"
 
 namespace herdcache {
@@ -71,6 +72,14 @@ RedisTier::RedisTier(std::string ns, std::string instance_id, const RedisUrl& ur
       incr_(new Script{scripts::kIncr, true, {}, {}}),
       unlink_batch_(new Script{scripts::kUnlinkBatch, true, {}, {}}),
       codec_(std::move(signing_key)) {
+  // The parser knows cluster URLs; this tier talks to one server, where a cluster's keys
+  // would fail with CROSSSLOT and MOVED. Refused before any connection is made.
+  if (url.uses_cluster()) {
+    throw InvalidArgument(fmt::format(
+        "{}: Redis Cluster URLs are recognised, but the cluster tier is not available in this version of "
+        "herdcache (use a redis://, rediss:// or redis+sentinel:// url)",
+        url.describe()));
+  }
   // One resolver for both connections: they follow the same master.
   if (url.uses_sentinel()) sentinel_ = std::make_shared<SentinelResolver>(url, options, clock_);
   client_ = std::make_unique<RedisClient>(

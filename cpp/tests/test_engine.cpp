@@ -4,6 +4,7 @@
 
 #include "herdcache/engine.hpp"
 #include "herdcache/errors.hpp"
+#include "herdcache/redis_url.hpp"
 
 using namespace herdcache;
 
@@ -129,4 +130,20 @@ TEST_CASE("engine: a closed engine refuses") {
   f.engine.close();
   CHECK(f.engine.closed());
   CHECK_THROWS_AS(f.engine.check_open(), ClosedError);
+}
+
+TEST_CASE("engine: a cluster url is refused before any connection, saying the cluster tier is not available") {
+  Fixture f;
+  for (const char* text : {"redis+cluster://127.0.0.1:7000,127.0.0.1:7001", "rediss+cluster://:pw@node:7000/0"}) {
+    CAPTURE(text);
+    const RedisUrl url = parse_redis_url(text);
+    CHECK_THROWS_AS(f.engine.connect_redis(url, RedisOptions{}, "i", "", nullptr), InvalidArgument);
+    CHECK_THROWS_WITH(f.engine.connect_redis(url, RedisOptions{}, "i", "", nullptr),
+                      Catch::Contains("Redis Cluster URLs are recognised, but the cluster tier is not available in "
+                                      "this version"));
+    CHECK(f.engine.redis() == nullptr);
+  }
+  CHECK_THROWS_WITH(f.engine.connect_redis(parse_redis_url("redis+cluster://node:7000"), RedisOptions{}, "i", "",
+                                           nullptr),
+                    Catch::Contains("redis+cluster://node:7000/0: "));  // the url, without credentials
 }
