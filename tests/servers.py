@@ -562,8 +562,8 @@ class ClusterTopology:
     1: six nodes), each node a ClusterNode in a directory of its own under `directory`,
     its node table in `directory`/nodes-N.conf. start() creates the cluster with
     `redis-cli --cluster create` and returns once every node says cluster_state:ok and
-    every replica is in sync with its master. stop() kills every node and removes the
-    files."""
+    knows every other node, and every replica is in sync with its master. stop() kills
+    every node and removes the files."""
 
     def __init__(self, binary: str, cli: str, directory: Path, masters: int = 3, replicas: int = 1) -> None:
         self.cli = cli
@@ -587,8 +587,11 @@ class ClusterTopology:
         if result.returncode != 0:
             raise ServerError(f"redis-cli --cluster create failed ({result.returncode}):\n"
                               f"{result.stdout}{result.stderr}")
+        known = str(len(self.nodes))  # gossip may still be spreading after cluster_state:ok
         for node in self.nodes:
             _wait_for(lambda: node.cluster_info().get("cluster_state") == "ok", "cluster_state:ok", node)
+            _wait_for(lambda: node.cluster_info().get("cluster_known_nodes") == known,
+                      f"cluster_known_nodes:{known}", node)
         for node in self.replicas():
             _wait_for(lambda: _fields(node.command("INFO", "replication")).get("master_link_status") == "up",
                       "cluster replica in sync", node)
