@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
+from types import SimpleNamespace
 
 import pytest
 
@@ -66,18 +67,22 @@ async def test_rewarm_of_a_named_key_loads_it_even_if_it_was_not_held(tier):
         assert loads == [("o1", 2), ("o1", 2)]  # the one held entry, reloaded
 
 
+def config_with_outage(cache: CacheManager, outage: SimpleNamespace):
+    """A `config` resource (a coroutine loader) that raises while `outage.down` is set."""
+    @cache.cached("config")
+    async def config(org: str) -> dict:
+        if outage.down:
+            raise ConnectionError("database down")
+        return {"org": org}
+    return config
+
+
 async def test_a_failing_reload_raises_after_the_invalidation_and_is_counted(tier):
     async with tier.open(namespace="warm") as m:
-        fail = False
-
-        @m.cached("config")
-        async def config(org: str) -> dict:
-            if fail:
-                raise ConnectionError("database down")
-            return {"org": org}
-
+        outage = SimpleNamespace(down=False)
+        config = config_with_outage(m, outage)
         await config("o1")
-        fail = True
+        outage.down = True
         with pytest.raises(ConnectionError):
             await m.invalidate("config", rewarm=True)
         assert not m._engine.peek(config.key("o1"))[0]  # invalidated all the same
@@ -253,17 +258,11 @@ def test_sync_schedule_warm_runs_by_itself_and_close_ends_its_thread():
 def test_sync_schedule_warm_of_a_coroutine_loader_counts_failures():
     clock = ManualClock()
     m = CacheManager(namespace="warm", clock=clock)
-    fail = True
-
-    @m.cached("config")
-    async def config(org: str) -> dict:
-        if fail:
-            raise ConnectionError("database down")
-        return {"org": org}
-
+    outage = SimpleNamespace(down=True)
+    config = config_with_outage(m, outage)
     handle = m.sync.schedule_warm("config", "o1", every=3600)
     assert handle.tick() == "failed"
-    fail = False
+    outage.down = False
     clock.advance(3600)
     assert handle.tick() == "warmed"  # the coroutine ran on a loop of its own
     assert m._engine.peek(config.key("o1"))[0]
