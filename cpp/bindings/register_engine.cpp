@@ -116,6 +116,26 @@ py::dict stats(Engine& engine) {
   return out;
 }
 
+// get()'s memory lookup and the ReadProtocol step after it.
+struct Looked {
+  int next;
+  py::object value;  // None on a miss
+  Nanos fresh_until_wall;
+};
+
+Looked look_up(EngineHandle& e, const Key& key, bool count, int op) {
+  Resource& res = e.engine.resource(key.resource);
+  Pinned pinned;
+  const Lookup found = memory_lookup(e.engine, key, res, pinned, count);
+  const bool chosen = std::exchange(early_refresh_chosen, false);
+  const bool early = found == Lookup::Fresh &&
+                     (chosen || e.engine.should_refresh_early(res.policy, pinned.meta, e.engine.clock().monotonic_ns()));
+  const auto next = static_cast<int>(ReadProtocol::on_lookup(static_cast<ReadProtocol::Op>(op), found, early,
+                                                             e.engine.redis() != nullptr, res.counters));
+  if (found == Lookup::Miss) return {next, py::none(), 0};
+  return {next, py::reinterpret_steal<py::object>(pinned.value), e.engine.to_wall(pinned.meta.life).fresh_until};
+}
+
 }  // namespace
 
 void register_engine(py::module_& m) {
@@ -154,21 +174,28 @@ void register_engine(py::module_& m) {
            // (next, value, fresh_until_wall): the ReadProtocol step after the memory lookup
            // (read_protocol.hpp), the cached value (None on a miss) and how fresh it is.
            [](EngineHandle& e, const Key& key, bool count, int op) -> py::tuple {
-             Resource& res = e.engine.resource(key.resource);
-             Pinned pinned;
-             const Lookup found = memory_lookup(e.engine, key, res, pinned, count);
-             const bool chosen = std::exchange(early_refresh_chosen, false);
-             const bool early = found == Lookup::Fresh &&
-                                (chosen || e.engine.should_refresh_early(res.policy, pinned.meta,
-                                                                         e.engine.clock().monotonic_ns()));
-             const auto next = ReadProtocol::on_lookup(static_cast<ReadProtocol::Op>(op), found, early,
-                                                       e.engine.redis() != nullptr, res.counters);
-             if (found == Lookup::Miss) return py::make_tuple(static_cast<int>(next), py::none(), 0);
-             Nanos fresh_until_wall = e.engine.to_wall(pinned.meta.life).fresh_until;
-             return py::make_tuple(static_cast<int>(next), py::reinterpret_steal<py::object>(pinned.value),
-                                   fresh_until_wall);
+             Looked looked = look_up(e, key, count, op);
+             return py::make_tuple(looked.next, std::move(looked.value), looked.fresh_until_wall);
            },
            py::arg("key"), py::arg("count") = true, py::arg("op") = static_cast<int>(ReadProtocol::Op::GetOrLoad))
+      .def("get_many",
+           // get_many()'s memory pass, get(key, True, op) of each key in one call:
+           // (values, fetch) where values holds what memory answered (None elsewhere) and
+           // fetch the positions whose step is Fetch (to read from the shared tier).
+           [](EngineHandle& e, const std::vector<py::object>& keys, int op) -> py::tuple {
+             py::list values(keys.size());
+             py::list fetch;
+             for (std::size_t i = 0; i < keys.size(); ++i) {
+               Looked looked = look_up(e, keys[i].cast<const Key&>(), true, op);
+               if (looked.next == static_cast<int>(ReadProtocol::Next::Fetch)) {
+                 fetch.append(i);
+                 looked.value = py::none();
+               }
+               PyList_SET_ITEM(values.ptr(), static_cast<Py_ssize_t>(i), looked.value.release().ptr());
+             }
+             return py::make_tuple(std::move(values), std::move(fetch));
+           },
+           py::arg("keys"), py::arg("op"))
       .def("peek",
            // (cached, value, fresh_until_wall, stale_until_wall): what memory holds, fresh or
            // stale, counting nothing (for writes decided on this instance's memory).

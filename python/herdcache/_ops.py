@@ -253,15 +253,8 @@ async def get(m: CacheManager, mode: Any, key: Key) -> Any:
 async def get_many(m: CacheManager, mode: Any, keys: list[Key]) -> list[Any]:
     """Each key's value or None, in order: from memory where it is there, the others read
     from Redis in one round trip (each read as get() does it)."""
-    values: list[Any] = [None] * len(keys)
-    missed = []
-    engine = m._engine
-    for i, key in enumerate(keys):
-        step, value, _ = engine.get(key, True, GET)
-        if step == FETCH:
-            missed.append(i)
-        else:
-            values[i] = value
+    values: list[Any]
+    values, missed = m._engine.get_many(keys, GET)  # get()'s memory lookup of each key
     if missed:
         results = await mode.fetch_many(m, [keys[i] for i in missed])
         for i, result in zip(missed, results):
