@@ -4,13 +4,15 @@ redis-py's own cluster client is the witness here; herdcache's cluster tier is t
 the same fixture. Until it exists, a cluster URL is refused when the manager starts."""
 
 import asyncio
+import logging
 
 import pytest
 from redis.cluster import ClusterNode, RedisCluster
 
-from herdcache import CacheManager
+from herdcache import CacheManager, Policy
 
 KEYS = 200
+FAILING_AFTER = 3  # WriteHealth::kFailingAfter: writes in a row answered with an error
 
 
 def test_every_node_knows_all_six_on_their_ports_and_bus_ports(redis_cluster):
@@ -91,3 +93,24 @@ def test_bad_cluster_urls_say_what_is_wrong():
         cache = CacheManager(redis_url=url)
         with pytest.raises(ValueError, match=message):
             asyncio.run(cache.start())
+
+
+def test_a_plain_url_to_a_cluster_node_fails_writes_visibly_and_names_the_cluster_url(redis_cluster, caplog):
+    """redis:// to one master: its scripts touch keys of several slots (CROSSSLOT), so
+    nothing is shared. Reads do not raise, the state is in stats, and the one warning says
+    which url a cluster needs."""
+    caplog.set_level(logging.WARNING, logger="herdcache")
+    master = redis_cluster.masters()[0]
+
+    async def run() -> dict:
+        async with CacheManager(redis_url=f"redis://127.0.0.1:{master.port}", namespace="plain",
+                                policies={"r": Policy(ttl=600, memory=False)}) as cache:
+            for i in range(FAILING_AFTER):
+                await cache.set(cache.key("r", f"k{i}"), {"i": i})
+            assert await cache.get(cache.key("r", "k0")) is None  # a miss, not an exception
+            return cache.stats()["redis"]
+
+    redis = asyncio.run(run())
+    assert redis["writes_failing"] is True and redis["error_replies"]["CROSSSLOT"] >= FAILING_AFTER
+    warnings = [r.getMessage() for r in caplog.records if "redis writes failing" in r.getMessage()]
+    assert len(warnings) == 1 and "the url for a cluster is redis+cluster://" in warnings[0]

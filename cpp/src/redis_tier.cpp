@@ -645,9 +645,14 @@ void RedisTier::note_write(const RedisResult& result) {
   const auto change = refused ? write_health_.on_error_reply(result.reply().str()) : write_health_.on_success();
   if (!log_ || change == WriteHealth::Change::None) return;
   if (change == WriteHealth::Change::Failing) {
+    const ReplyError kind = classify_reply_error(result.reply().str());
+    const bool cluster_node = kind == ReplyError::CrossSlot || kind == ReplyError::Moved;
     log_(kLogWarning, fmt::format("redis writes failing: {} writes in a row were answered with an error, the "
-                                  "latest: {} (nothing is shared through redis until a write succeeds)",
-                                  WriteHealth::kFailingAfter, result.reply().str()));
+                                  "latest: {} (nothing is shared through redis until a write succeeds){}",
+                                  WriteHealth::kFailingAfter, result.reply().str(),
+                                  cluster_node ? "; the server is a Redis Cluster node, which a redis:// url "
+                                                 "cannot use: the url for a cluster is redis+cluster://"
+                                               : ""));
   } else {
     log_(kLogInfo, "redis writes succeed again");
   }
