@@ -163,7 +163,16 @@ void register_bridge(py::module_& m) {
 
   // Before TierReply, whose guard() returns one: a signature names only registered types.
   py::class_<RedisTier::WriteGuard>(m, "WriteGuard", "What a write must prove (RedisTier::WriteGuard).")
-      .def_readonly("lease_token", &RedisTier::WriteGuard::lease_token);
+      .def_readonly("lease_token", &RedisTier::WriteGuard::lease_token)
+      .def("with_versions",
+           // The same guard proving `versions` too: those of the tags a load added to its
+           // entry (what its loader read), in the order they follow the entry's own.
+           [](const RedisTier::WriteGuard& g, const std::vector<std::string>& versions) {
+             RedisTier::WriteGuard out = g;
+             out.versions.insert(out.versions.end(), versions.begin(), versions.end());
+             return out;
+           },
+           py::arg("versions"));
 
   // A tier's answer, as Python reads it: fields are converted when read, and a read's
   // guard goes back to l2_write as a WriteGuard without a trip through Python lists.

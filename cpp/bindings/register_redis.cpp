@@ -208,6 +208,14 @@ void register_redis(py::module_& m) {
            py::arg("key"), py::arg("payload"), py::arg("fresh_until_wall"), py::arg("stale_until_wall"),
            py::arg("load_seconds"), py::arg("tags"), py::arg("guard"), py::arg("announce"), py::arg("bridge"),
            py::arg("defer") = false)
+      .def("l2_versions",
+           // The version of each dependency tag now (RedisTier::versions): what an entry
+           // built from an inner read must still find when it is written.
+           [](EngineHandle& e, std::vector<std::string> tags, py::object bridge, bool defer) {
+             RedisTier& t = tier(e);
+             return send(std::move(bridge), defer, [&](RedisTier::Callback cb) { t.versions(tags, std::move(cb)); });
+           },
+           py::arg("tags"), py::arg("bridge"), py::arg("defer") = false)
       .def("l2_incr",
            [](EngineHandle& e, const Key& key, std::int64_t delta, Nanos fresh_until_wall, Nanos stale_until_wall,
               bool set_lifetime, std::vector<std::string> tags, py::object bridge) {

@@ -141,17 +141,51 @@ void RedisTier::eval(const Script& script, std::vector<std::string> keys, std::v
   });
 }
 
+std::string RedisTier::version_key(std::string_view tag) const {
+  // An entry built from a key depends on that key's prefix levels as they are.
+  const bool prefix = tag.size() > kPrefixDependency.size() && tag.substr(0, kPrefixDependency.size()) == kPrefixDependency;
+  return prefix ? prefix_version_key(ns_, tag.substr(kPrefixDependency.size())) : tag_version_key(ns_, tag);
+}
+
 std::vector<std::string> RedisTier::dependencies(std::string_view canonical,
                                                  const std::vector<std::string>& tags) const {
   std::vector<std::string> deps;
   for (const auto& level : prefix_levels(canonical)) deps.push_back(prefix_version_key(ns_, level));
-  for (const auto& tag : tags) {
-    // An entry built from a key depends on that key's prefix levels as they are.
-    const bool prefix = tag.size() > kPrefixDependency.size() && tag.compare(0, kPrefixDependency.size(), kPrefixDependency) == 0;
-    deps.push_back(prefix ? prefix_version_key(ns_, std::string_view(tag).substr(kPrefixDependency.size()))
-                          : tag_version_key(ns_, tag));
-  }
+  for (const auto& tag : tags) deps.push_back(version_key(tag));
   return deps;
+}
+
+void RedisTier::versions(const std::vector<std::string>& tags, Callback cb) {
+  // Known versions are as current as this instance's memory tier (version_cache.hpp), so
+  // a dependency read from memory is judged by what this instance knew when it read it.
+  TierResult out;
+  out.status = TierResult::Status::Done;
+  std::vector<std::string> unknown;
+  std::vector<std::size_t> at;
+  for (std::size_t i = 0; i < tags.size(); ++i) {
+    std::string name = version_key(tags[i]);
+    std::optional<std::string> known = versions_.find(name);
+    out.versions.push_back(known ? std::move(*known) : std::string());
+    if (!known) {
+      unknown.push_back(std::move(name));
+      at.push_back(i);
+    }
+  }
+  if (unknown.empty()) return cb(std::move(out));
+  std::vector<std::string_view> mget{"MGET"};
+  mget.insert(mget.end(), unknown.begin(), unknown.end());
+  const std::uint64_t epoch = versions_.epoch();  // before the MGET can see any version
+  client_->submit(Command(mget), [this, epoch, out = std::move(out), unknown = std::move(unknown), at = std::move(at),
+                                  cb = std::move(cb)](RedisResult result) mutable {
+    if (!result.ok() || !result.reply().is_array() || result.reply().elements().size() != unknown.size()) {
+      return cb(TierResult::fault(describe(result)));
+    }
+    std::vector<std::string> seen;
+    for (auto& v : result.reply().elements()) seen.push_back(v.is_nil() ? "0" : std::move(v.str()));
+    versions_.learn(unknown, seen, epoch);
+    for (std::size_t i = 0; i < at.size(); ++i) out.versions[at[i]] = std::move(seen[i]);
+    cb(std::move(out));
+  });
 }
 
 // What a read needs again when its plain HMGET must be followed by the script. For a read
@@ -436,7 +470,8 @@ void RedisTier::invalidate(const Invalidation& inv, Callback cb) {
     {
       std::vector<std::string> bumped = bumped_version_keys(inv);  // the key's dependency version
       versions_.forget(bumped);
-      eval(*delete_, {inv.targets[0], lease_key(inv.targets[0]), bumped[0]}, {channel_, message}, finish());
+      eval(*delete_, {inv.targets[0], lease_key(inv.targets[0]), bumped[0]},
+           {channel_, message, std::to_string(kKeyVersionKeepMs)}, finish());
       return;
     }
     case Invalidation::Kind::Prefix:

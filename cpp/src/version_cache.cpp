@@ -38,6 +38,13 @@ VersionCache::Check VersionCache::check(std::string_view deps) const {
   return well_formed ? result : Check::Unknown;
 }
 
+std::optional<std::string> VersionCache::find(const std::string& name) const {
+  std::lock_guard lock(mu_);
+  auto it = versions_.find(name);
+  if (it == versions_.end()) return std::nullopt;
+  return it->second;
+}
+
 std::uint64_t VersionCache::epoch() const {
   std::lock_guard lock(mu_);
   return epoch_;

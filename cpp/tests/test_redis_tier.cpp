@@ -109,6 +109,41 @@ TEST_CASE("redis tier: an invalidation between a load's read and its write refus
   CHECK(hit.payload == "new");
 }
 
+TEST_CASE("redis tier: a dependency's version seen inside a load refuses the load's write once it moves", "[redis]") {
+  RedisServer server;
+  Tier t(server);
+  const Key outer = key_of("report", "o1");
+  const Key inner = key_of("config", "o1");
+  // What an entry built from `inner` depends on (invalidation.hpp): nothing was built
+  // from it yet, so none of its version keys exists in Redis.
+  const std::vector<std::string> inner_tags{"#k:" + inner.str, "#p:t:config", "#p:t:config:o1", "org:1"};
+  const auto [what, inv] = GENERATE_COPY(table<const char*, Invalidation>({
+      {"the inner key deleted", Invalidation::key("other", inner.str)},
+      {"its resource", Invalidation::prefix("other", "config", "t:config")},
+      {"a tag it carries", Invalidation::tags("other", {"org:1"})},
+  }));
+  INFO(what);
+  auto versions = [&] { return t.call([&](auto cb) { t.tier.versions(inner_tags, std::move(cb)); }); };
+
+  const TierResult miss = t.read(outer, {}, "T1");
+  REQUIRE(miss.status == Status::Miss);
+  const TierResult seen = versions();  // the loader's read of `inner`
+  REQUIRE(seen.status == Status::Done);
+  CHECK(seen.versions == std::vector<std::string>{"0", "0", "0", "0"});
+  REQUIRE(t.invalidate(inv).status == Status::Done);
+  TierResult guarded = miss;
+  guarded.versions.insert(guarded.versions.end(), seen.versions.begin(), seen.versions.end());
+  CHECK(t.write(outer, "built from the old inner", inner_tags, guarded, "T1").status == Status::Refused);
+
+  // Built again from what is there now, it is written.
+  const TierResult again = t.read(outer, {}, "T2");
+  const TierResult now = versions();
+  CHECK(now.versions != seen.versions);
+  TierResult current = again;
+  current.versions.insert(current.versions.end(), now.versions.begin(), now.versions.end());
+  CHECK(t.write(outer, "built from the new inner", inner_tags, current, "T2").status == Status::Done);
+}
+
 TEST_CASE("redis tier: a stale entry's refresh lease carries the guard its write must prove", "[redis]") {
   RedisServer server;
   Tier t(server);

@@ -16,6 +16,8 @@ TEST_CASE("version cache: an entry is valid only when every dependency is known 
   CHECK(cache.check("") == Check::Valid);  // no dependencies: nothing can invalidate it
   CHECK(cache.check("app#p:courses\n0\napp#t:org:1\n2\n") == Check::Invalid);
   CHECK(cache.check("app#p:x\n0\napp#t:org:1\n2\n") == Check::Invalid);  // one moved settles it
+  CHECK(cache.find("app#t:org:1") == "3");
+  CHECK_FALSE(cache.find("app#t:org:2").has_value());
 }
 
 TEST_CASE("version cache: malformed records are Unknown and teach nothing") {

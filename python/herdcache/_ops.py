@@ -54,8 +54,12 @@ Loader = Callable[[], Any]
 T = TypeVar("T")
 # The dependencies of the load running in this context (a loader's cached reads add to
 # it), or None: set around each loader (_run_loader). While set, the native lookup of a
-# cached function leaves its fresh hits to get_or_load, which records them.
-BUILDING: contextvars.ContextVar[set[str] | None] = contextvars.ContextVar("herdcache_building", default=None)
+# cached function leaves its fresh hits to get_or_load, which records them. Each
+# dependency tag maps to its version as the read that added it saw it (None: not asked
+# yet, or no Redis to ask): the load's write is refused when one of them moved since
+# (_depend), so a value built from what was invalidated meanwhile is never stored.
+Building = dict[str, "str | None"]
+BUILDING: contextvars.ContextVar[Building | None] = contextvars.ContextVar("herdcache_building", default=None)
 track_building(BUILDING)
 
 
@@ -239,14 +243,15 @@ ASYNC, SYNC = AsyncMode(), SyncMode()
 
 
 async def get(m: CacheManager, mode: Any, key: Key) -> Any:
+    outer = BUILDING.get()
+    asked = None if outer is None else _depend_before(m, mode, outer, key, ())
     step, value, _ = m._engine.get(key, True, GET)
     if step == FETCH:
         value = await mode.fetch(m, key)  # decoded (or a miss or a fault), filled in memory and counted
         if type(value) is SlowRead:
             value = finish_read(m, key, value)
-    outer = BUILDING.get()
     if outer is not None:  # read while another key loads: that key's entry is built from this one
-        outer.update(m._engine.dependencies_of(key))
+        await _depend_after(m, mode, outer, key, asked)
     return value
 
 
@@ -279,24 +284,88 @@ def finish_read(m: CacheManager, key: Key, slow: SlowRead) -> Any:
 
 
 async def get_or_load(m: CacheManager, mode: Any, key: Key, loader: Loader, tags: list[str], ttl: Any, *, counted: bool = True) -> Any:
+    outer = BUILDING.get()
+    asked = None if outer is None else _depend_before(m, mode, outer, key, tags)
     step, value, fresh_until = m._engine.get(key, counted)
     if step == SERVE_AND_REFRESH:
         refresh(m, mode, key, loader, tags, ttl, fresh_until)
     elif step != SERVE:
         value = await load(m, mode, key, loader, tags, ttl)  # LEAD
-    outer = BUILDING.get()
     if outer is not None:  # read while another key loads: that key's entry is built from this one
-        outer.update(m._engine.dependencies_of(key))
+        await _depend_after(m, mode, outer, key, asked)
     return value
 
 
-def _pass_on(tags: list[str]) -> None:
+# --- dependencies: what a loader reads, with the versions its write must still find ----
+#
+# A read inside a loader makes the outer entry depend on the inner key's dependency tags
+# (dependencies_of: the key's own, and every tag its entry carries). Their versions are
+# asked for before the read (the key's own tags, the tags in memory and the ones the
+# caller passes: sent ahead of the read, in order on the same connection) and, for tags
+# only the read brought (an entry from Redis, an inner load's), right after it; a version
+# this instance knows (version_cache.hpp) is the one it judged its memory tier by. _lead
+# adds them to the outer write's guard, so the write is refused when an invalidation of
+# any of them landed after the read. Nothing of this runs on a read outside a loader.
+
+
+def _depend_before(m: CacheManager, mode: Any, outer: Building, key: Key, tags: list[str] | tuple[()]) -> Any:
+    """Adds what is known of `key`'s dependency tags to `outer` and asks for their
+    versions; returns the pending answer, or None."""
+    new = [tag for tag in m._engine.dependencies_of(key) if tag not in outer]
+    new += [tag for tag in tags if tag not in outer and tag not in new]
+    if not new:
+        return None
+    for tag in new:
+        outer[tag] = None
+    return (new, mode.send(m, "l2_versions", new)) if m._has_redis else None
+
+
+async def _depend_after(m: CacheManager, mode: Any, outer: Building, key: Key, asked: Any) -> None:
+    """Takes in the versions asked for before the read, then adds the tags the read
+    brought (and any passed on without a version) with their versions as of now."""
+    if asked is not None:
+        _take_versions(m, outer, asked[0], await asked[1])
+    for tag in m._engine.dependencies_of(key):
+        outer.setdefault(tag, None)
+    if m._has_redis:
+        late = [tag for tag, version in outer.items() if version is None]
+        if late:
+            _take_versions(m, outer, late, await mode.l2(m, "l2_versions", late))
+
+
+def _take_versions(m: CacheManager, outer: Building, tags: list[str], reply: Any) -> None:
+    if reply.status == FAULT:  # left None: the write is then checked as it was before this
+        m._shared_fault(None, reply.error)
+        return
+    for tag, version in zip(tags, reply.versions):
+        if outer.get(tag) is None:  # the first version seen stands: a later one could hide a bump
+            outer[tag] = version
+
+
+def _pass_on(tags: list[str], versions: Building | None = None) -> None:
     """A value read from Redis or loaded while another key loads: the outer entry depends
     on its tags too. dependencies_of() finds them on the entry in memory; this is for one
-    that is not there (Policy(memory=False), or not yet filled)."""
+    that is not there (Policy(memory=False), or not yet filled). `versions`: the inner
+    load's own dependencies, with the versions its reads saw."""
     outer = BUILDING.get()
-    if outer is not None and tags:
-        outer.update(tags)
+    if outer is None:
+        return
+    for tag in tags:
+        version = versions.get(tag) if versions is not None else None
+        if outer.get(tag) is None:
+            outer[tag] = version
+
+
+def _guarded(guard: Any, added: list[str], deps: Building) -> Any:
+    """The write guard of a load whose loader read other entries: the versions its read
+    saw, then those of the dependency tags it added (`added`, in order). Unchanged when a
+    version is unknown (Redis could not be asked): the write records the current ones."""
+    if guard is None or not added:
+        return guard
+    versions = [deps.get(tag) for tag in added]
+    if any(version is None for version in versions):
+        return guard
+    return guard.with_versions(versions)
 
 
 def with_dependencies(m: CacheManager, tags: list[str], depends_on: list[Key]) -> list[str]:
@@ -369,8 +438,10 @@ async def _lead(m: CacheManager, mode: Any, key: Key, loader: Loader, tags: list
                 return found
         value, deps = await _run_loader(m, mode, key, loader)
         if deps:  # what the loader read from the cache: the entry is built from it
-            tags = tags + sorted(deps.difference(tags))
-        _pass_on(tags)  # a load inside another key's loader: that entry is built from this one
+            added = sorted(set(deps).difference(tags))
+            guard = _guarded(guard, added, deps)
+            tags = tags + added
+        _pass_on(tags, deps)  # a load inside another key's loader: that entry is built from this one
         stored, value = _store_local(m, key, value, tags, ttl, engine.now() - started, since)
     except asyncio.CancelledError as exc:
         # The leader itself is cancelled: the callers that joined its flight are not.
@@ -404,14 +475,14 @@ async def _lead(m: CacheManager, mode: Any, key: Key, loader: Loader, tags: list
     return value
 
 
-async def _run_loader(m: CacheManager, mode: Any, key: Key, loader: Loader) -> tuple[Any, set[str]]:
+async def _run_loader(m: CacheManager, mode: Any, key: Key, loader: Loader) -> tuple[Any, Building]:
     """Runs the loader inside the bulkhead, counted, timed, slow loads logged. Returns
     its value and the dependencies of what it read from the cache meanwhile (BUILDING)."""
     engine = m._engine
     if m._bulkhead is not None:
         await mode.acquire(m)
     started = engine.now()
-    deps: set[str] = set()
+    deps: Building = {}
     building = BUILDING.set(deps)
     try:
         engine.count(key.resource, "loads")

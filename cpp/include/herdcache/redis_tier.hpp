@@ -115,6 +115,14 @@ class RedisTier {
   // HMGET would only put a round trip before the script's.
   void read(const Key& key, const std::vector<std::string>& tags, const std::string& lease_token,
             Nanos lease_ns, Nanos refresh_before_wall, Nanos now_wall, Callback cb, bool plain_first = true);
+  // Done with one version per tag (an entry built from something carrying `tags`
+  // depends on these versions): the ones this instance knows, the others read from Redis
+  // now. A load records what its loader read this way, so that its write is refused when
+  // any of them moved since (the guard, below).
+  void versions(const std::vector<std::string>& tags, Callback cb);
+  // How long a deleted key's dependency version lives at least (scripts::kDelete): a
+  // load that read the key and writes later than this after the delete is not refused by it.
+  static constexpr std::int64_t kKeyVersionKeepMs = 24 * 3600 * 1000;
   // Writes an entry; refused (Refused) when the guard no longer holds.
   void write(const Key& key, std::string payload, Nanos fresh_until_wall, Nanos stale_until_wall,
              Nanos load_ns, const std::vector<std::string>& tags, const WriteGuard& guard,
@@ -173,6 +181,7 @@ class RedisTier {
   TierResult entry_hit(std::string_view key, std::vector<Reply>& e, std::size_t v, std::string_view x);
   void note_forged(std::string_view key);
   void note_write(const RedisResult& result);
+  std::string version_key(std::string_view tag) const;  // a dependency tag's version key
   std::vector<std::string> dependencies(std::string_view canonical, const std::vector<std::string>& tags) const;
   std::vector<std::string> bumped_version_keys(const Invalidation& inv) const;
   void replay_journal();

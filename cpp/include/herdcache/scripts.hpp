@@ -137,9 +137,9 @@ if #names > 0 then
     if want[j] and h ~= want[j] then return refuse() end
     deps[#deps + 1] = names[j] .. '\n' .. h .. '\n'
   end
-  -- A key's dependency version ("#t:#k:", invalidation.hpp) exists only while an entry
-  -- built from the key may: it outlives every such entry, and a delete bumps it only if
-  -- it exists, so deletes of keys nothing was built from leave nothing behind.
+  -- A key's dependency version ("#t:#k:", invalidation.hpp) lives while an entry built
+  -- from the key may: it outlives every such entry (a delete also keeps it for a while,
+  -- see kDelete).
   for j = 1, #names do
     if string.find(names[j], '#t:#k:', 1, true) and
        not redis.call('SET', names[j], have[j] or '0', 'NX', 'PXAT', ARGV[3]) then
@@ -230,13 +230,20 @@ redis.call('PUBLISH', ARGV[1], ARGV[2])
 return #KEYS
 )lua";
 
-// KEYS[1] entry, KEYS[2] its lease (revoked), KEYS[3] its dependency version (bumped
-// if entries were built from it, see kWrite); ARGV[1] channel, ARGV[2] message.
-// Returns 1 if the entry existed.
+// KEYS[1] entry, KEYS[2] its lease (revoked), KEYS[3] its dependency version (bumped);
+// ARGV[1] channel, ARGV[2] message, ARGV[3] how long the bumped version lives at least
+// (ms). Returns 1 if the entry existed.
+// The version is bumped whether or not anything was built from the key yet: a load in
+// flight may have read the key and record it as a dependency only when it writes, with
+// the version it saw (absent: "0"), and that write must see the bump. The version key
+// then lives at least ARGV[3] ms (RedisTier::kKeyVersionKeepMs), or as long as the
+// entries built from the key, whichever is longer (kWrite extends it), so deleting keys
+// nothing depends on leaves one small key each behind for that long, no longer.
 inline constexpr std::string_view kDelete = R"lua(
 local n = redis.call('UNLINK', KEYS[1])
 redis.call('DEL', KEYS[2])
-if redis.call('EXISTS', KEYS[3]) == 1 then redis.call('INCR', KEYS[3]) end
+redis.call('INCR', KEYS[3])
+if redis.call('PTTL', KEYS[3]) < tonumber(ARGV[3]) then redis.call('PEXPIRE', KEYS[3], ARGV[3]) end
 redis.call('PUBLISH', ARGV[1], ARGV[2])
 return n
 )lua";

@@ -20,6 +20,7 @@
 #pragma once
 #include <cstdint>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <unordered_map>
@@ -39,6 +40,9 @@ class VersionCache {
   };
   // `deps`: an entry's dependency record, "<version key>\n<version>\n" repeated.
   Check check(std::string_view deps) const;
+
+  // The version known for one version key, if any.
+  std::optional<std::string> find(const std::string& name) const;
 
   // The epoch to pass to learn() for a read sent now.
   std::uint64_t epoch() const;
