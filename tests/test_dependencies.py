@@ -8,7 +8,7 @@ import pytest
 
 from herdcache import CacheManager, ManualClock, Policy
 
-from background import eventually, settled
+from background import eventually, settled, subscribed
 
 
 class Service:
@@ -202,3 +202,71 @@ async def test_an_inner_entry_kept_out_of_memory_passes_on_its_tags(redis_url, i
         await eventually(lambda: not a._engine.peek(sa.slots.key("o1"))[0])
         await sb.slots("o1")
         assert sb.loads["slots"] == 1  # Redis' copy of slots was invalidated with the tag
+
+
+async def test_a_plain_get_of_an_entry_kept_out_of_memory_passes_on_its_tags(redis_url):
+    """The inner entry (Policy(memory=False)) is read with get() inside a's loader, from
+    Redis: its tags come from that read. b invalidating its tag invalidates a's report."""
+    from tiers import Tier
+
+    tier = Tier("redis", redis_url)
+    policies = {"config": Policy(ttl=60, memory=False)}
+    async with tier.open(namespace="deps", policies=policies) as a, \
+            tier.open(namespace="deps", policies=policies) as b:
+        await subscribed(a, b)
+        inner, outer = a.key("config", "o1"), a.key("report", "o1")
+        await b.set(inner, {"v": 1}, tags=["org:o1"])
+
+        async def load_report():
+            return (await a.get(inner))["v"]
+
+        assert await a.get_or_load(outer, load_report) == 1
+        await settled(a)
+        assert not a._engine.peek(inner)[0]  # kept out of memory
+        assert a._engine.peek(outer)[0]
+        await b.invalidate_tags("org:o1")
+        await eventually(lambda: not a._engine.peek(outer)[0])
+        assert await b.get(outer) is None  # Redis' copy went with the tag too
+
+
+async def test_a_caller_that_waited_for_its_own_instances_flight_passes_on_what_it_was_built_from(redis_url):
+    """departments (kept out of memory) is loaded by one caller; slots' loader, in the same
+    instance, joins that flight instead of loading. What departments was built from
+    (config) reaches slots through the flight: deleting config invalidates slots."""
+    import asyncio
+
+    from tiers import Tier
+
+    tier = Tier("redis", redis_url)
+    policies = {"departments": Policy(ttl=60, memory=False)}
+    async with tier.open(namespace="deps", policies=policies) as a, \
+            tier.open(namespace="deps", policies=policies) as b:
+        await subscribed(a, b)
+        entered, go = asyncio.Event(), asyncio.Event()
+
+        @a.cached("config")
+        async def config(org: str) -> int:
+            return 1
+
+        @a.cached("departments")
+        async def departments(org: str) -> int:
+            value = await config(org)
+            entered.set()
+            await go.wait()
+            return value
+
+        @a.cached("slots")
+        async def slots(org: str) -> int:
+            return await departments(org) + 1
+
+        leader = asyncio.ensure_future(departments("o1"))
+        await asyncio.wait_for(entered.wait(), 10)
+        follower = asyncio.ensure_future(slots("o1"))
+        await eventually(lambda: a.stats()["coalesced"] >= 1)  # slots' read joined the flight
+        go.set()
+        assert (await leader, await follower) == (1, 2)
+        await settled(a)
+        assert a._engine.peek(slots.key("o1"))[0]
+        await b.delete(config.key("o1"))
+        await eventually(lambda: not a._engine.peek(slots.key("o1"))[0])
+        assert await b.get(slots.key("o1")) is None

@@ -19,9 +19,13 @@ class StillRunning(Exception):
 
 
 class Flight:
-    __slots__ = ("_loop", "_future", "_waiters")
+    __slots__ = ("_loop", "_future", "_waiters", "built_from")
 
     def __init__(self) -> None:
+        # What the value was built from (dependency tag -> version or None), set by the
+        # leader before it completes the flight: a follower reading inside a loader passes
+        # it on to the entry that loader builds, as the leader's own read would.
+        self.built_from: dict[str, str | None] | None = None
         try:
             self._loop: asyncio.AbstractEventLoop | None = asyncio.get_running_loop()
             self._future: Any = self._loop.create_future()

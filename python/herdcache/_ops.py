@@ -247,12 +247,28 @@ async def get(m: CacheManager, mode: Any, key: Key) -> Any:
     asked = None if outer is None else _depend_before(m, mode, outer, key, ())
     step, value, _ = m._engine.get(key, True, GET)
     if step == FETCH:
-        value = await mode.fetch(m, key)  # decoded (or a miss or a fault), filled in memory and counted
-        if type(value) is SlowRead:
-            value = finish_read(m, key, value)
+        if outer is not None:
+            value = await _fetch_inside_loader(m, mode, key)
+        else:
+            value = await mode.fetch(m, key)  # decoded (or a miss or a fault), filled in memory and counted
+            if type(value) is SlowRead:
+                value = finish_read(m, key, value)
     if outer is not None:  # read while another key loads: that key's entry is built from this one
         await _depend_after(m, mode, outer, key, asked)
     return value
+
+
+async def _fetch_inside_loader(m: CacheManager, mode: Any, key: Key) -> Any:
+    """get()'s Redis read inside a loader: as l2_fetch's, and the entry's tags are passed
+    on to the entry the loader builds (one kept out of memory, Policy(memory=False), has
+    none that dependencies_of() could find)."""
+    since = m._engine.write_sequence()
+    result = await mode.l2(m, "l2_read", key, [], "", 0.0, 0)
+    if result.status == FAULT:
+        m._shared_fault(key, result.error)
+    elif result.status == HIT:
+        _pass_on(result.tags)
+    return finish_read(m, key, SlowRead(result, since))
 
 
 async def get_many(m: CacheManager, mode: Any, keys: list[Key]) -> list[Any]:
@@ -381,7 +397,10 @@ async def load(m: CacheManager, mode: Any, key: Key, loader: Loader, tags: list[
     leader's miss latency stands for them all."""
     leader, flight, flight_id = m._engine.begin_load(key, Flight, refresh)
     if not leader:
-        return await mode.wait(m, key, flight)
+        value = await mode.wait(m, key, flight)
+        if flight.built_from:  # inside a loader: what this key's value was built from goes on
+            _pass_on(list(flight.built_from), flight.built_from)
+        return value
     started = m._engine.now()
     # warm(): replace whatever is cached, however fresh (a stale-while-revalidate refresh
     # passes how fresh its own copy was instead: see refresh()).
@@ -429,7 +448,7 @@ async def _lead(m: CacheManager, mode: Any, key: Key, loader: Loader, tags: list
     guard = leased
     try:
         if protocol.begin() == READ:
-            found, guard = await _coordinate(m, mode, protocol, key, tags, replace_before, since, token)
+            found, guard = await _coordinate(m, mode, protocol, flight, key, tags, replace_before, since, token)
             if found is not _LOAD:
                 engine.finish_load(key, flight_id, True, -1.0)
                 flight.set_result(found)
@@ -442,6 +461,8 @@ async def _lead(m: CacheManager, mode: Any, key: Key, loader: Loader, tags: list
             guard = _guarded(guard, added, deps)
             tags = tags + added
         _pass_on(tags, deps)  # a load inside another key's loader: that entry is built from this one
+        if tags:
+            flight.built_from = {tag: deps.get(tag) for tag in tags}
         stored, value = _store_local(m, key, value, tags, ttl, engine.now() - started, since)
     except asyncio.CancelledError as exc:
         # The leader itself is cancelled: the callers that joined its flight are not.
@@ -499,7 +520,7 @@ async def _run_loader(m: CacheManager, mode: Any, key: Key, loader: Loader) -> t
     return value, deps
 
 
-async def _coordinate(m: CacheManager, mode: Any, protocol: Any, key: Key, tags: list[str], replace_before: int | None,
+async def _coordinate(m: CacheManager, mode: Any, protocol: Any, flight: Flight, key: Key, tags: list[str], replace_before: int | None,
                       since: int, token: str) -> tuple[Any, ...]:
     """Reads the key from Redis with a lease and performs the protocol's steps until it
     serves or loads. Returns (value, guard) when Redis has a value to serve (guard: the
@@ -541,6 +562,7 @@ async def _coordinate(m: CacheManager, mode: Any, protocol: Any, key: Key, tags:
         if step == LOAD_LEASED:
             return _LOAD, guard
         # SERVE, SERVE_AND_REFRESH: memory keeps it either way
+        flight.built_from = dict.fromkeys(result.tags)
         _pass_on(result.tags)
         engine.fill(key, value, len(payload), result.tags, result.fresh_until, result.stale_until,
                     result.load_seconds, not refreshing, since)
