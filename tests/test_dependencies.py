@@ -270,3 +270,21 @@ async def test_a_caller_that_waited_for_its_own_instances_flight_passes_on_what_
         await b.delete(config.key("o1"))
         await eventually(lambda: not a._engine.peek(slots.key("o1"))[0])
         assert await b.get(slots.key("o1")) is None
+
+
+async def test_get_many_inside_a_loader_makes_each_key_a_dependency(tier):
+    async with tier.open(namespace="deps") as m:
+        k1, k2, outer = m.key("config", "o1"), m.key("config", "o2"), m.key("report", "all")
+        await m.set_many({k1: 1, k2: 2})
+        loads = []
+
+        async def load_report():
+            loads.append(None)
+            return sum(await m.get_many([k1, k2]))
+
+        assert await m.get_or_load(outer, load_report) == 3
+        assert await m.get_or_load(outer, load_report) == 3
+        await m.delete(k2)
+        await m.set(k2, 5)
+        assert await m.get_or_load(outer, load_report) == 6
+        assert len(loads) == 2

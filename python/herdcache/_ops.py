@@ -273,7 +273,11 @@ async def _fetch_inside_loader(m: CacheManager, mode: Any, key: Key) -> Any:
 
 async def get_many(m: CacheManager, mode: Any, keys: list[Key]) -> list[Any]:
     """Each key's value or None, in order: from memory where it is there, the others read
-    from Redis in one round trip (each read as get() does it)."""
+    from Redis in one round trip (each read as get() does it). Inside a loader each key
+    is read as get() reads it, one after the other, so that each becomes a dependency of
+    the entry being built, with its tags and versions."""
+    if BUILDING.get() is not None:
+        return [await get(m, mode, key) for key in keys]
     values: list[Any]
     values, missed = m._engine.get_many(keys, GET)  # get()'s memory lookup of each key
     if missed:
