@@ -215,7 +215,8 @@ async def test_a_plain_get_of_an_entry_kept_out_of_memory_passes_on_its_tags(red
             tier.open(namespace="deps", policies=policies) as b:
         await subscribed(a, b)
         inner, outer = a.key("config", "o1"), a.key("report", "o1")
-        await b.set(inner, {"v": 1}, tags=["org:o1"])
+        # a's own set: another's would announce itself to a, and fence a's load if it came late
+        await a.set(inner, {"v": 1}, tags=["org:o1"])
 
         async def load_report():
             return (await a.get(inner))["v"]
