@@ -14,7 +14,8 @@ import asyncio
 
 import pytest
 
-from herdcache import CacheManager, Policy
+from herdcache import CacheManager, ManualClock, Policy
+from herdcache._native import KEY_VERSION_KEEP_MS
 
 from background import eventually, settled, subscribed
 from proxy import TcpProxy
@@ -225,7 +226,7 @@ async def test_the_memory_tier_alone_refuses_an_entry_built_before_an_invalidati
 async def test_a_delete_bumps_the_keys_dependency_version_even_with_nothing_built_from_it(redis_server):
     """A load in flight may have read the key without anything built from it in Redis yet:
     the delete must still move the version its write will check. The version key then
-    lives for a bounded time (RedisTier::kKeyVersionKeepMs, a day), not forever."""
+    lives for a bounded time (RedisTier::kKeyVersionKeepMs, 10 minutes), not forever."""
     async with CacheManager(redis_url=redis_server.url, namespace="race") as m:
         key = m.key("config", "o1")
         version_key = f"race#t:#k:{key}"
@@ -233,4 +234,32 @@ async def test_a_delete_bumps_the_keys_dependency_version_even_with_nothing_buil
         await m.delete(key)
         await m.delete(key)  # deleting an absent key counts too: a load may have seen it absent
         assert redis_server.command("GET", version_key) in (b"2", "2")
-        assert 0 < redis_server.command("PTTL", version_key) <= 24 * 3600 * 1000
+        assert 0 < redis_server.command("PTTL", version_key) <= KEY_VERSION_KEEP_MS
+
+
+async def test_a_load_built_from_other_entries_that_ran_past_the_versions_keep_is_not_written(redis_server):
+    """A delete's version of the inner key lives KEY_VERSION_KEEP_MS: a load that read the
+    key and ran for half of that may be past a delete nothing can show any more, so its
+    value serves its caller and this instance's memory but is not written to Redis; one
+    that ran less is written. The clock is the manager's own (injected)."""
+    clock = ManualClock()
+    async with CacheManager(redis_url=redis_server.url, namespace="keep", clock=clock,
+                            default_policy=Policy(ttl=3600, jitter=0)) as m:
+        inner = m.key("config", "o1")
+        await m.set(inner, {"v": 1})
+
+        def built_after(seconds: float):
+            async def loader():
+                value = (await m.get(inner))["v"]
+                clock.advance(seconds)
+                return value
+            return loader
+
+        short, long = m.key("slots", "short"), m.key("slots", "long")
+        assert await m.get_or_load(short, built_after(1)) == 1
+        assert await m.get_or_load(long, built_after(KEY_VERSION_KEEP_MS / 2000 + 1)) == 1
+        await settled(m)
+        assert redis_server.command("EXISTS", str(short)) == 1
+        assert redis_server.command("EXISTS", str(long)) == 0  # not written: nothing proves it current
+        assert m._engine.peek(long)[0]  # this instance keeps it: its own fence saw every invalidation
+        assert redis_server.command("EXISTS", f"keep#l:{long}") == 0  # and its lease was given back

@@ -2,6 +2,7 @@
 // them instead of restating them: plain ints (compared on the request path) and bytes.
 #include "bindings.hpp"
 #include "herdcache/codes.hpp"
+#include "herdcache/redis_tier.hpp"
 #include "herdcache/write_fence.hpp"
 
 namespace herdcache::py_bindings {
@@ -24,6 +25,7 @@ void register_codes(py::module_& m) {
   // What a compressed payload the engine could not decompress still starts with.
   m.attr("COMPRESSED_HEADER") = py::bytes(kCompressedHeader.data(), kCompressedHeader.size());
   m.attr("UNFENCED") = py::int_(WriteFence::kUnfenced);  // a store that no load precedes
+  m.attr("KEY_VERSION_KEEP_MS") = py::int_(RedisTier::kKeyVersionKeepMs);
 }
 
 }  // namespace herdcache::py_bindings

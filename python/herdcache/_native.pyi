@@ -5,7 +5,7 @@ herdcache's C++ engine (internal: use the herdcache package)
 from __future__ import annotations
 import collections.abc
 import typing
-__all__: list[str] = ['Bridge', 'COMPRESSED_HEADER', 'CacheError', 'Engine', 'FetchedMany', 'FillWaiter', 'GetCall', 'Invalidation', 'Key', 'LEASE_GRANTED', 'LEASE_HELD', 'LEASE_NONE', 'LOG_INFO', 'LOG_WARNING', 'MISS', 'ManualClock', 'PAYLOAD_HEADER', 'PgEvent', 'PgListener', 'Policy', 'ReadProtocol', 'SIGNED_HEADER', 'STATUS_CONFLICT', 'STATUS_DONE', 'STATUS_FAULT', 'STATUS_HIT', 'STATUS_MISS', 'STATUS_REFUSED', 'SerializationError', 'SlowRead', 'TierReply', 'UNFENCED', 'WriteGuard', 'callsite', 'getter', 'pg_query', 'pg_validate_dsn', 'track_building']
+__all__: list[str] = ['Bridge', 'COMPRESSED_HEADER', 'CacheError', 'Engine', 'FetchedMany', 'FillWaiter', 'GetCall', 'Invalidation', 'KEY_VERSION_KEEP_MS', 'Key', 'LEASE_GRANTED', 'LEASE_HELD', 'LEASE_NONE', 'LOG_INFO', 'LOG_WARNING', 'MISS', 'ManualClock', 'PAYLOAD_HEADER', 'PgEvent', 'PgListener', 'Policy', 'ReadProtocol', 'SIGNED_HEADER', 'STATUS_CONFLICT', 'STATUS_DONE', 'STATUS_FAULT', 'STATUS_HIT', 'STATUS_MISS', 'STATUS_REFUSED', 'SerializationError', 'SlowRead', 'TierReply', 'UNFENCED', 'WriteGuard', 'callsite', 'getter', 'pg_query', 'pg_validate_dsn', 'track_building']
 class CacheError(Exception):
     """Base class of herdcache's own errors."""
 
@@ -410,6 +410,7 @@ def track_building(var: typing.Any) -> None:
     The ContextVar whose value, while not None, sends fresh hits to the slow path.
     """
 COMPRESSED_HEADER: bytes
+KEY_VERSION_KEEP_MS: int = 600000
 LEASE_GRANTED: int = 1
 LEASE_HELD: int = 2
 LEASE_NONE: int = 0

@@ -30,7 +30,7 @@ from ._validate import MAX_COUNTER
 
 # The engine's codes (cpp/include/herdcache/codes.hpp): shared-tier result statuses and
 # lease states (TierResult), and UNFENCED, a store that no load precedes (WriteFence::kUnfenced).
-from ._native import UNFENCED, CacheError, Key, ReadProtocol, SerializationError, SlowRead, TierReply
+from ._native import KEY_VERSION_KEEP_MS, UNFENCED, CacheError, Key, ReadProtocol, SerializationError, SlowRead, TierReply
 from ._native import track_building
 from ._native import (STATUS_CONFLICT as CONFLICT, STATUS_DONE as DONE, STATUS_FAULT as FAULT, STATUS_HIT as HIT,
                       STATUS_MISS as MISS, STATUS_REFUSED as REFUSED)
@@ -460,6 +460,7 @@ async def _lead(m: CacheManager, mode: Any, key: Key, loader: Loader, tags: list
                     _refresh_under(m, mode, key, loader, tags, ttl, guard)
                 return found
         value, deps = await _run_loader(m, mode, key, loader)
+        added: list[str] = []
         if deps:  # what the loader read from the cache: the entry is built from it
             added = sorted(set(deps).difference(tags))
             guard = _guarded(guard, added, deps)
@@ -488,6 +489,8 @@ async def _lead(m: CacheManager, mode: Any, key: Key, loader: Loader, tags: list
         raise
     engine.finish_load(key, flight_id, True, engine.now() - started)
     step = protocol.loaded(stored is not None)
+    if step == WRITE and added and engine.now() - started > _DEPENDENCY_WRITE_LIMIT_S:
+        step = RELEASE  # a delete's version of what the loader read may be gone: not provable
     if step == WRITE:
         assert stored is not None  # loaded(False) never answers WRITE
         payload, fresh_until, stale_until = stored
@@ -587,6 +590,9 @@ async def _release(m: CacheManager, mode: Any, key: Key, token: str) -> None:
     await mode.l2(m, "l2_release", key, token)
 
 
+# A load whose loader read other entries writes to Redis only within this long of its
+# start: the versions its guard proves are kept that long at least (kKeyVersionKeepMs).
+_DEPENDENCY_WRITE_LIMIT_S = KEY_VERSION_KEEP_MS / 2000
 _UNUSABLE = object()  # a payload that did not decode
 _LOAD = object()  # _coordinate's answer when this process must load
 

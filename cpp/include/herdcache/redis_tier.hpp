@@ -121,8 +121,11 @@ class RedisTier {
   // any of them moved since (the guard, below).
   void versions(const std::vector<std::string>& tags, Callback cb);
   // How long a deleted key's dependency version lives at least (scripts::kDelete): a
-  // load that read the key and writes later than this after the delete is not refused by it.
-  static constexpr std::int64_t kKeyVersionKeepMs = 24 * 3600 * 1000;
+  // load that read the key and wrote later than this after the delete would not be
+  // refused by it, so a load whose loader read other entries does not write to Redis
+  // once it has run for half of this (_ops._lead); its value still serves its callers and
+  // this instance's memory. Short, because every delete leaves one such key behind.
+  static constexpr std::int64_t kKeyVersionKeepMs = 10 * 60 * 1000;
   // Writes an entry; refused (Refused) when the guard no longer holds.
   void write(const Key& key, std::string payload, Nanos fresh_until_wall, Nanos stale_until_wall,
              Nanos load_ns, const std::vector<std::string>& tags, const WriteGuard& guard,
